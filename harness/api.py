@@ -1,0 +1,65 @@
+"""The public plugin API: everything a plugin author imports comes from here.
+
+A complete method plugin::
+
+    from harness.api import MethodSpec, Param, hookimpl
+
+    def apply(ctx):
+        ...  # return the compressed torch module (or the path of an ONNX file)
+
+    @hookimpl
+    def harness_register_methods(register):
+        register(MethodSpec(name="my-prune", apply=apply,
+                            params=(Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True),),
+                            claims=lambda p: {"sparsity": p["sparsity"]}))
+"""
+
+from harness import hookimpl
+from harness.params import Param, ParamError
+from harness.specs import (
+    ApplyContext,
+    Artifact,
+    BackendSpec,
+    CellContext,
+    DatasetContext,
+    DatasetSpec,
+    Measurement,
+    MethodSpec,
+    MetricSpec,
+    ModelContext,
+    ModelSpec,
+    Session,
+    Skip,
+    Split,
+    Splits,
+    SuiteSpec,
+    VerifierSpec,
+)
+from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
+
+__all__ = [
+    "hookimpl",
+    "Param",
+    "ParamError",
+    "ApplyContext",
+    "Artifact",
+    "BackendSpec",
+    "CellContext",
+    "DatasetContext",
+    "DatasetSpec",
+    "Measurement",
+    "MethodSpec",
+    "MetricSpec",
+    "ModelContext",
+    "ModelSpec",
+    "Session",
+    "Skip",
+    "Split",
+    "Splits",
+    "SuiteSpec",
+    "VerifierSpec",
+    "InProcessSession",
+    "TimingPlan",
+    "TimingResult",
+    "time_calls",
+]

@@ -1,0 +1,207 @@
+"""Reference weights and compressed artifacts: built once, cached on disk by content hash.
+
+Runs inside worker processes (it imports torch). Every cache entry is written
+to a temporary folder and renamed into place, so a crash mid-build never
+leaves a half-written entry that a later run would trust.
+"""
+
+from __future__ import annotations
+
+import copy
+import hashlib
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from harness.plugins import Registry
+from harness.specs import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
+from harness.suitefile import Component, digest
+
+_DATASETS: dict[str, Splits] = {}
+
+
+def seed_everything(seed: int) -> None:
+    """Seed python, numpy and torch (the host does it before build, train and apply)."""
+    import numpy as np
+    import torch
+
+    random.seed(seed)
+    np.random.seed(seed % (2**32))
+    torch.manual_seed(seed)
+
+
+def file_sha256(path: str | Path) -> str:
+    """Content hash of a file."""
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def plugin_version(registry: Registry, kind: str, name: str) -> dict:
+    """Which plugin (and distribution version) provides a thing: recorded with every result."""
+    plugin = registry.get(kind, name).plugin
+    return {"plugin": plugin.name, "distribution": plugin.distribution, "version": plugin.version}
+
+
+def load_dataset(registry: Registry, dataset: Component, cache_dir: Path) -> Splits:
+    """Load a dataset once per process."""
+    key = digest(dataset.as_dict())
+    if key not in _DATASETS:
+        spec = registry.get("dataset", dataset.name).spec
+        splits = spec.load(DatasetContext(params=dataset.params, cache_dir=cache_dir / "datasets"))
+        if not isinstance(splits, Splits):
+            raise TypeError(f"dataset {dataset.name}: load() returned {type(splits).__name__}, "
+                            "expected harness.api.Splits")
+        _DATASETS[key] = splits
+    return _DATASETS[key]
+
+
+def export_onnx(module: Any, path: Path, input_shape: tuple[int, ...]) -> Path:
+    """Export a torch module to a single-file ONNX model with a dynamic batch dimension."""
+    import logging
+    import warnings
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    module = module.eval()
+    x = torch.zeros((2, *input_shape))
+    logging.getLogger("torch.onnx").setLevel(logging.ERROR)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        torch.onnx.export(module, (x,), str(path), dynamo=True, external_data=False,
+                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+    return path
+
+
+def _atomic_dir(final: Path) -> Path:
+    final.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    try:
+        os.replace(tmp, final)
+    except OSError:
+        # Another builder won the race with identical content; keep theirs.
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def reference_model(registry: Registry, model: Component, dataset: Component, seed: int,
+                    splits: Splits, cache_dir: Path) -> tuple[Any, dict]:
+    """The dense model with its weights: from a file, from the training cache, or trained now."""
+    import torch
+
+    spec = registry.get("model", model.name).spec
+    params = {k: v for k, v in model.params.items() if k != "weights"}
+    ctx = ModelContext(params=params, input_shape=tuple(splits.input_shape),
+                       num_classes=splits.num_classes, seed=seed, splits=splits)
+    seed_everything(seed)
+    module = spec.build(ctx)
+    weights_file = model.params.get("weights")
+    if weights_file:
+        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        try:
+            module.load_state_dict(state)
+        except Exception as exc:
+            raise ValueError(f"model {model.name}: weights file {weights_file} does not fit the "
+                             f"architecture: {exc}") from exc
+        return module.eval(), {"source": "file", "path": weights_file, "sha256": file_sha256(weights_file)}
+    if spec.train is None or not splits.labelled:
+        why = "no training recipe" if spec.train is None else f"dataset {dataset.name} is unlabelled"
+        return module.eval(), {"source": "seeded initialisation", "why": why, "seed": seed}
+    key = digest({"model": model.name, "params": params, "plugin": plugin_version(registry, "model", model.name),
+                  "dataset": dataset.as_dict(), "data": splits.fingerprint, "seed": seed,
+                  "input_shape": list(splits.input_shape), "num_classes": splits.num_classes})
+    final = cache_dir / "weights" / key
+    if not (final / "weights.pt").is_file():
+        tmp = _atomic_dir(final)
+        t0 = time.perf_counter()
+        seed_everything(seed)
+        report = spec.train(module, ctx) or {}
+        torch.save(module.state_dict(), tmp / "weights.pt")
+        info = {"source": "trained", "key": key, "seed": seed, "train_s": time.perf_counter() - t0,
+                "report": report}
+        (tmp / "weights.json").write_text(json.dumps(info, indent=1, default=str))
+        _publish(tmp, final)
+    state = torch.load(final / "weights.pt", map_location="cpu", weights_only=True)
+    module.load_state_dict(state)
+    info = json.loads((final / "weights.json").read_text())
+    info["sha256"] = file_sha256(final / "weights.pt")
+    return module.eval(), info
+
+
+def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Path) -> Artifact:
+    """The compressed artifact of a cell, from the cache or built now.
+
+    ``cell`` carries ``model``, ``dataset`` and ``method`` as ``{"name", "params"}`` and ``seed``.
+    """
+    import torch
+
+    model = Component(**cell["model"])
+    dataset = Component(**cell["dataset"])
+    method = Component(**cell["method"])
+    seed = cell["seed"]
+    module, weights = reference_model(registry, model, dataset, seed, splits, cache_dir)
+    plugins = {kind: plugin_version(registry, kind, comp.name)
+               for kind, comp in (("model", model), ("dataset", dataset), ("method", method))}
+    identity = {"model": model.as_dict(), "dataset": dataset.as_dict(), "method": method.as_dict(),
+                "seed": seed, "data": splits.fingerprint, "weights": weights.get("sha256", weights),
+                "plugins": plugins}
+    key = digest(identity, 24)
+    final = cache_dir / "artifacts" / key
+    if (final / "artifact.json").is_file():
+        return Artifact.open(final)
+
+    spec = registry.get("method", method.name).spec
+    tmp = _atomic_dir(final)
+    t0 = time.perf_counter()
+    input_shape = tuple(splits.input_shape)
+    work = tmp / "work"
+    work.mkdir()
+    source = copy.deepcopy(module)
+    seed_everything(seed)
+    out = spec.apply(ApplyContext(module=source, params=method.params, seed=seed, splits=splits,
+                                  workdir=work, input_shape=input_shape,
+                                  export_onnx=lambda m, p: export_onnx(m, p, input_shape)))
+    formats: list[str] = []
+    if isinstance(out, torch.nn.Module):
+        out.eval()
+        torch.save(out, tmp / "module.pt")
+        formats.append("torch")
+        analysed = out
+        if "onnx" in spec.produces:
+            export_onnx(out, tmp / "model.onnx", input_shape)
+            formats.append("onnx")
+    elif isinstance(out, (str, os.PathLike)) and Path(out).is_file():
+        shutil.copyfile(out, tmp / "model.onnx")
+        formats.append("onnx")
+        # An ONNX-only method (quantization) keeps the architecture and its zeros: its FLOPs are
+        # those of the module it was made from.
+        analysed = source
+    else:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise TypeError(f"method {method.name}: apply() returned {out!r}; expected a torch.nn.Module "
+                        "or the path of an ONNX file it wrote")
+    shutil.rmtree(work, ignore_errors=True)
+    from harness.analysis import flop_counts
+
+    analysis = flop_counts(analysed, input_shape)
+    claims = dict(spec.claims(method.params)) if spec.claims else {}
+    manifest = {
+        "key": key, "formats": formats, "input_shape": list(input_shape),
+        "num_classes": splits.num_classes, "identity": identity, "claims": claims,
+        "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,
+        "exporter": "torch.onnx.export(dynamo=True)", "analysis": analysis,
+    }
+    (tmp / "artifact.json").write_text(json.dumps(manifest, indent=1, default=str))
+    _publish(tmp, final)
+    return Artifact.open(final)

@@ -1,0 +1,160 @@
+"""Typed parameters for models, datasets, methods, backends and suite settings.
+
+A :class:`Param` declares one parameter; :func:`validate` checks a mapping of
+values against a tuple of them and :func:`expand_grid` turns list values into a
+grid of concrete parameter sets, as a suite file's ``sparsity = [0.5, 0.9]``.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from typing import Any, Iterable, Mapping
+
+_REQUIRED = object()
+
+_TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list"}
+
+
+class ParamError(ValueError):
+    """A value does not fit its declared parameter. ``key`` names the parameter."""
+
+    def __init__(self, key: str, reason: str):
+        super().__init__(f"{key}: {reason}")
+        self.key = key
+        self.reason = reason
+
+
+@dataclass(frozen=True)
+class Param:
+    """One typed parameter.
+
+    :param name: the key in a suite file.
+    :param type: ``int``, ``float``, ``str``, ``bool`` or ``list``.
+    :param default: the value when the key is absent; leave it out to make the parameter required.
+    :param min: inclusive lower bound for numbers (``min_exclusive`` makes it exclusive).
+    :param max: inclusive upper bound for numbers (``max_exclusive`` makes it exclusive).
+    :param choices: the allowed values, when they are a closed set.
+    :param item_type: the type of each item when ``type`` is ``list``.
+    :param grid: whether a list given for a scalar parameter expands into a grid (default yes).
+    :param help: one line for ``harness plugins`` and the docs.
+    """
+
+    name: str
+    type: type
+    default: Any = _REQUIRED
+    min: float | None = None
+    max: float | None = None
+    min_exclusive: bool = False
+    max_exclusive: bool = False
+    choices: tuple | None = None
+    item_type: type | None = None
+    grid: bool = True
+    help: str = ""
+
+    @property
+    def required(self) -> bool:
+        """Whether the parameter has no default."""
+        return self.default is _REQUIRED
+
+    def check(self, value: Any, key: str) -> Any:
+        """Return ``value`` converted to this parameter's type, or raise :class:`ParamError`."""
+        value = _coerce(value, self.type, key)
+        if self.type is list:
+            if self.item_type is not None:
+                value = [self._check_scalar(_coerce(v, self.item_type, f"{key}[{i}]"), f"{key}[{i}]")
+                         for i, v in enumerate(value)]
+            return value
+        return self._check_scalar(value, key)
+
+    def _check_scalar(self, value: Any, key: str) -> Any:
+        if self.choices is not None and value not in self.choices:
+            allowed = ", ".join(repr(c) for c in self.choices)
+            raise ParamError(key, f"{value!r} is not one of {allowed}")
+        if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
+                raise ParamError(key, f"{value!r} is out of range: {self._range()}")
+            if self.max is not None and (value > self.max or (self.max_exclusive and value == self.max)):
+                raise ParamError(key, f"{value!r} is out of range: {self._range()}")
+        return value
+
+    def _range(self) -> str:
+        lo = "(" if self.min_exclusive else "["
+        hi = ")" if self.max_exclusive else "]"
+        a = "-inf" if self.min is None else repr(self.min)
+        b = "inf" if self.max is None else repr(self.max)
+        return f"must be in {lo}{a}, {b}{hi}"
+
+    def describe(self) -> dict:
+        """A JSON-able description for listings."""
+        d = {"name": self.name, "type": self.type.__name__, "help": self.help}
+        if not self.required:
+            d["default"] = self.default
+        for attr in ("min", "max", "choices"):
+            if getattr(self, attr) is not None:
+                d[attr] = getattr(self, attr)
+        return d
+
+
+def _coerce(value: Any, typ: type, key: str) -> Any:
+    if typ is float and isinstance(value, int) and not isinstance(value, bool):
+        return float(value)
+    if typ is bool and isinstance(value, bool):
+        return value
+    if typ is not bool and isinstance(value, bool):
+        raise ParamError(key, f"expected {_TYPE_NAMES.get(typ, typ.__name__)}, got a boolean ({value!r})")
+    if not isinstance(value, typ):
+        got = type(value).__name__
+        raise ParamError(key, f"expected {_TYPE_NAMES.get(typ, typ.__name__)}, got {got} {value!r}")
+    return value
+
+
+def validate(params: Iterable[Param], values: Mapping[str, Any], where: str = "") -> dict:
+    """Check ``values`` against ``params``; return a complete dict with defaults filled in.
+
+    List values of scalar parameters are kept as lists (each item checked): call
+    :func:`expand_grid` to expand them. Unknown keys and missing required keys are
+    errors. ``where`` prefixes the key in error messages (``matrix[0].methods[1]``).
+    """
+    params = tuple(params)
+    by_name = {p.name: p for p in params}
+    prefix = f"{where}." if where else ""
+    out: dict[str, Any] = {}
+    for key, value in values.items():
+        p = by_name.get(key)
+        if p is None:
+            known = ", ".join(sorted(by_name)) or "none"
+            raise ParamError(prefix + key, f"unknown parameter (known: {known})")
+        if isinstance(value, list) and p.type is not list:
+            if not p.grid:
+                raise ParamError(prefix + key, "does not take a list of values")
+            if not value:
+                raise ParamError(prefix + key, "an empty list expands to no runs")
+            out[key] = [p.check(v, f"{prefix}{key}[{i}]") for i, v in enumerate(value)]
+        else:
+            out[key] = p.check(value, prefix + key)
+    for p in params:
+        if p.name not in out:
+            if p.required:
+                raise ParamError(prefix + p.name, "is required")
+            out[p.name] = p.default
+    return out
+
+
+def expand_grid(params: Iterable[Param], values: Mapping[str, Any]) -> list[dict]:
+    """Expand list values of scalar parameters into the cartesian grid, in key order."""
+    kinds = {p.name: p for p in params}
+    keys = list(values)
+    axes = []
+    for k in keys:
+        v = values[k]
+        p = kinds.get(k)
+        if isinstance(v, list) and p is not None and p.type is not list:
+            axes.append(v)
+        else:
+            axes.append([v])
+    return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
+
+
+__all__ = ["Param", "ParamError", "validate", "expand_grid"]
+

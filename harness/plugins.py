@@ -1,0 +1,265 @@
+"""The plugin host: discovery, loading and the registry of what plugins provide.
+
+Discovery order: built-in plugins (the standard suites), installed
+distributions through the ``harness`` entry-point group, then ``*.py`` files
+from a directory named on the command line. ``HARNESS_DISABLE_PLUGINS=a,b``
+blocks plugins by name. Any plugin that fails to import or register stops
+everything with its name and distribution in the message: a method that
+silently goes missing corrupts a leaderboard.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+import os
+import sys
+from dataclasses import dataclass, field
+from importlib.metadata import entry_points
+from pathlib import Path
+from types import ModuleType
+from typing import Any, Iterable
+
+import pluggy
+
+from harness import hookspecs
+from harness.specs import KINDS, SpecError
+
+ENTRY_POINT_GROUP = "harness"
+DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
+
+#: Built-in plugins, registered exactly as external ones are (datasette's DEFAULT_PLUGINS).
+DEFAULT_PLUGINS = (
+    "harness.suites.accuracy",
+    "harness.suites.latency",
+    "harness.suites.size",
+)
+
+#: hook name of each kind's registration hook
+HOOKS = {kind: f"harness_register_{kind}s" for kind in KINDS}
+
+
+class PluginError(Exception):
+    """A plugin failed to load or to register; the message names it and its distribution."""
+
+
+@dataclass
+class PluginInfo:
+    """Where a plugin came from and what it registered."""
+
+    name: str
+    source: str  # "builtin" | "entry point" | "directory"
+    distribution: str | None = None
+    version: str | None = None
+    location: str | None = None
+    registered: dict[str, list[str]] = field(default_factory=dict)
+
+    @property
+    def label(self) -> str:
+        """``name (dist version)`` for messages."""
+        if self.distribution:
+            return f'"{self.name}" ({self.distribution} {self.version})'
+        return f'"{self.name}" ({self.source}{": " + self.location if self.location else ""})'
+
+    def as_dict(self) -> dict:
+        """JSON-able form for ``harness plugins --json``."""
+        return {
+            "name": self.name,
+            "source": self.source,
+            "distribution": self.distribution,
+            "version": self.version,
+            "location": self.location,
+            "kinds": sorted(k for k, v in self.registered.items() if v),
+            "registered": {k: v for k, v in sorted(self.registered.items()) if v},
+        }
+
+
+@dataclass
+class Registered:
+    """One registered thing with the plugin that registered it."""
+
+    spec: Any
+    plugin: PluginInfo
+
+
+class Registry:
+    """Everything the loaded plugins registered, by kind and name."""
+
+    def __init__(self) -> None:
+        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
+        self.plugins: dict[str, PluginInfo] = {}
+
+    def add(self, kind: str, spec: Any, plugin: PluginInfo) -> None:
+        """Validate and add one spec; a duplicate name is an error naming both plugins."""
+        expected = KINDS[kind]
+        if not isinstance(spec, expected):
+            raise PluginError(f"Plugin {plugin.label} registered {spec!r} through "
+                              f"{HOOKS[kind]}, expected a harness.api.{expected.__name__}")
+        try:
+            spec.check()
+        except SpecError as exc:
+            raise PluginError(f"Plugin {plugin.label} registered an invalid {kind}: {exc}") from exc
+        existing = self.items[kind].get(spec.name)
+        if existing is not None:
+            raise PluginError(f"{kind} {spec.name!r} is registered twice: by plugin "
+                              f"{existing.plugin.label} and by plugin {plugin.label}")
+        self.items[kind][spec.name] = Registered(spec, plugin)
+        plugin.registered.setdefault(kind, []).append(spec.name)
+
+    def get(self, kind: str, name: str) -> Registered:
+        """The registered thing, or ``KeyError`` listing the known names."""
+        try:
+            return self.items[kind][name]
+        except KeyError:
+            known = ", ".join(sorted(self.items[kind])) or "none"
+            raise KeyError(f"unknown {kind} {name!r} (known: {known})") from None
+
+    def names(self, kind: str) -> list[str]:
+        """Sorted names of one kind."""
+        return sorted(self.items[kind])
+
+
+@dataclass
+class Host:
+    """A loaded plugin manager with its registry."""
+
+    pm: pluggy.PluginManager
+    registry: Registry
+    plugins_dir: str | None = None
+
+
+def get_plugin_manager() -> pluggy.PluginManager:
+    """A fresh plugin manager with the hook specifications and nothing registered."""
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(hookspecs)
+    return pm
+
+
+def disabled_plugins() -> set[str]:
+    """Names in ``HARNESS_DISABLE_PLUGINS``."""
+    return {n.strip() for n in os.environ.get(DISABLE_ENV, "").split(",") if n.strip()}
+
+
+def _dist_of(ep: Any) -> tuple[str | None, str | None]:
+    dist = getattr(ep, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo,
+                     infos: dict[str, PluginInfo]) -> None:
+    if info.name in infos:
+        other = infos[info.name]
+        raise PluginError(f"Two plugins are named {info.name!r}: {other.label} and {info.label}")
+    try:
+        pm.register(module, name=info.name)
+    except Exception as exc:  # pluggy validates hook signatures here
+        raise PluginError(f"Error registering plugin {info.label}: {exc}") from exc
+    infos[info.name] = info
+
+
+def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None = None,
+                 *, entry_points_enabled: bool = True,
+                 extra: Iterable[tuple[str, Any]] = ()) -> dict[str, PluginInfo]:
+    """Register built-ins, entry points and files of ``plugins_dir`` on ``pm``, one at a time.
+
+    ``extra`` adds (name, plugin object) pairs last (tests use it). Returns the
+    :class:`PluginInfo` of every plugin, by name.
+    """
+    blocked = disabled_plugins()
+    infos: dict[str, PluginInfo] = {}
+    for modname in DEFAULT_PLUGINS:
+        name = modname.rsplit(".", 1)[-1]
+        if name in blocked:
+            continue
+        from harness import __version__
+
+        info = PluginInfo(name=name, source="builtin", distribution="harness", version=__version__,
+                          location=modname)
+        _register_module(pm, importlib.import_module(modname), info, infos)
+
+    if entry_points_enabled:
+        for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
+            if ep.name in blocked:
+                continue
+            dist, version = _dist_of(ep)
+            info = PluginInfo(name=ep.name, source="entry point", distribution=dist, version=version,
+                              location=ep.value)
+            try:
+                module = ep.load()
+            except Exception as exc:
+                raise PluginError(f"Error loading plugin {info.label}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+            _register_module(pm, module, info, infos)
+
+    if plugins_dir is not None:
+        directory = Path(plugins_dir)
+        if not directory.is_dir():
+            raise PluginError(f"Plugins directory {str(directory)!r} does not exist or is not a directory")
+        for path in sorted(directory.glob("*.py")):
+            name = path.stem
+            if name in blocked or name.startswith("_"):
+                continue
+            info = PluginInfo(name=name, source="directory", location=str(path))
+            module = _load_file(path, info)
+            _register_module(pm, module, info, infos)
+
+    for name, obj in extra:
+        if name in blocked:
+            continue
+        info = PluginInfo(name=name, source="extra", location=getattr(obj, "__name__", repr(obj)))
+        _register_module(pm, obj, info, infos)
+    return infos
+
+
+def _load_file(path: Path, info: PluginInfo) -> ModuleType:
+    modname = f"harness_plugin_file_{path.stem}"
+    spec = importlib.util.spec_from_file_location(modname, path)
+    if spec is None or spec.loader is None:
+        raise PluginError(f"Error loading plugin {info.label}: not a Python module")
+    module = importlib.util.module_from_spec(spec)
+    # Registered in sys.modules so pickled objects of the plugin resolve in workers too.
+    sys.modules[modname] = module
+    try:
+        spec.loader.exec_module(module)
+    except Exception as exc:
+        sys.modules.pop(modname, None)
+        raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}") from exc
+    return module
+
+
+def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
+    """Call every registration hook plugin by plugin, so each spec is attributed to its plugin."""
+    registry = Registry()
+    registry.plugins = dict(infos)
+    for kind, hook_name in HOOKS.items():
+        caller = getattr(pm.hook, hook_name)
+        for impl in reversed(caller.get_hookimpls()):
+            info = infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, source="unknown")
+
+            def register(spec: Any, _kind: str = kind, _info: PluginInfo = info) -> None:
+                registry.add(_kind, spec, _info)
+
+            try:
+                impl.function(register=register)
+            except PluginError:
+                raise
+            except Exception as exc:
+                raise PluginError(f"Plugin {info.label} failed in {hook_name}: "
+                                  f"{type(exc).__name__}: {exc}") from exc
+    return registry
+
+
+def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enabled: bool = True,
+              extra: Iterable[tuple[str, Any]] = ()) -> Host:
+    """Load every plugin and collect what they register: the one call a command needs."""
+    pm = get_plugin_manager()
+    infos = load_plugins(pm, plugins_dir, entry_points_enabled=entry_points_enabled, extra=extra)
+    try:
+        pm.check_pending()
+    except pluggy.PluginValidationError as exc:
+        raise PluginError(f"Plugin {exc.plugin_name!r} implements an unknown hook "
+                          f"(misspelled?): {exc}") from exc
+    registry = collect(pm, infos)
+    return Host(pm=pm, registry=registry, plugins_dir=str(plugins_dir) if plugins_dir else None)

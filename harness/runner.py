@@ -1,0 +1,190 @@
+"""The driver: plan a suite, resume what is missing, execute cells, record each one.
+
+The driver is the only writer to the store, one transaction per cell. A run
+interrupted anywhere (even ``kill -9``) resumes with the cells that have no
+record; a complete run measures nothing when asked again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Callable
+
+from harness import __version__
+from harness.executor import LocalExecutor
+from harness.machine import fingerprint, git_revision
+from harness.plugins import Host, load_host
+from harness.store import Store, now
+from harness.suitefile import BASELINE_METHOD, Cell, Plan, digest, load_plan
+
+DEFAULT_CACHE = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
+
+
+@dataclass
+class RunSummary:
+    """What a call to :func:`run_suite` did."""
+
+    run_id: int
+    resumed: bool
+    planned: int
+    already_done: int
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> int:
+        """Cells recorded by this call."""
+        return self.ok + self.skipped + self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, 1 when a cell failed."""
+        return 1 if self.failed else 0
+
+
+def _component(c) -> dict | None:
+    return None if c is None else c.as_dict()
+
+
+def cell_task(cell: Cell, plan: Plan, run_id: int, db: str, cache_dir: Path) -> dict:
+    """The plain-dict task a worker runs for ``cell``."""
+    baseline_key = None
+    if cell.method.name != BASELINE_METHOD:
+        baseline_key = digest(cell.baseline_identity())
+    return {
+        "cell": {"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
+                 "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend)},
+        "identity": cell.identity, "cell_key": cell.key, "suite": cell.suite,
+        "settings": plan.settings.get(cell.suite, {}), "run_id": run_id, "db": db,
+        "cache_dir": str(cache_dir), "baseline_key": baseline_key,
+        "timeout_s": plan.execution["timeout_s"],
+    }
+
+
+def _provenance(host: Host, cell: Cell) -> dict:
+    out = {}
+    pairs = [("model", cell.model.name), ("dataset", cell.dataset.name), ("method", cell.method.name),
+             ("suite", cell.suite)]
+    if cell.backend is not None:
+        pairs.append(("backend", cell.backend.name))
+    for kind, name in pairs:
+        p = host.registry.get(kind, name).plugin
+        out[kind] = {"plugin": p.name, "distribution": p.distribution, "version": p.version}
+    return out
+
+
+def _cell_row(host: Host, cell: Cell, result: dict, started: str) -> dict:
+    ident = cell.identity
+    return {
+        "cell_key": cell.key, "artifact_group": cell.artifact_group,
+        "artifact_key": result.get("info", {}).get("artifact_key"),
+        **{k: ident[k] for k in ("model", "model_params", "dataset", "dataset_params", "method",
+                                 "method_params", "seed", "backend", "backend_params", "suite")},
+        "status": result["status"], "reason": result.get("reason"), "error_type": result.get("error_type"),
+        "traceback": result.get("traceback"), "plugins": _provenance(host, cell), "info": result.get("info", {}),
+        "implicit": int(cell.implicit), "started_at": started, "finished_at": now(),
+        "duration_s": result.get("duration_s"),
+    }
+
+
+def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
+              cache_dir: str | Path | None = None, plugins_dir: str | None = None, resume: bool = True,
+              retry_failed: bool = False, progress: bool = True, host: Host | None = None,
+              on_plan: Callable[[Plan], None] | None = None) -> RunSummary:
+    """Run (or resume) a suite file into the leaderboard at ``db``.
+
+    Raises :class:`harness.suitefile.SuiteFileError` or :class:`harness.plugins.PluginError`
+    before anything runs when the suite file or a plugin is broken.
+    """
+    host = host or load_host(plugins_dir)
+    plan = load_plan(suite_path, host.registry)
+    if on_plan:
+        on_plan(plan)
+    cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+    cache.mkdir(parents=True, exist_ok=True)
+    store = Store(db)
+    try:
+        for name, reg in host.registry.items["suite"].items():
+            store.register_metrics(name, reg.spec.metrics)
+        previous = store.latest_run_for_suite(plan.sha256) if resume else None
+        if previous is not None:
+            run_id, resumed = previous["id"], True
+            statuses = store.cell_statuses(run_id)
+        else:
+            run_id = store.create_run(
+                suite_name=plan.name, suite_path=str(suite_path), suite_sha256=plan.sha256,
+                suite_text=plan.text, suite_version=plan.version, seeds=plan.seeds,
+                harness_version=__version__,
+                plugins={n: p.as_dict() for n, p in host.registry.plugins.items()},
+                git_revision=git_revision(Path(suite_path).resolve().parent), machine=(fp := fingerprint()),
+                machine_hash=fp["hash"], argv=sys.argv)
+            resumed, statuses = False, {}
+        todo = [c for c in plan.cells
+                if c.key not in statuses or (retry_failed and statuses[c.key] == "failed")]
+        summary = RunSummary(run_id=run_id, resumed=resumed, planned=len(plan.cells),
+                             already_done=len(plan.cells) - len(todo))
+        if not todo:
+            if previous is not None and previous["status"] != "complete":
+                store.finish_run(run_id, "complete")
+            return summary
+        if resumed:
+            store.reopen_run(run_id)
+        _execute(host, plan, todo, store, run_id, str(db), cache, summary, progress)
+        store.finish_run(run_id, "complete")
+        return summary
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted") if "run_id" in locals() else None
+        raise
+    finally:
+        store.close()
+
+
+def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int, db: str, cache: Path,
+             summary: RunSummary, progress: bool) -> None:
+    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
+                               TimeRemainingColumn)
+
+    executor = LocalExecutor({"plugins_dir": host.plugins_dir,
+                              "memory_limit_mb": plan.execution["memory_limit_mb"]},
+                             timeout_s=plan.execution["timeout_s"])
+    broken_artifacts: dict[str, dict] = {}
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[skipped]} skipped[/] "
+                          "[red]{task.fields[failed]} failed[/]"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    with Progress(*columns, disable=not progress, transient=False) as bar:
+        task_id = bar.add_task(plan.name, total=len(todo), ok=0, skipped=0, failed=0)
+        try:
+            for cell in todo:
+                started = now()
+                where = cell.backend.name if cell.backend else "-"
+                label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
+                bar.update(task_id, description=label)
+                if cell.skip_reason:
+                    result = {"status": "skipped", "reason": cell.skip_reason}
+                elif cell.artifact_group in broken_artifacts:
+                    prior = broken_artifacts[cell.artifact_group]
+                    result = {"status": "failed", "stage": "artifact", "error_type": prior.get("error_type"),
+                              "reason": f"artifact build failed earlier in this run: {prior['reason']}",
+                              "traceback": prior.get("traceback")}
+                else:
+                    result = executor.run(cell_task(cell, plan, run_id, db, cache))
+                    if result["status"] == "failed" and result.get("stage") in ("dataset", "artifact"):
+                        broken_artifacts[cell.artifact_group] = result
+                store.record_cell(run_id, _cell_row(host, cell, result, started), result.get("measurements", []))
+                status = result["status"]
+                if status == "ok":
+                    summary.ok += 1
+                elif status == "skipped":
+                    summary.skipped += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append(f"{label}: {result.get('reason')}")
+                bar.update(task_id, advance=1, ok=summary.ok, skipped=summary.skipped, failed=summary.failed)
+        finally:
+            executor.close()

@@ -1,0 +1,445 @@
+"""What plugins register (the ``*Spec`` classes) and what the host hands them.
+
+The spec classes are plain frozen dataclasses: a plugin builds one and passes it
+to the ``register`` callable of a ``harness_register_*`` hook. Callables in a
+spec run later, inside an isolated worker process, so that is where heavy
+imports belong.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+
+from harness.params import Param
+
+if TYPE_CHECKING:  # pragma: no cover - typing only
+    import numpy as np
+
+    from harness.timing import TimingPlan, TimingResult
+
+#: Names of plugins' things: lower-case words joined by ``-``, ``_`` or digits.
+NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
+
+#: Artifact formats the host knows how to store.
+FORMATS = ("torch", "onnx")
+
+
+class SpecError(ValueError):
+    """A spec is malformed (raised at registration, with the plugin's name)."""
+
+
+def _check_common(spec: Any) -> None:
+    if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
+        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}")
+    names = [p.name for p in spec.params]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
+    for p in spec.params:
+        if not isinstance(p, Param):
+            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}")
+
+
+# --------------------------------------------------------------------------- data
+
+
+@dataclass(frozen=True)
+class Split:
+    """One split of a dataset: inputs ``x`` (float32, ``(N, *input_shape)``) and labels ``y`` (int64, ``(N,)``)."""
+
+    x: "np.ndarray"
+    y: "np.ndarray | None"
+
+    def __len__(self) -> int:
+        return len(self.x)
+
+
+@dataclass(frozen=True)
+class Splits:
+    """A loaded dataset: train, calibration and test splits.
+
+    :param input_shape: shape of one sample, without the batch dimension.
+    :param num_classes: number of classes for classification, else ``None``.
+    :param labelled: ``False`` for inputs without meaningful labels (latency-only data);
+        the accuracy suite skips such datasets and models are not trained on them.
+    :param fingerprint: a content hash of the data, part of every cache key built from it.
+    """
+
+    train: Split
+    calibration: Split
+    test: Split
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    labelled: bool = True
+    fingerprint: str = ""
+
+
+@dataclass(frozen=True)
+class DatasetContext:
+    """Handed to :attr:`DatasetSpec.load`: the validated parameters and a cache folder."""
+
+    params: Mapping[str, Any]
+    cache_dir: Path
+
+
+@dataclass(frozen=True)
+class DatasetSpec:
+    """A dataset. ``load(ctx) -> Splits`` must be deterministic: the same splits every call.
+
+    :param task: e.g. ``"classification"``.
+    :param metric: the metric the accuracy suite scores it by (``"top1"``).
+    """
+
+    name: str
+    load: Callable[[DatasetContext], Splits]
+    task: str = "classification"
+    metric: str = "top1"
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        if not callable(self.load):
+            raise SpecError(f"{self.name}: load must be callable")
+
+
+# --------------------------------------------------------------------------- models
+
+
+@dataclass(frozen=True)
+class ModelContext:
+    """Handed to :attr:`ModelSpec.build` and :attr:`ModelSpec.train`.
+
+    :param params: validated model parameters (``weights`` is handled by the host).
+    :param input_shape: one sample's shape, from the dataset.
+    :param num_classes: output size, from the dataset.
+    :param seed: the cell's seed (the host seeds torch before ``build``).
+    :param splits: the dataset, for ``train``.
+    """
+
+    params: Mapping[str, Any]
+    input_shape: tuple[int, ...]
+    num_classes: int | None
+    seed: int
+    splits: Splits | None = None
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """A model architecture and where its weights come from.
+
+    :param build: ``build(ctx) -> torch.nn.Module``, the architecture with a seeded initialisation.
+    :param train: ``train(module, ctx) -> None``, the reference training recipe, run on the dataset's
+        train split when no weights file is given. The host caches the trained weights by content
+        hash (model, plugin version, dataset fingerprint, seed, parameters), so it runs once.
+        ``None`` keeps the seeded initialisation.
+    :param weights: one line on where the reference weights come from, for listings.
+
+    Every model also takes the host-handled parameter ``weights``: the path of a ``state_dict``
+    file saved with ``torch.save``, loaded instead of training.
+    """
+
+    name: str
+    build: Callable[[ModelContext], Any]
+    train: Callable[[Any, ModelContext], None] | None = None
+    task: str = "classification"
+    params: tuple[Param, ...] = ()
+    weights: str = "seeded initialisation"
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        if any(p.name == "weights" for p in self.params):
+            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it")
+        if not callable(self.build):
+            raise SpecError(f"{self.name}: build must be callable")
+
+
+# --------------------------------------------------------------------------- methods
+
+
+@dataclass(frozen=True)
+class ApplyContext:
+    """Handed to :attr:`MethodSpec.apply`.
+
+    :param module: the dense model (a private copy: change it in place or build a new one).
+    :param params: validated method parameters (one grid point).
+    :param seed: the cell's seed (the host seeds torch, numpy and random before ``apply``).
+    :param splits: the dataset; use ``splits.calibration`` for calibration data.
+    :param workdir: an empty folder for files the method writes.
+    :param export_onnx: ``export_onnx(module, path)`` writes a single-file ONNX model with a dynamic
+        batch dimension, the same way the host exports every artifact.
+    """
+
+    module: Any
+    params: Mapping[str, Any]
+    seed: int
+    splits: Splits
+    workdir: Path
+    input_shape: tuple[int, ...]
+    export_onnx: Callable[[Any, Path], Path]
+
+
+@dataclass(frozen=True)
+class MethodSpec:
+    """A compression method.
+
+    :param apply: ``apply(ctx) -> torch.nn.Module | pathlib.Path``: the compressed model, either a
+        torch module (the host saves it and exports it to ONNX) or the path of an ONNX file the
+        method wrote under ``ctx.workdir``.
+    :param produces: the artifact formats ``apply`` yields (``("torch", "onnx")`` for a torch module,
+        ``("onnx",)`` for an ONNX file). The planner uses it to skip backends that cannot run the
+        artifact before anything is built.
+    :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
+        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
+    :param source: the paper or library the method follows.
+    """
+
+    name: str
+    apply: Callable[[ApplyContext], Any]
+    params: tuple[Param, ...] = ()
+    produces: tuple[str, ...] = ("torch", "onnx")
+    claims: Callable[[Mapping[str, Any]], dict] | None = None
+    source: str = ""
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        if not callable(self.apply):
+            raise SpecError(f"{self.name}: apply must be callable")
+        bad = [f for f in self.produces if f not in FORMATS]
+        if not self.produces or bad:
+            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces}")
+
+
+# --------------------------------------------------------------------------- artifacts
+
+
+@dataclass(frozen=True)
+class Artifact:
+    """A compressed model on disk, built once and shared by every backend and suite.
+
+    :param path: its folder in the artifact cache.
+    :param key: its content hash (model, weights, dataset, method, parameters, seed, plugin versions).
+    :param manifest: ``artifact.json``: what built it, its claims, input shape, analysis figures.
+    """
+
+    path: Path
+    key: str
+    manifest: Mapping[str, Any]
+
+    @property
+    def formats(self) -> tuple[str, ...]:
+        """The formats present: a subset of ``("torch", "onnx")``."""
+        return tuple(self.manifest.get("formats", ()))
+
+    def file(self, fmt: str) -> Path:
+        """The file of one format (``module.pt`` or ``model.onnx``)."""
+        if fmt not in self.formats:
+            raise KeyError(f"artifact {self.key} has no {fmt!r} format (has {', '.join(self.formats)})")
+        return self.path / {"torch": "module.pt", "onnx": "model.onnx"}[fmt]
+
+    def load_torch(self) -> Any:
+        """Load the torch module (in eval mode)."""
+        import torch
+
+        module = torch.load(self.file("torch"), weights_only=False, map_location="cpu")
+        return module.eval()
+
+    @property
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's input shape."""
+        return tuple(self.manifest["input_shape"])
+
+    @classmethod
+    def open(cls, path: Path) -> "Artifact":
+        """Open a built artifact folder."""
+        manifest = json.loads((path / "artifact.json").read_text())
+        return cls(path=path, key=manifest["key"], manifest=manifest)
+
+
+# --------------------------------------------------------------------------- backends
+
+
+class Session(Protocol):
+    """An inference session of a backend on one artifact.
+
+    ``info`` records how it runs (runtime and version, threads, provider, timing method); it is
+    stored with every measurement the session produces.
+    """
+
+    info: dict
+
+    def run(self, x: "np.ndarray") -> "np.ndarray":
+        """Outputs for one batch of inputs (numpy in, numpy out)."""
+
+    def time(self, batches: Sequence["np.ndarray"], plan: "TimingPlan") -> "TimingResult":
+        """Time inference inside the runtime, rotating among ``batches``; follow ``plan``."""
+
+    def close(self) -> None:
+        """Release the runtime's resources."""
+
+
+@dataclass(frozen=True)
+class BackendSpec:
+    """A hardware backend: a runtime that executes artifacts and owns its timing loop.
+
+    :param session: ``session(artifact, params) -> Session``.
+    :param accepts: the artifact formats it runs, in order of preference.
+    :param available: ``available() -> (ok, reason)``; a backend that is not available turns its
+        cells into ``skipped`` records carrying the reason.
+    :param fingerprint: ``fingerprint(params) -> dict``: the device and runtime as measured
+        (stored with every result).
+    """
+
+    name: str
+    session: Callable[[Artifact, Mapping[str, Any]], Session]
+    accepts: tuple[str, ...] = ("onnx",)
+    params: tuple[Param, ...] = ()
+    available: Callable[[], tuple[bool, str]] = field(default=lambda: (True, ""))
+    fingerprint: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        bad = [f for f in self.accepts if f not in FORMATS]
+        if not self.accepts or bad:
+            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts}")
+        if not callable(self.session):
+            raise SpecError(f"{self.name}: session must be callable")
+
+
+# --------------------------------------------------------------------------- suites
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric a suite produces: its unit, whether higher is better, and what it means."""
+
+    name: str
+    unit: str
+    higher_is_better: bool | None
+    description: str
+
+
+@dataclass
+class Measurement:
+    """One measured value: a row of the leaderboard's long table.
+
+    :param params: what else identifies it inside its cell (``{"batch_size": 1}``).
+    :param stats: statistics behind the value (n, ci, cv, ...).
+    :param samples: raw samples (latency: milliseconds per batch), stored beside it.
+    :param info: how it was measured (backend session info, timing method, threads, batch).
+    """
+
+    metric: str
+    value: float | None
+    unit: str
+    params: dict = field(default_factory=dict)
+    stats: dict = field(default_factory=dict)
+    samples: list[float] | None = None
+    info: dict = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class CellContext:
+    """Everything a suite needs to measure one cell; handed to :attr:`SuiteSpec.run`.
+
+    :param cell: the cell's identity (model, dataset, method, backend, their parameters, seed).
+    :param artifact: the compressed model.
+    :param splits: the dataset.
+    :param settings: this suite's validated settings from the suite file.
+    :param open_session: ``open_session() -> Session`` on the cell's backend (``None`` for suites
+        that are not per backend).
+    :param baseline: ``baseline(metric, **params) -> float | None``: the value the same cell measured
+        with the ``dense`` method in this run (``None`` when there is none).
+    :param backend_name: the backend's name, or ``None``.
+    :param is_baseline: this cell *is* the dense baseline (compare it with itself).
+    """
+
+    cell: Mapping[str, Any]
+    artifact: Artifact
+    splits: Splits
+    settings: Mapping[str, Any]
+    open_session: Callable[[], Session] | None
+    baseline: Callable[..., float | None]
+    backend_name: str | None = None
+    is_baseline: bool = False
+
+
+@dataclass(frozen=True)
+class SuiteSpec:
+    """A suite: turns one cell into measurements.
+
+    :param run: ``run(ctx: CellContext) -> list[Measurement]``.
+    :param settings: the parameters of its ``[settings.<name>]`` table in a suite file.
+    :param per_backend: ``False`` for suites whose result does not depend on the backend (size);
+        they run once per artifact.
+    :param needs_baseline: the planner adds the ``dense`` cells it compares against when a suite
+        file leaves them out.
+    :param metrics: the metrics it produces.
+    """
+
+    name: str
+    run: Callable[[CellContext], list[Measurement]]
+    settings: tuple[Param, ...] = ()
+    per_backend: bool = True
+    needs_baseline: bool = False
+    metrics: tuple[MetricSpec, ...] = ()
+    description: str = ""
+
+    @property
+    def params(self) -> tuple[Param, ...]:
+        """Suites take settings, not parameters (kept for uniform checks)."""
+        return self.settings
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        if not callable(self.run):
+            raise SpecError(f"{self.name}: run must be callable")
+
+
+# --------------------------------------------------------------------------- verifiers (reserved)
+
+
+@dataclass(frozen=True)
+class VerifierSpec:
+    """A neural-network verifier (reserved kind; the soundness suite will consume it).
+
+    :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> dict`` with ``result`` one of
+        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``.
+    """
+
+    name: str
+    verify: Callable[[Path, Path, float], dict]
+    params: tuple[Param, ...] = ()
+    description: str = ""
+
+    def check(self) -> None:
+        """Raise :class:`SpecError` when malformed."""
+        _check_common(self)
+        if not callable(self.verify):
+            raise SpecError(f"{self.name}: verify must be callable")
+
+
+#: Plugin kinds, their hook suffix and spec class.
+KINDS: dict[str, type] = {
+    "model": ModelSpec,
+    "dataset": DatasetSpec,
+    "method": MethodSpec,
+    "backend": BackendSpec,
+    "suite": SuiteSpec,
+    "verifier": VerifierSpec,
+}
+
+
+class Skip(Exception):
+    """Raise from a suite (or a method) to record the cell as ``skipped`` with this reason."""

@@ -1,0 +1,199 @@
+"""The leaderboard store: SQLite through sqlite-utils, schema by append-only named migrations.
+
+The driver is the only writer: one transaction per cell (the cell row, its
+measurements and their raw samples together), so an interrupted run never
+leaves half a cell behind, and ``UNIQUE(run_id, cell_key)`` means a result is
+never duplicated. Reading opens the file read-only.
+"""
+
+from __future__ import annotations
+
+import datetime as _dt
+import json
+import sqlite3
+from pathlib import Path
+from typing import Any, Iterable
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
+
+DEFAULT_DB = "results/leaderboard.db"
+
+migrations = Migrations("harness")
+
+
+@migrations(name="m001_runs_cells_measurements")
+def _m001(db: sqlite_utils.Database) -> None:
+    """Runs with provenance, one row per cell, long measurements, raw sample sets, metric catalogue."""
+    db["runs"].create({
+        "id": int, "suite_name": str, "suite_path": str, "suite_sha256": str, "suite_text": str,
+        "suite_version": str, "seeds": str, "harness_version": str, "plugins": str,
+        "git_revision": str, "machine": str, "machine_hash": str, "argv": str,
+        "started_at": str, "finished_at": str, "status": str,
+    }, pk="id")
+    db["runs"].create_index(["suite_sha256"])
+    db["cells"].create({
+        "id": int, "run_id": int, "cell_key": str, "artifact_group": str, "artifact_key": str,
+        "model": str, "model_params": str, "dataset": str, "dataset_params": str,
+        "method": str, "method_params": str, "seed": int, "backend": str, "backend_params": str,
+        "suite": str, "status": str, "reason": str, "error_type": str, "traceback": str,
+        "plugins": str, "info": str, "implicit": int,
+        "started_at": str, "finished_at": str, "duration_s": float,
+    }, pk="id", foreign_keys=[("run_id", "runs", "id")])
+    db["cells"].create_index(["run_id", "cell_key"], unique=True)
+    db["cells"].create_index(["cell_key"])
+    db["measurements"].create({
+        "id": int, "run_id": int, "cell_id": int, "metric": str, "value": float, "unit": str,
+        "params": str, "stats": str, "info": str, "sample_set_id": int,
+    }, pk="id", foreign_keys=[("cell_id", "cells", "id"), ("run_id", "runs", "id")])
+    db["measurements"].create_index(["cell_id"])
+    db["measurements"].create_index(["metric"])
+    db["sample_sets"].create({
+        "id": int, "cell_id": int, "name": str, "unit": str, "n": int, "samples": str,
+    }, pk="id", foreign_keys=[("cell_id", "cells", "id")])
+    db["metrics"].create({
+        "name": str, "suite": str, "unit": str, "higher_is_better": int, "description": str,
+    }, pk="name")
+
+
+@migrations(name="m002_result_views")
+def _m002(db: sqlite_utils.Database) -> None:
+    """Views: every measurement with its cell and run, and the latest successful result per cell."""
+    db.execute("""
+        CREATE VIEW results AS
+        SELECT m.id AS measurement_id, c.run_id, c.id AS cell_id, c.cell_key,
+               c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params,
+               c.seed, c.backend, c.backend_params, c.suite, m.metric, m.value, m.unit,
+               m.params, m.stats, m.info, m.sample_set_id, r.machine_hash, c.finished_at
+        FROM measurements m JOIN cells c ON m.cell_id = c.id JOIN runs r ON r.id = c.run_id
+    """)
+    db.execute("""
+        CREATE VIEW latest_cells AS
+        SELECT c.* FROM cells c
+        WHERE c.status = 'ok' AND c.id = (
+            SELECT c2.id FROM cells c2 WHERE c2.cell_key = c.cell_key AND c2.status = 'ok'
+            ORDER BY c2.finished_at DESC, c2.id DESC LIMIT 1)
+    """)
+    db.execute("""
+        CREATE VIEW latest_results AS
+        SELECT r.* FROM results r JOIN latest_cells l ON r.cell_id = l.id
+    """)
+
+
+def now() -> str:
+    """UTC timestamp with microseconds, sortable as text."""
+    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+
+
+def to_json(obj: Any) -> str:
+    """How the store encodes params, stats and info: sorted keys, so equal objects compare equal."""
+    return json.dumps(obj, sort_keys=True, default=str)
+
+
+class Store:
+    """The writer's handle on a leaderboard database (the driver holds the only one)."""
+
+    def __init__(self, path: str | Path):
+        self.path = Path(path)
+        if str(path) != ":memory:":
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        self.db = sqlite_utils.Database(str(path))
+        # Rollback journal, not WAL: a WAL database cannot be opened read-only by a reader
+        # without write access to its folder, and reading must never need write access.
+        self.db.execute("PRAGMA foreign_keys=ON")
+        migrations.apply(self.db)
+
+    def close(self) -> None:
+        """Close the connection."""
+        self.db.close()
+
+    # ----------------------------------------------------------------- runs
+
+    def create_run(self, **fields: Any) -> int:
+        """Insert a run; JSON-encodes dict and list fields. Returns its id."""
+        row = {k: (to_json(v) if isinstance(v, (dict, list)) else v) for k, v in fields.items()}
+        row.setdefault("started_at", now())
+        row.setdefault("status", "running")
+        with self.db.atomic():
+            return self.db["runs"].insert(row).last_pk
+
+    def finish_run(self, run_id: int, status: str) -> None:
+        """Mark a run finished (``complete``; or ``interrupted``)."""
+        with self.db.atomic():
+            self.db["runs"].update(run_id, {"finished_at": now(), "status": status})
+
+    def reopen_run(self, run_id: int) -> None:
+        """A resumed run is running again."""
+        with self.db.atomic():
+            self.db["runs"].update(run_id, {"status": "running", "finished_at": None})
+
+    def latest_run_for_suite(self, suite_sha256: str) -> dict | None:
+        """The newest run of exactly this suite-file content, or ``None``."""
+        rows = list(self.db.query(
+            "SELECT * FROM runs WHERE suite_sha256 = ? ORDER BY id DESC LIMIT 1", [suite_sha256]))
+        return rows[0] if rows else None
+
+    def cell_statuses(self, run_id: int) -> dict[str, str]:
+        """``{cell_key: status}`` of the cells recorded in a run."""
+        return {r["cell_key"]: r["status"] for r in self.db.query(
+            "SELECT cell_key, status FROM cells WHERE run_id = ?", [run_id])}
+
+    def register_metrics(self, suite: str, metrics: Iterable[Any]) -> None:
+        """Upsert the metric catalogue (name, unit, direction, description)."""
+        rows = [{"name": m.name, "suite": suite, "unit": m.unit,
+                 "higher_is_better": None if m.higher_is_better is None else int(m.higher_is_better),
+                 "description": m.description} for m in metrics]
+        if rows:
+            with self.db.atomic():
+                self.db["metrics"].upsert_all(rows, pk="name")
+
+    # ----------------------------------------------------------------- cells
+
+    def record_cell(self, run_id: int, cell: dict, measurements: list[dict]) -> int:
+        """Write one cell with its measurements and samples in a single transaction.
+
+        ``cell`` holds the columns of ``cells`` (dicts are JSON-encoded); each measurement
+        holds metric, value, unit, params, stats, info and optionally ``samples`` (with
+        ``samples_name``). A failed record of the same cell in this run is replaced.
+        """
+        row = {k: (to_json(v) if isinstance(v, (dict, list)) else v) for k, v in cell.items()}
+        row["run_id"] = run_id
+        with self.db.atomic():
+            self.db.execute("DELETE FROM measurements WHERE cell_id IN (SELECT id FROM cells WHERE "
+                            "run_id = ? AND cell_key = ? AND status = 'failed')", [run_id, row["cell_key"]])
+            self.db.execute("DELETE FROM sample_sets WHERE cell_id IN (SELECT id FROM cells WHERE "
+                            "run_id = ? AND cell_key = ? AND status = 'failed')", [run_id, row["cell_key"]])
+            self.db.execute("DELETE FROM cells WHERE run_id = ? AND cell_key = ? AND status = 'failed'",
+                            [run_id, row["cell_key"]])
+            cell_id = self.db["cells"].insert(row).last_pk
+            sample_ids: dict[str, int] = {}
+            for m in measurements:
+                sid = None
+                name = m.get("samples_name")
+                if m.get("samples") is not None:
+                    name = name or m["metric"]
+                    if name not in sample_ids:
+                        samples = m["samples"]
+                        sample_ids[name] = self.db["sample_sets"].insert({
+                            "cell_id": cell_id, "name": name, "unit": m.get("samples_unit", m["unit"]),
+                            "n": len(samples), "samples": json.dumps(samples),
+                        }).last_pk
+                    sid = sample_ids[name]
+                self.db["measurements"].insert({
+                    "run_id": run_id, "cell_id": cell_id, "metric": m["metric"], "value": m["value"],
+                    "unit": m["unit"], "params": to_json(m.get("params", {})),
+                    "stats": to_json(m.get("stats", {})), "info": to_json(m.get("info", {})),
+                    "sample_set_id": sid,
+                })
+        return cell_id
+
+
+def open_readonly(path: str | Path) -> sqlite3.Connection:
+    """Open a leaderboard for reading only (works on files the reader cannot write)."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileNotFoundError(f"no leaderboard database at {p} (run 'harness run SUITE' first, "
+                                f"or pass --db PATH)")
+    conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+    conn.row_factory = sqlite3.Row
+    return conn

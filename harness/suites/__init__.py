@@ -1,0 +1,1 @@
+"""The standard suites, registered as built-in plugins through the public hooks."""

@@ -1,0 +1,164 @@
+"""The worker side: runs cells in an isolated process and reports plain dicts back.
+
+A worker loads the plugins itself (the same discovery as the driver), builds or
+reuses the cell's artifact and runs the suite. Anything that goes wrong inside
+becomes a ``failed`` result with the error and traceback; a hard crash kills
+only this process, and the driver records it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import signal
+import sys
+import time
+import traceback
+from pathlib import Path
+from typing import Any
+
+from harness.specs import CellContext, Measurement, Skip
+
+_HOST = None
+
+
+def _host(config: dict):
+    global _HOST
+    if _HOST is None:
+        from harness.plugins import load_host
+
+        _HOST = load_host(config.get("plugins_dir"))
+    return _HOST
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the driver dies (a killed run leaves no orphans)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _limit_memory(mb: int) -> None:
+    if mb > 0:
+        import resource
+
+        limit = mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _baseline_lookup(task: dict):
+    """``baseline(metric, **params)``: the dense cell's value in this run, read-only from the store."""
+    cache: dict = {}
+
+    def baseline(metric: str, **params: Any) -> float | None:
+        key = task.get("baseline_key")
+        if not key:
+            return None
+        if key == task["cell_key"]:
+            return None
+        from harness.store import open_readonly, to_json
+
+        if not cache:
+            conn = open_readonly(task["db"])
+            try:
+                rows = conn.execute(
+                    "SELECT m.metric, m.params, m.value FROM measurements m JOIN cells c ON m.cell_id = c.id "
+                    "WHERE c.run_id = ? AND c.cell_key = ? AND c.status = 'ok'",
+                    [task["run_id"], key]).fetchall()
+            finally:
+                conn.close()
+            cache["rows"] = {(r["metric"], r["params"]): r["value"] for r in rows}
+        return cache["rows"].get((metric, to_json(params)))
+
+    return baseline
+
+
+def run_cell(task: dict, config: dict, report: Any = None) -> dict:
+    """Run one cell; return ``{"status", "measurements", "info", ...}``. Never raises.
+
+    ``report(stage)`` is told each stage as it starts, so that the driver knows where a
+    worker was when it crashed or hung (a crash while building an artifact fails every
+    cell of that artifact; a crash in a suite fails only its cell).
+    """
+    t0 = time.perf_counter()
+    stage = "setup"
+
+    def enter(name: str) -> str:
+        if report is not None:
+            report(name)
+        return name
+    info: dict = {}
+    try:
+        host = _host(config)
+        registry = host.registry
+        cell = task["cell"]
+        cache_dir = Path(task["cache_dir"])
+        from harness.artifacts import build_artifact, load_dataset
+        from harness.suitefile import Component
+
+        stage = enter("dataset")
+        splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
+        stage = enter("artifact")
+        artifact = build_artifact(registry, cell, splits, cache_dir)
+        info["artifact_key"] = artifact.key
+        info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
+        suite = registry.get("suite", task["suite"]).spec
+        open_session = None
+        backend_name = None
+        if cell.get("backend"):
+            backend_name = cell["backend"]["name"]
+            bspec = registry.get("backend", backend_name).spec
+            bparams = cell["backend"]["params"]
+            fmt = next((f for f in bspec.accepts if f in artifact.formats), None)
+            if fmt is None:
+                raise Skip(f"backend {backend_name} runs {'/'.join(bspec.accepts)} artifacts; this artifact "
+                           f"has {'/'.join(artifact.formats)}")
+            info["backend_fingerprint"] = bspec.fingerprint(bparams)
+
+            def open_session(_spec=bspec, _params=bparams):
+                return _spec.session(artifact, _params)
+
+        ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
+                          settings=task["settings"], open_session=open_session,
+                          baseline=_baseline_lookup(task), backend_name=backend_name,
+                          is_baseline=not task.get("baseline_key"))
+        stage = enter("suite")
+        measurements = suite.run(ctx)
+        rows = []
+        for m in measurements:
+            if not isinstance(m, Measurement):
+                raise TypeError(f"suite {task['suite']} returned {m!r}, expected harness.api.Measurement")
+            row = {"metric": m.metric, "value": None if m.value is None else float(m.value), "unit": m.unit,
+                   "params": m.params, "stats": m.stats, "info": m.info}
+            if m.samples is not None:
+                row["samples"] = [float(v) for v in m.samples]
+                row["samples_name"] = f"{m.metric}" + "".join(f"@{k}={v}" for k, v in sorted(m.params.items()))
+            rows.append(row)
+        return {"status": "ok", "measurements": rows, "info": info, "duration_s": time.perf_counter() - t0}
+    except Skip as exc:
+        return {"status": "skipped", "reason": str(exc), "info": info, "measurements": [],
+                "duration_s": time.perf_counter() - t0}
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        return {"status": "failed", "stage": stage, "error_type": type(exc).__name__,
+                "reason": f"{stage}: {type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "info": info, "measurements": [], "duration_s": time.perf_counter() - t0}
+
+
+def worker_main(conn: Any, config: dict) -> None:
+    """Entry point of a worker process: serve tasks from the driver until told to stop."""
+    _die_with_parent()
+    _limit_memory(config.get("memory_limit_mb", 0))
+    # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        conn.send(run_cell(task, config, report=lambda stage: conn.send({"event": "stage", "stage": stage})))

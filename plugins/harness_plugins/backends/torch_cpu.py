@@ -1,0 +1,80 @@
+"""The ``torch-cpu`` backend: eager PyTorch on the CPU, timed in-process."""
+
+from __future__ import annotations
+
+import importlib.util
+from typing import Any, Callable, Mapping
+
+from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl
+
+
+class TorchCPUSession(InProcessSession):
+    """An artifact's torch module in eval mode, run eagerly under ``torch.inference_mode``.
+
+    ``torch.set_num_threads`` is process-wide: the session sets it on open and restores the
+    previous value on :meth:`close`.
+    """
+
+    def __init__(self, artifact: Artifact, threads: int):
+        import torch
+
+        self._torch = torch
+        self._prev_threads = torch.get_num_threads()
+        torch.set_num_threads(threads)
+        self.module = artifact.load_torch()
+        self.info = {"runtime": "torch", "version": torch.__version__, "threads": threads,
+                     "mode": "eager", "device": "cpu"}
+
+    def bind(self, x: Any) -> Callable[[], Any]:
+        """A call running the module on ``x``, converted to a float32 tensor once, here."""
+        import numpy as np
+
+        torch = self._torch
+        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        module = self.module
+        inference_mode = torch.inference_mode
+
+        def call() -> Any:
+            with inference_mode():
+                return module(t).numpy()
+
+        return call
+
+    def close(self) -> None:
+        """Drop the module and restore the thread count found on open."""
+        self.module = None
+        self._torch.set_num_threads(self._prev_threads)
+
+
+def open_session(artifact: Artifact, params: Mapping[str, Any]) -> TorchCPUSession:
+    """Open a session on the artifact's torch module."""
+    return TorchCPUSession(artifact, int(params["threads"]))
+
+
+def available() -> tuple[bool, str]:
+    """Whether torch is installed (checked without importing it, which takes seconds)."""
+    if importlib.util.find_spec("torch") is None:
+        return False, "torch is not installed"
+    return True, ""
+
+
+def fingerprint(params: Mapping[str, Any]) -> dict:
+    """The torch build and threading this backend measures with."""
+    import torch
+
+    return {"torch": torch.__version__, "threads": int(params["threads"]),
+            "mkldnn": bool(torch.backends.mkldnn.is_available())}
+
+
+TORCH_CPU = BackendSpec(
+    name="torch-cpu", session=open_session, accepts=("torch",), available=available,
+    fingerprint=fingerprint,
+    params=(Param("threads", int, default=1, min=1, help="torch intra-op threads"),),
+    description="PyTorch eager mode on the CPU (torch.inference_mode), timed in-process",
+)
+
+
+@hookimpl
+def harness_register_backends(register):
+    """Register ``torch-cpu``."""
+    register(TORCH_CPU)

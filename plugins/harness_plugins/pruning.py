@@ -1,0 +1,125 @@
+"""Unstructured pruning with ``torch.nn.utils.prune``: ``dense``, ``random``, ``global-magnitude``
+and ``layer-magnitude``.
+
+Each method prunes the ``weight`` of every ``nn.Conv2d`` and ``nn.Linear`` (biases untouched)
+and then calls ``prune.remove`` so the zeros are baked into plain weight tensors: the artifact
+is an ordinary module, saved and exported to ONNX like the dense one.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Mapping
+
+from harness.api import ApplyContext, MethodSpec, Param, hookimpl
+
+SCOPE = "conv+linear weights"
+
+
+def prunable(module: Any) -> list[tuple[Any, str]]:
+    """``(layer, "weight")`` for every Conv2d and Linear layer of ``module``, in module order."""
+    from torch import nn
+
+    targets = [(m, "weight") for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    if not targets:
+        raise ValueError(f"nothing to prune: {type(module).__name__} has no Conv2d or Linear layer")
+    return targets
+
+
+def _finish(targets: list[tuple[Any, str]]) -> None:
+    """Make the pruning permanent: fold each mask into its weight and drop the reparametrisation."""
+    from torch.nn.utils import prune
+
+    for layer, name in targets:
+        prune.remove(layer, name)
+
+
+def apply_dense(ctx: ApplyContext) -> Any:
+    """The dense baseline: the module unchanged."""
+    return ctx.module
+
+
+def apply_random(ctx: ApplyContext) -> Any:
+    """Global random unstructured pruning: a uniformly random ``sparsity`` share of all weights."""
+    import torch
+    from torch.nn.utils import prune
+
+    targets = prunable(ctx.module)
+    # Seed from the cell's seed inside a forked RNG: the mask depends on the seed alone (not on
+    # what ran before in the worker), and the caller's RNG state is left as it was.
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(ctx.seed)
+        prune.global_unstructured(targets, pruning_method=prune.RandomUnstructured,
+                                  amount=float(ctx.params["sparsity"]))
+    _finish(targets)
+    return ctx.module
+
+
+def apply_global_magnitude(ctx: ApplyContext) -> Any:
+    """Global magnitude pruning: the ``sparsity`` share of smallest-|w| weights across all layers."""
+    from torch.nn.utils import prune
+
+    targets = prunable(ctx.module)
+    prune.global_unstructured(targets, pruning_method=prune.L1Unstructured,
+                              amount=float(ctx.params["sparsity"]))
+    _finish(targets)
+    return ctx.module
+
+
+def apply_layer_magnitude(ctx: ApplyContext) -> Any:
+    """Layer-wise magnitude pruning: the ``sparsity`` share of smallest-|w| weights in each layer."""
+    from torch.nn.utils import prune
+
+    targets = prunable(ctx.module)
+    for layer, name in targets:
+        prune.l1_unstructured(layer, name, amount=float(ctx.params["sparsity"]))
+    _finish(targets)
+    return ctx.module
+
+
+def dense_claims(params: Mapping[str, Any]) -> dict:
+    """The dense baseline promises nothing."""
+    return {}
+
+
+def sparsity_claims(params: Mapping[str, Any]) -> dict:
+    """The share of zeros promised over the conv and linear weights."""
+    return {"sparsity": float(params["sparsity"]), "sparsity_scope": SCOPE}
+
+
+def _sparsity() -> Param:
+    """The ``sparsity`` parameter shared by the pruning methods."""
+    return Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True,
+                 help=f"share of {SCOPE} set to zero, in [0, 1)")
+
+
+DENSE = MethodSpec(
+    name="dense", apply=apply_dense, claims=dense_claims,
+    description="no compression: the baseline every method is compared against",
+)
+
+RANDOM = MethodSpec(
+    name="random", apply=apply_random, params=(_sparsity(),), claims=sparsity_claims,
+    source="Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (torch.nn.utils.prune)",
+    description="global random unstructured pruning of conv+linear weights (seeded by the cell's seed)",
+)
+
+GLOBAL_MAGNITUDE = MethodSpec(
+    name="global-magnitude", apply=apply_global_magnitude, params=(_sparsity(),), claims=sparsity_claims,
+    source="Han et al. 2015, Learning both Weights and Connections; Blalock et al. 2020, "
+           "What is the State of Neural Network Pruning? (ShrinkBench) (torch.nn.utils.prune)",
+    description="global unstructured L1-magnitude pruning of conv+linear weights",
+)
+
+LAYER_MAGNITUDE = MethodSpec(
+    name="layer-magnitude", apply=apply_layer_magnitude, params=(_sparsity(),), claims=sparsity_claims,
+    source="Han et al. 2015, Learning both Weights and Connections (torch.nn.utils.prune)",
+    description="per-layer unstructured L1-magnitude pruning of conv+linear weights, same sparsity "
+                "in every layer",
+)
+
+
+@hookimpl
+def harness_register_methods(register):
+    """Register ``dense``, ``random``, ``global-magnitude`` and ``layer-magnitude``."""
+    for spec in (DENSE, RANDOM, GLOBAL_MAGNITUDE, LAYER_MAGNITUDE):
+        register(spec)

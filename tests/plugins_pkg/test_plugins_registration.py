@@ -1,0 +1,88 @@
+"""The distribution's wiring: entry points, hook registration, and cheap imports."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pluggy
+import pytest
+
+import harness.hookspecs
+
+REPO = Path(__file__).resolve().parents[2]
+PYPROJECT = REPO / "plugins" / "pyproject.toml"
+
+ENTRY_POINTS = {
+    "models": "harness_plugins.models",
+    "datasets": "harness_plugins.datasets",
+    "pruning": "harness_plugins.pruning",
+    "quantization": "harness_plugins.quantization",
+    "torch-cpu": "harness_plugins.backends.torch_cpu",
+    "onnxruntime-cpu": "harness_plugins.backends.onnxruntime_cpu",
+}
+
+EXPECTED = {
+    "models": {"mlp", "lenet5", "resnet-small"},
+    "datasets": {"digits", "synthetic", "imagefolder"},
+    "methods": {"dense", "random", "global-magnitude", "layer-magnitude", "int8-dynamic"},
+    "backends": {"torch-cpu", "onnxruntime-cpu"},
+}
+
+HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL")
+
+
+def test_pyproject_entry_points():
+    """pyproject.toml declares one ``harness`` entry point per plugin module."""
+    tomllib = pytest.importorskip("tomllib")
+    data = tomllib.loads(PYPROJECT.read_text())
+    assert data["project"]["name"] == "harness-plugins"
+    assert data["project"]["entry-points"]["harness"] == ENTRY_POINTS
+    deps = data["project"]["dependencies"]
+    assert "harness" in deps
+    # torch is a lower bound, never an exact pin.
+    assert any(d.startswith("torch>=") for d in deps) and not any(d.startswith("torch==") for d in deps)
+
+
+def test_installed_entry_points_match():
+    """When the distribution is installed, its metadata carries the same entry points."""
+    from importlib import metadata
+
+    try:
+        dist = metadata.distribution("harness-plugins")
+    except metadata.PackageNotFoundError:
+        pytest.skip("harness-plugins is not installed")
+    eps = {ep.name: ep.value for ep in dist.entry_points if ep.group == "harness"}
+    assert eps == ENTRY_POINTS
+
+
+def test_hooks_register_valid_specs():
+    """Every module registers through its hook, and every spec passes its own check."""
+    import importlib
+
+    pm = pluggy.PluginManager("harness")
+    pm.add_hookspecs(harness.hookspecs)
+    for name, module in ENTRY_POINTS.items():
+        pm.register(importlib.import_module(module), name=name)
+    for kind, expected in EXPECTED.items():
+        specs = []
+        getattr(pm.hook, f"harness_register_{kind}")(register=specs.append)
+        for spec in specs:
+            spec.check()
+        assert {s.name for s in specs} == expected
+
+
+def test_import_is_light():
+    """Importing every plugin module pulls in none of the heavy libraries (fresh interpreter)."""
+    code = (
+        "import importlib, json, sys\n"
+        f"for m in {list(ENTRY_POINTS.values())!r}: importlib.import_module(m)\n"
+        f"print(json.dumps(sorted(h for h in {list(HEAVY)!r} if h in sys.modules)))\n"
+    )
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(REPO), str(REPO / "plugins"), env.get("PYTHONPATH", "")])
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    assert json.loads(out.stdout.strip().splitlines()[-1]) == []
