@@ -12,16 +12,22 @@ from typing import Any
 
 
 def torch_param_counts(module: Any) -> dict:
-    """``params`` and ``nonzero_params`` over every parameter of a torch module."""
-    total = nonzero = 0
+    """``params`` and ``nonzero_params`` over every parameter of a torch module, and ``weights`` /
+    ``nonzero_weights`` over the tensors of two or more dimensions (kernels and matrices: what
+    pruning methods prune and claim sparsity of)."""
+    total = nonzero = weights = nonzero_weights = 0
     for p in module.parameters():
+        nz = int((p.detach() != 0).sum())
         total += p.numel()
-        nonzero += int((p.detach() != 0).sum())
-    return {"params": total, "nonzero_params": nonzero}
+        nonzero += nz
+        if p.dim() >= 2:
+            weights += p.numel()
+            nonzero_weights += nz
+    return {"params": total, "nonzero_params": nonzero, "weights": weights, "nonzero_weights": nonzero_weights}
 
 
 def onnx_param_counts(path: Path) -> dict:
-    """``params`` and ``nonzero_params`` over the weight initializers of an ONNX model.
+    """``params``, ``nonzero_params``, ``weights`` and ``nonzero_weights`` over an ONNX model's initializers.
 
     Quantization scales and zero points (scalars and per-channel vectors feeding
     QuantizeLinear-style ops) are bookkeeping, not weights: only initializers with
@@ -33,7 +39,7 @@ def onnx_param_counts(path: Path) -> dict:
     from onnx import numpy_helper
 
     model = onnx.load(str(path))
-    total = nonzero = 0
+    total = nonzero = weights = nonzero_weights = 0
     for init in model.graph.initializer:
         name = init.name.lower()
         if len(init.dims) == 0 or "scale" in name or "zero_point" in name:
@@ -41,9 +47,13 @@ def onnx_param_counts(path: Path) -> dict:
         arr = numpy_helper.to_array(init)
         if not np.issubdtype(arr.dtype, np.number):
             continue
+        nz = int(np.count_nonzero(arr))
         total += arr.size
-        nonzero += int(np.count_nonzero(arr))
-    return {"params": total, "nonzero_params": nonzero}
+        nonzero += nz
+        if arr.ndim >= 2:
+            weights += arr.size
+            nonzero_weights += nz
+    return {"params": total, "nonzero_params": nonzero, "weights": weights, "nonzero_weights": nonzero_weights}
 
 
 def flop_counts(module: Any, input_shape: tuple[int, ...]) -> dict:

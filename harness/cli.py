@@ -85,9 +85,9 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
     for line in summary.failures:
         click.echo(f"  FAILED {line}", err=True)
     if show and not quiet:
-        from harness.leaderboard import leaderboard, render
+        from harness.leaderboard import leaderboard, render, select_columns
 
-        click.echo(render(leaderboard(db), "table"))
+        click.echo(render(select_columns(leaderboard(db), None), "table"))
     sys.exit(summary.exit_code)
 
 
@@ -123,7 +123,8 @@ def _readonly(fn, *args, **kwargs):
 @click.option("--format", "fmt", type=click.Choice(["json", "csv", "table"]), default="table", show_default=True)
 def results(db: str, run_id: int | None, fmt: str) -> None:
     """One record per measurement of a run."""
-    from harness.leaderboard import render, results as query
+    from harness.leaderboard import render
+    from harness.leaderboard import results as query
 
     rows = _readonly(query, db, run_id)
     click.echo(render(rows, fmt))
@@ -136,13 +137,18 @@ def results(db: str, run_id: int | None, fmt: str) -> None:
 @click.option("--backend", default=None)
 @click.option("--method", default=None)
 @click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1")
+@click.option("--columns", default=None,
+              help="comma-separated metric columns, or 'all' [default: headline metrics for table, all otherwise]")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def leaderboard(db: str, model, dataset, backend, method, sort, fmt: str) -> None:
+def leaderboard(db: str, model, dataset, backend, method, sort, columns, fmt: str) -> None:
     """The wide leaderboard: the latest result of every cell."""
-    from harness.leaderboard import leaderboard as query, render
+    from harness.leaderboard import leaderboard as query
+    from harness.leaderboard import render, select_columns
 
     frame = _readonly(query, db, model=model, dataset=dataset, backend=backend, method=method, sort=sort)
-    click.echo(render(frame, fmt))
+    if columns is None and fmt != "table":
+        columns = "all"
+    click.echo(render(_readonly(select_columns, frame, columns), fmt))
 
 
 @cli.command()
@@ -150,7 +156,8 @@ def leaderboard(db: str, model, dataset, backend, method, sort, fmt: str) -> Non
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
 def runs(db: str, fmt: str) -> None:
     """The runs in the database, with their cell counts."""
-    from harness.leaderboard import render, runs as query
+    from harness.leaderboard import render
+    from harness.leaderboard import runs as query
 
     click.echo(render(_readonly(query, db), fmt))
 

@@ -13,7 +13,7 @@ cell needs them.
 
 from __future__ import annotations
 
-from typing import Callable
+from collections.abc import Callable
 
 import pluggy
 

@@ -141,13 +141,48 @@ def resolve_column(name: str, columns: list[str]) -> str:
     if not variants:
         raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})")
 
-    def batch(c: str) -> int:
-        for part in c.split("@")[1:]:
-            if part.startswith("b") and part[1:].isdigit():
-                return int(part[1:])
-        return 0
+    return min(variants, key=_batch_of)
 
-    return min(variants, key=batch)
+
+#: Metrics shown by the table view unless ``--columns`` says otherwise (one per suite question).
+HEADLINE = ("top1", "top1_delta", "p50_ms@b1", "p90_ms@b1", "throughput_sps", "weight_sparsity", "gzip_bytes",
+            "theoretical_speedup")
+
+
+def select_columns(frame: Any, columns: str | None) -> Any:
+    """Keep the identity columns and ``columns`` (comma-separated names; ``all``; ``None``: the headline).
+
+    A bare metric name that was measured at several batch sizes keeps every variant, except
+    ``throughput_sps`` in the headline, which keeps the largest batch (the offline scenario).
+    """
+    if columns == "all":
+        return frame
+    metric_cols = [c for c in frame.columns if c not in IDENTITY]
+    if columns is None:
+        wanted: list[str] = []
+        for name in HEADLINE:
+            variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
+            if name == "throughput_sps" and variants:
+                variants = [max(variants, key=_batch_of)]
+            wanted += [c for c in variants if c not in wanted]
+    else:
+        wanted = []
+        for name in (c.strip() for c in columns.split(",") if c.strip()):
+            variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
+            if not variants:
+                raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})")
+            wanted += [c for c in variants if c not in wanted]
+    keep = [c for c in IDENTITY if c in frame.columns]
+    if "backend_params" in keep and frame["backend_params"].nunique(dropna=False) <= 1:
+        keep.remove("backend_params")
+    return frame[keep + wanted]
+
+
+def _batch_of(column: str) -> int:
+    for part in column.split("@")[1:]:
+        if part.startswith("b") and part[1:].isdigit():
+            return int(part[1:])
+    return 0
 
 
 def render(rows: Any, fmt: str) -> str:
@@ -186,9 +221,9 @@ def _table(frame: Any) -> str:
 
     table = Table(show_lines=False)
     for c in frame.columns:
-        table.add_column(str(c), overflow="fold")
+        table.add_column(str(c), no_wrap=c in IDENTITY, overflow="fold")
     for row in frame.itertuples(index=False):
         table.add_row(*(_fmt(v) for v in row))
-    console = Console(width=max(120, 12 * len(frame.columns)), record=True, file=io.StringIO())
+    console = Console(width=1000, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text()

@@ -8,8 +8,9 @@ grid of concrete parameter sets, as a suite file's ``sparsity = [0.5, 0.9]``.
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from typing import Any, Iterable, Mapping
+from typing import Any
 
 _REQUIRED = object()
 
@@ -72,6 +73,8 @@ class Param:
             allowed = ", ".join(repr(c) for c in self.choices)
             raise ParamError(key, f"{value!r} is not one of {allowed}")
         if isinstance(value, (int, float)) and not isinstance(value, bool):
+            if value != value and (self.min is not None or self.max is not None):  # NaN fits no range
+                raise ParamError(key, f"{value!r} is out of range: {self._range()}")
             if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
                 raise ParamError(key, f"{value!r} is out of range: {self._range()}")
             if self.max is not None and (value > self.max or (self.max_exclusive and value == self.max)):

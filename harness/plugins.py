@@ -14,11 +14,12 @@ import importlib
 import importlib.util
 import os
 import sys
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
-from typing import Any, Iterable
+from typing import Any
 
 import pluggy
 
@@ -175,7 +176,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
             continue
         from harness import __version__
 
-        info = PluginInfo(name=name, source="builtin", distribution="harness", version=__version__,
+        info = PluginInfo(name=name, source="builtin", distribution="compression-harness", version=__version__,
                           location=modname)
         _register_module(pm, importlib.import_module(modname), info, infos)
 
@@ -235,7 +236,9 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
     registry.plugins = dict(infos)
     for kind, hook_name in HOOKS.items():
         caller = getattr(pm.hook, hook_name)
-        for impl in reversed(caller.get_hookimpls()):
+        # get_hookimpls() lists plugins in registration (discovery) order, so specs are attributed
+        # and listed in the order plugins were found.
+        for impl in caller.get_hookimpls():
             info = infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, source="unknown")
 
             def register(spec: Any, _kind: str = kind, _info: PluginInfo = info) -> None:
@@ -259,7 +262,10 @@ def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enab
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:
-        raise PluginError(f"Plugin {exc.plugin_name!r} implements an unknown hook "
+        # pluggy's PluginValidationError carries the plugin object (.plugin), not its name.
+        name = pm.get_name(exc.plugin) or repr(exc.plugin)
+        label = infos[name].label if name in infos else repr(name)
+        raise PluginError(f"Plugin {label} implements an unknown hook "
                           f"(misspelled?): {exc}") from exc
     registry = collect(pm, infos)
     return Host(pm=pm, registry=registry, plugins_dir=str(plugins_dir) if plugins_dir else None)

@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import os
 import sys
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
 from harness import __version__
 from harness.executor import LocalExecutor
@@ -146,8 +146,15 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
 
 def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int, db: str, cache: Path,
              summary: RunSummary, progress: bool) -> None:
-    from rich.progress import (BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn,
-                               TimeRemainingColumn)
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
 
     executor = LocalExecutor({"plugins_dir": host.plugins_dir,
                               "memory_limit_mb": plan.execution["memory_limit_mb"]},
@@ -157,7 +164,8 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
                TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[skipped]} skipped[/] "
                           "[red]{task.fields[failed]} failed[/]"),
                TimeElapsedColumn(), TimeRemainingColumn())
-    with Progress(*columns, disable=not progress, transient=False) as bar:
+    # Progress goes to stderr: stdout carries the leaderboard, which scripts may parse.
+    with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar:
         task_id = bar.add_task(plan.name, total=len(todo), ok=0, skipped=0, failed=0)
         try:
             for cell in todo:

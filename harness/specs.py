@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Callable, Mapping, Protocol, Sequence
+from typing import TYPE_CHECKING, Any, Protocol
 
 from harness.params import Param
 
@@ -35,12 +36,12 @@ class SpecError(ValueError):
 def _check_common(spec: Any) -> None:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
         raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}")
-    names = [p.name for p in spec.params]
-    if len(set(names)) != len(names):
-        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
     for p in spec.params:
         if not isinstance(p, Param):
             raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}")
+    names = [p.name for p in spec.params]
+    if len(set(names)) != len(names):
+        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
 
 
 # --------------------------------------------------------------------------- data
@@ -50,8 +51,8 @@ def _check_common(spec: Any) -> None:
 class Split:
     """One split of a dataset: inputs ``x`` (float32, ``(N, *input_shape)``) and labels ``y`` (int64, ``(N,)``)."""
 
-    x: "np.ndarray"
-    y: "np.ndarray | None"
+    x: np.ndarray
+    y: np.ndarray | None
 
     def __len__(self) -> int:
         return len(self.x)
@@ -258,7 +259,7 @@ class Artifact:
         return tuple(self.manifest["input_shape"])
 
     @classmethod
-    def open(cls, path: Path) -> "Artifact":
+    def open(cls, path: Path) -> Artifact:
         """Open a built artifact folder."""
         manifest = json.loads((path / "artifact.json").read_text())
         return cls(path=path, key=manifest["key"], manifest=manifest)
@@ -276,10 +277,10 @@ class Session(Protocol):
 
     info: dict
 
-    def run(self, x: "np.ndarray") -> "np.ndarray":
+    def run(self, x: np.ndarray) -> np.ndarray:
         """Outputs for one batch of inputs (numpy in, numpy out)."""
 
-    def time(self, batches: Sequence["np.ndarray"], plan: "TimingPlan") -> "TimingResult":
+    def time(self, batches: Sequence[np.ndarray], plan: TimingPlan) -> TimingResult:
         """Time inference inside the runtime, rotating among ``batches``; follow ``plan``."""
 
     def close(self) -> None:

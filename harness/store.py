@@ -11,8 +11,9 @@ from __future__ import annotations
 import datetime as _dt
 import json
 import sqlite3
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any, Iterable
+from typing import Any
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
@@ -82,7 +83,7 @@ def _m002(db: sqlite_utils.Database) -> None:
 
 def now() -> str:
     """UTC timestamp with microseconds, sortable as text."""
-    return _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="microseconds")
+    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
 
 
 def to_json(obj: Any) -> str:

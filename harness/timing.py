@@ -15,8 +15,9 @@ Inputs rotate among several distinct batches so caches do not flatter a result.
 from __future__ import annotations
 
 import time
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any, Callable, Sequence
+from typing import Any
 
 #: Named plans a suite file selects with ``[settings.latency] profile = "..."``.
 PROFILES: dict[str, dict] = {
@@ -38,7 +39,7 @@ class TimingPlan:
     min_sample_s: float = 1e-4
 
     @classmethod
-    def profile(cls, name: str, **overrides: Any) -> "TimingPlan":
+    def profile(cls, name: str, **overrides: Any) -> TimingPlan:
         """The plan of a named profile, with overrides (``None`` values ignored)."""
         values = dict(PROFILES[name])
         values.update({k: v for k, v in overrides.items() if v is not None})

@@ -54,7 +54,6 @@ def run(ctx: CellContext) -> list[Measurement]:
                          **result.info})
             params = {"batch_size": bs}
             samples_ms = [v * 1e3 for v in result.samples_s]
-            name = f"latency@b{bs}"
             mean_s = stats["mean_ms"] / 1e3
             values = [("p50_ms", stats["median_ms"]), ("p90_ms", stats["p90_ms"]),
                       ("p99_ms", stats["p99_ms"]), ("mean_ms", stats["mean_ms"]),

@@ -13,6 +13,9 @@ METRICS = (
     MetricSpec("params", "count", False, "parameters of the artifact"),
     MetricSpec("nonzero_params", "count", False, "parameters that are not zero"),
     MetricSpec("sparsity", "fraction", None, "1 - nonzero_params / params, over every parameter"),
+    MetricSpec("weight_sparsity", "fraction", None,
+               "share of zeros in the weight kernels and matrices (tensors of 2+ dimensions): the scope "
+               "of pruning methods' sparsity claims"),
     MetricSpec("compression_ratio", "ratio", True, "params / nonzero_params (ShrinkBench)"),
     MetricSpec("onnx_bytes", "bytes", False, "size of the serialized ONNX model"),
     MetricSpec("gzip_bytes", "bytes", False, "size of the ONNX model gzipped (level 9)"),
@@ -37,6 +40,8 @@ def run(ctx: CellContext) -> list[Measurement]:
         Measurement("params", params, "count", info=info),
         Measurement("nonzero_params", nz, "count", info=info),
         Measurement("sparsity", 1 - nz / params if params else None, "fraction", info=info),
+        Measurement("weight_sparsity", 1 - counts["nonzero_weights"] / counts["weights"] if counts["weights"]
+                    else None, "fraction", info=info),
         Measurement("compression_ratio", params / nz if nz else None, "ratio", info=info),
     ]
     if "onnx" in art.formats:

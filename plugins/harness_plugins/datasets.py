@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import Any
 
 from harness.api import DatasetContext, DatasetSpec, Param, Split, Splits, hookimpl
-
 from harness_plugins._util import fingerprint_arrays
 
 #: The digits split is fixed once and for all, independent of any run seed, so that every

@@ -26,7 +26,8 @@ RECIPES: dict[str, dict[str, Any]] = {
 def _num_classes(name: str, ctx: ModelContext) -> int:
     """The output size, or a clear error when the dataset has no classes."""
     if not ctx.num_classes:
-        raise ValueError(f"{name} is a classifier: the dataset must give num_classes, got {ctx.num_classes!r}")
+        raise ValueError(f"{name} is a classifier: the dataset must give num_classes, "
+                         f"got {ctx.num_classes!r}")
     return int(ctx.num_classes)
 
 

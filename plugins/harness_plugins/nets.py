@@ -22,7 +22,8 @@ def _check_image_shape(name: str, input_shape: tuple[int, ...], multiple: int) -
         raise ValueError(f"{name} needs image inputs shaped (C, H, W), got input_shape {tuple(input_shape)}")
     c, h, w = (int(v) for v in input_shape)
     if min(c, h, w) < 1 or h % multiple or w % multiple:
-        raise ValueError(f"{name} needs H and W divisible by {multiple}, got input_shape {tuple(input_shape)}")
+        raise ValueError(f"{name} needs H and W divisible by {multiple}, "
+                         f"got input_shape {tuple(input_shape)}")
     return c, h, w
 
 

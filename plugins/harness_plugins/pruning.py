@@ -8,7 +8,8 @@ is an ordinary module, saved and exported to ONNX like the dense one.
 
 from __future__ import annotations
 
-from typing import Any, Mapping
+from collections.abc import Mapping
+from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, Param, hookimpl
 

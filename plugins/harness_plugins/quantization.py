@@ -7,8 +7,9 @@ can execute it.
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping
 from pathlib import Path
-from typing import Any, Mapping
+from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, Param, hookimpl
 

@@ -7,8 +7,9 @@ would hand them to the plugins; no host internals.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any, Callable
+from typing import Any
 
 import pytest
 
@@ -117,4 +118,5 @@ def h() -> Any:
     """The helper functions above, as a fixture: robust to any pytest import mode."""
     from types import SimpleNamespace
 
-    return SimpleNamespace(defaults=defaults, export_onnx=export_onnx, build=build, make_artifact=make_artifact)
+    return SimpleNamespace(defaults=defaults, export_onnx=export_onnx, build=build,
+                           make_artifact=make_artifact)

@@ -36,7 +36,8 @@ def test_build_is_seeded(h):
 
     a = h.build(LENET5, _ctx(LENET5, h, (1, 8, 8), seed=3))
     b = h.build(LENET5, _ctx(LENET5, h, (1, 8, 8), seed=3))
-    assert all(torch.equal(p, q) for p, q in zip(a.state_dict().values(), b.state_dict().values()))
+    sa, sb = a.state_dict(), b.state_dict()
+    assert sa.keys() == sb.keys() and all(torch.equal(sa[k], sb[k]) for k in sa)
 
 
 def test_mlp_hidden_param(h):

@@ -42,7 +42,7 @@ def test_pyproject_entry_points():
     assert data["project"]["name"] == "harness-plugins"
     assert data["project"]["entry-points"]["harness"] == ENTRY_POINTS
     deps = data["project"]["dependencies"]
-    assert "harness" in deps
+    assert "compression-harness" in deps
     # torch is a lower bound, never an exact pin.
     assert any(d.startswith("torch>=") for d in deps) and not any(d.startswith("torch==") for d in deps)
 

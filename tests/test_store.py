@@ -1,0 +1,82 @@
+"""The store: migrations, one transaction per cell, no duplicates, read-only access."""
+
+import sqlite3
+
+import pytest
+import sqlite_utils
+
+from harness.store import Store, migrations, open_readonly
+
+
+def _cell(key="k1", status="ok"):
+    return {"cell_key": key, "artifact_group": "g", "model": "m", "model_params": {}, "dataset": "d",
+            "dataset_params": {}, "method": "dense", "method_params": {}, "seed": 0, "backend": "b",
+            "backend_params": {"threads": 1}, "suite": "latency", "status": status}
+
+
+def test_blank_database_gets_full_schema(memory_store):
+    db = memory_store.db
+    assert {"runs", "cells", "measurements", "sample_sets", "metrics"} <= set(db.table_names())
+    assert {"results", "latest_cells", "latest_results"} <= set(db.view_names())
+    names = [m.name for m in migrations.applied(db)]
+    assert names == ["m001_runs_cells_measurements", "m002_result_views"]
+
+
+def test_old_database_is_upgraded(tmp_path):
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(str(path))
+    migrations.apply(db, stop_before="m002_result_views")
+    assert "results" not in db.view_names()
+    db.close()
+    store = Store(path)
+    assert "latest_results" in store.db.view_names()
+    assert [m.name for m in migrations.pending(store.db)] == []
+    store.close()
+
+
+def test_record_cell_writes_measurements_and_samples_atomically(memory_store):
+    run = memory_store.create_run(suite_name="s", suite_sha256="x")
+    cid = memory_store.record_cell(run, _cell(), [
+        {"metric": "p50_ms", "value": 1.0, "unit": "ms", "params": {"batch_size": 1},
+         "samples": [1.0, 2.0, 3.0], "samples_name": "p50_ms@batch_size=1"},
+        {"metric": "p90_ms", "value": 2.0, "unit": "ms", "params": {"batch_size": 1}},
+    ])
+    rows = list(memory_store.db.query("SELECT metric, sample_set_id FROM measurements WHERE cell_id = ?", [cid]))
+    assert [r["metric"] for r in rows] == ["p50_ms", "p90_ms"]
+    sample = memory_store.db["sample_sets"].get(rows[0]["sample_set_id"])
+    assert sample["n"] == 3 and sample["samples"] == "[1.0, 2.0, 3.0]"
+    # A measurement that fails to insert rolls back the whole cell.
+    with pytest.raises(KeyError, match="unit"):
+        memory_store.record_cell(run, _cell("k2"), [{"metric": "x", "value": 1.0}])  # no unit
+    assert memory_store.db.execute("SELECT count(*) FROM cells WHERE cell_key = 'k2'").fetchone()[0] == 0
+
+
+def test_a_cell_is_never_recorded_twice_in_a_run(memory_store):
+    run = memory_store.create_run(suite_name="s", suite_sha256="x")
+    memory_store.record_cell(run, _cell(), [])
+    with pytest.raises(sqlite3.IntegrityError):
+        memory_store.record_cell(run, _cell(), [])
+
+
+def test_failed_cell_is_replaced_when_retried(memory_store):
+    run = memory_store.create_run(suite_name="s", suite_sha256="x")
+    memory_store.record_cell(run, _cell(status="failed"), [])
+    memory_store.record_cell(run, _cell(status="ok"), [{"metric": "top1", "value": 0.9, "unit": "fraction"}])
+    assert memory_store.cell_statuses(run) == {"k1": "ok"}
+
+
+def test_readonly_connection_refuses_writes(tmp_path):
+    path = tmp_path / "l.db"
+    Store(path).close()
+    before = path.read_bytes()
+    conn = open_readonly(path)
+    assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+        conn.execute("INSERT INTO metrics (name) VALUES ('x')")
+    conn.close()
+    assert path.read_bytes() == before
+
+
+def test_missing_database_is_a_clear_error(tmp_path):
+    with pytest.raises(FileNotFoundError, match="no leaderboard database"):
+        open_readonly(tmp_path / "none.db")
