@@ -84,7 +84,7 @@ def harness_cli(tmp_path):
 
     def run(*args, env=None, timeout=600, cwd=None):
         full_env = dict(os.environ)
-        full_env.setdefault("HARNESS_CACHE_DIR", str(cache))
+        full_env["HARNESS_CACHE_DIR"] = str(cache)  # never a cache the caller set up
         full_env.update(env or {})
         return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True,
                               text=True, env=full_env, timeout=timeout, cwd=cwd or tmp_path)
