@@ -43,7 +43,7 @@ class LocalExecutor:
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=True,
+        self._proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=False,
                                        name="harness-worker")
         self._proc.start()
         child.close()

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import os
 import platform
+import shutil
 import subprocess
 from importlib import metadata
 from pathlib import Path
@@ -52,6 +53,39 @@ def _governor() -> str | None:
         return None
 
 
+def _run(cmd: list[str], timeout: float = 5.0) -> str | None:
+    try:
+        out = subprocess.run(cmd, capture_output=True, text=True, timeout=timeout)
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out.stdout.strip() if out.returncode == 0 else None
+
+
+def gpus() -> list[dict]:
+    """NVIDIA GPUs as ``nvidia-smi`` reports them (name, driver, memory, CUDA version); ``[]`` without one."""
+    if shutil.which("nvidia-smi") is None:
+        return []
+    listing = _run(["nvidia-smi", "--query-gpu=name,driver_version,memory.total",
+                    "--format=csv,noheader,nounits"])
+    if not listing:
+        return []
+    header = _run(["nvidia-smi"]) or ""
+    cuda = None
+    if "CUDA Version:" in header:
+        cuda = header.split("CUDA Version:", 1)[1].split()[0].strip("|")
+    out = []
+    for line in listing.splitlines():
+        parts = [p.strip() for p in line.split(",")]
+        if len(parts) == 3:
+            out.append({"name": parts[0], "driver": parts[1], "memory_mib": parts[2], "cuda": cuda})
+    return out
+
+
+def node_version() -> str | None:
+    """``node --version`` when Node.js is on PATH (the WASM backends run there)."""
+    return _run(["node", "--version"]) if shutil.which("node") else None
+
+
 def library_versions() -> dict:
     """Installed versions of the libraries that shape a measurement."""
     out = {}
@@ -64,13 +98,16 @@ def library_versions() -> dict:
 
 
 def fingerprint() -> dict:
-    """What the machine is; ``hash`` covers the parts that change a timing."""
+    """What the machine is; ``hash`` covers the parts that change a timing.
+
+    Hostname, kernel release and the frequency governor are recorded but not hashed: two
+    identical machines (or one machine after a kernel update) compare as the same machine.
+    """
     cpu = _cpuinfo()
     flags = cpu.pop("flags", [])
     fp = {
         "cpu_model": cpu.get("model") or platform.processor() or platform.machine(),
-        "cpu_flags_sha256": digest(flags),
-        "cpu_flags_count": len(flags),
+        "cpu_flags": flags,
         "logical_cores": os.cpu_count(),
         "usable_cores": len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count(),
         "memory_bytes": _meminfo_bytes(),
@@ -80,6 +117,8 @@ def fingerprint() -> dict:
         "python": platform.python_version(),
         "libraries": library_versions(),
         "cpu_governor": _governor(),
+        "gpus": gpus(),
+        "node": node_version(),
         "hostname": platform.node(),
     }
     stable = {k: v for k, v in fp.items() if k not in ("hostname", "kernel", "cpu_governor")}

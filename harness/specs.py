@@ -363,6 +363,9 @@ class CellContext:
         with the ``dense`` method in this run (``None`` when there is none).
     :param backend_name: the backend's name, or ``None``.
     :param is_baseline: this cell *is* the dense baseline (compare it with itself).
+    :param time_in_processes: ``time_in_processes(batches, plan, processes) -> list[TimingResult]``:
+        time the cell's backend in that many fresh processes, one after another (pyperf's worker
+        processes), each opening its own session; ``None`` for suites that are not per backend.
     """
 
     cell: Mapping[str, Any]
@@ -373,6 +376,7 @@ class CellContext:
     baseline: Callable[..., float | None]
     backend_name: str | None = None
     is_baseline: bool = False
+    time_in_processes: Callable[..., list] | None = None
 
 
 @dataclass(frozen=True)

@@ -1,19 +1,29 @@
 """The timing methodology every backend follows, after pyperf.
 
 A backend's session owns its timing loop (inside the runtime that executes the
-model); this module gives the shared plan and, for runtimes that live in the
-harness's own Python process, the loop itself (:func:`time_calls`) and a base
-class (:class:`InProcessSession`).
+model); this module gives the shared plan and the loop itself
+(:func:`run_plan`), which any runtime can drive with its own clock: a
+``block(n, offset)`` callable that runs ``n`` inferences (rotating inputs from
+``offset``) and returns the seconds they took by that runtime's timer
+(``perf_counter_ns`` in-process, CUDA events on a GPU). :func:`time_calls` and
+:class:`InProcessSession` wrap it for runtimes in the harness's own process.
 
-The plan: warm up for at least ``warmup_iters`` calls and ``warmup_s`` seconds;
-calibrate an inner loop so one sample lasts at least ``min_sample_s`` (well
-above the timer's resolution); then take samples until there are at least
-``min_samples`` and ``min_time_s`` has passed (and at most ``max_time_s``).
+The plan, as pyperf does it:
+
+1. warm up for at least ``warmup_iters`` calls and ``warmup_s`` seconds, then
+   until stable: the medians of the last two windows of single calls agree
+   within 5% (or ``max_warmup_s`` runs out, recorded as not stable);
+2. calibrate an inner loop so one sample lasts at least ``min_sample_s`` and at
+   least 10x the timer's resolution;
+3. take samples until there are ``min_samples`` of them and ``min_time_s`` has
+   passed (stopping at ``max_time_s``).
+
 Inputs rotate among several distinct batches so caches do not flatter a result.
 """
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -24,7 +34,14 @@ PROFILES: dict[str, dict] = {
     "smoke": dict(warmup_iters=10, warmup_s=0.1, min_samples=30, min_time_s=0.5, max_time_s=5.0),
     "default": dict(warmup_iters=20, warmup_s=0.5, min_samples=100, min_time_s=2.0, max_time_s=30.0),
     "nightly": dict(warmup_iters=50, warmup_s=2.0, min_samples=300, min_time_s=20.0, max_time_s=120.0),
+    # MLPerf-like: a long minimum duration (MLPerf's single-stream minimum is 600 s).
+    "submission": dict(warmup_iters=100, warmup_s=10.0, min_samples=1000, min_time_s=600.0,
+                       max_time_s=1200.0),
 }
+
+#: Relative agreement of two consecutive warm-up windows' medians that counts as stable.
+WARMUP_TOLERANCE = 0.05
+WARMUP_WINDOW = 10
 
 
 @dataclass(frozen=True)
@@ -37,6 +54,11 @@ class TimingPlan:
     min_time_s: float = 2.0
     max_time_s: float = 30.0
     min_sample_s: float = 1e-4
+
+    @property
+    def max_warmup_s(self) -> float:
+        """Warm-up gives up waiting for stability after this long."""
+        return max(4 * self.warmup_s, 1.0)
 
     @classmethod
     def profile(cls, name: str, **overrides: Any) -> TimingPlan:
@@ -58,7 +80,7 @@ class TimingResult:
     :param inner_loops: calls per sample, from calibration.
     :param warmup_iters: calls made before the first sample.
     :param timer: the clock used (``time.perf_counter_ns``, CUDA events, ``process.hrtime``...).
-    :param info: anything else the runtime wants recorded.
+    :param info: anything else the runtime wants recorded (warm-up stability, timer resolution...).
     """
 
     samples_s: list[float]
@@ -66,6 +88,59 @@ class TimingResult:
     warmup_iters: int
     timer: str
     info: dict = field(default_factory=dict)
+
+
+def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str,
+             resolution_s: float, clock: Callable[[], float] = time.perf_counter) -> TimingResult:
+    """Warm up, calibrate and sample with ``block(n, offset) -> seconds``, following ``plan``.
+
+    ``block`` runs ``n`` inferences rotating inputs from index ``offset`` and returns their
+    duration by the runtime's own timer; ``clock`` (wall time) only decides when to stop.
+    """
+    # 1. Warm-up: minimum count and time, then until two consecutive windows agree.
+    began = clock()
+    single: list[float] = []
+    i = 0
+    stable = False
+    while True:
+        single.append(block(1, i))
+        i += 1  # one running position across all phases keeps the input rotation strict
+        elapsed = clock() - began
+        if i < plan.warmup_iters or elapsed < plan.warmup_s or len(single) < 2 * WARMUP_WINDOW:
+            continue
+        prev = statistics.median(single[-2 * WARMUP_WINDOW:-WARMUP_WINDOW])
+        last = statistics.median(single[-WARMUP_WINDOW:])
+        if prev > 0 and abs(last - prev) / prev <= WARMUP_TOLERANCE:
+            stable = True
+            break
+        if elapsed >= plan.max_warmup_s:
+            break
+    warmup_iters = i
+    warmup_s = clock() - began
+    # 2. Calibration: double the inner loop until one sample is long enough for the timer.
+    floor = max(plan.min_sample_s, 10 * resolution_s)
+    inner = 1
+    pos = i
+    while True:
+        took = block(inner, pos)
+        pos += inner
+        if took >= floor or inner >= 1 << 20:
+            break
+        inner *= 2
+    # 3. Samples.
+    samples: list[float] = []
+    begin = clock()
+    while True:
+        samples.append(block(inner, pos) / inner)
+        pos += inner
+        spent = clock() - begin
+        if len(samples) >= plan.min_samples and spent >= plan.min_time_s:
+            break
+        if spent >= plan.max_time_s and len(samples) >= 3:
+            break
+    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer,
+                        info={"warmup_stable": stable, "warmup_s": warmup_s, "timer_resolution_s": resolution_s,
+                              "min_sample_s": floor})
 
 
 def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingResult:
@@ -78,40 +153,15 @@ def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingRe
         raise ValueError("time_calls needs at least one call")
     clock = time.perf_counter_ns
     n = len(calls)
-    # Warm-up: a minimum count and a minimum time, rotating inputs.
-    i = 0
-    start = clock()
-    while i < plan.warmup_iters or (clock() - start) < plan.warmup_s * 1e9:
-        calls[i % n]()
-        i += 1
-    warmup_iters = i
-    # Calibration: double the inner loop until one sample is long enough.
-    inner = 1
-    while True:
+
+    def block(count: int, offset: int) -> float:
         t0 = clock()
-        for j in range(inner):
+        for j in range(offset, offset + count):
             calls[j % n]()
-        elapsed = clock() - t0
-        if elapsed >= plan.min_sample_s * 1e9 or inner >= 1 << 20:
-            break
-        inner *= 2
-    samples: list[float] = []
-    k = 0
-    begin = clock()
-    deadline = begin + plan.max_time_s * 1e9
-    while True:
-        t0 = clock()
-        for _ in range(inner):
-            calls[k % n]()
-            k += 1
-        t1 = clock()
-        samples.append((t1 - t0) / inner / 1e9)
-        if len(samples) >= plan.min_samples and t1 - begin >= plan.min_time_s * 1e9:
-            break
-        if t1 >= deadline and len(samples) >= 3:
-            break
-    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters,
-                        timer="time.perf_counter_ns")
+        return (clock() - t0) / 1e9
+
+    return run_plan(block, plan, timer="time.perf_counter_ns",
+                    resolution_s=time.get_clock_info("perf_counter").resolution)
 
 
 class InProcessSession:

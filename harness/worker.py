@@ -121,10 +121,15 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
             def open_session(_spec=bspec, _params=bparams):
                 return _spec.session(artifact, _params)
 
+        timed_elsewhere = None
+        if backend_name is not None:
+            def timed_elsewhere(batches, plan, processes, _name=backend_name, _params=bparams):
+                return time_in_processes(config, _name, _params, artifact.path, batches, plan, processes)
+
         ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
                           settings=task["settings"], open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
-                          is_baseline=not task.get("baseline_key"))
+                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere)
         stage = enter("suite")
         measurements = suite.run(ctx)
         rows = []
@@ -145,6 +150,54 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         return {"status": "failed", "stage": stage, "error_type": type(exc).__name__,
                 "reason": f"{stage}: {type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "info": info, "measurements": [], "duration_s": time.perf_counter() - t0}
+
+
+def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_path: str, batches: list,
+                plan: Any) -> None:
+    """A fresh process that opens one session, times it and sends the result back."""
+    _die_with_parent()
+    try:
+        from harness.specs import Artifact
+
+        spec = _host(config).registry.get("backend", backend).spec
+        session = spec.session(Artifact.open(Path(artifact_path)), params)
+        try:
+            result = session.time(batches, plan)
+            result.info["session_info"] = dict(session.info)
+            conn.send(("ok", result))
+        finally:
+            session.close()
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def time_in_processes(config: dict, backend: str, params: dict, artifact_path: Path, batches: list, plan: Any,
+                      processes: int) -> list:
+    """Time a backend in ``processes`` fresh processes, one after another, as pyperf's workers do.
+
+    Each process pays its own start-up and warm-up, so process-level effects (memory layout,
+    thread placement, allocator state) vary between samples instead of biasing all of them.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    results = []
+    for _ in range(processes):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_time_child, args=(child, config, backend, params, str(artifact_path),
+                                                     batches, plan), daemon=True)
+        proc.start()
+        child.close()
+        try:
+            status, payload = parent.recv()
+        except EOFError:
+            proc.join(5)
+            raise RuntimeError(f"timing process died (exit status {proc.exitcode})") from None
+        proc.join(30)
+        if status != "ok":
+            raise RuntimeError(f"timing process failed: {payload}")
+        results.append(payload)
+    return results
 
 
 def worker_main(conn: Any, config: dict) -> None:

@@ -37,7 +37,9 @@ min_time_s = 0.05
 min_samples = 5
 
 [settings.execution]
-timeout_s = 8
+# Generous: the limit covers worker start-up, the torch import and the artifact build, which
+# take seconds on a loaded two-core CI machine; only the "hang" cell should ever reach it.
+timeout_s = 30
 memory_limit_mb = 3000
 """
 
@@ -80,13 +82,13 @@ def test_failures_are_isolated_and_recorded(harness_cli, suite_file, tmp_path):
         bp = json.loads(r["backend_params"]) if r["backend_params"] else {}
         by[(r["method"], mp.get("mode"), r["backend"], bp.get("mode"), r["suite"])] = r
     # The dense cells ran and kept their results despite the failures around them.
-    assert by[("dense", None, "onnxruntime-cpu", None, "latency")]["status"] == "ok"
-    assert by[("dense", None, None, None, "size")]["status"] == "ok"
+    for key in (("dense", None, "onnxruntime-cpu", None, "latency"), ("dense", None, None, None, "size")):
+        assert by[key]["status"] == "ok", by[key]["reason"]
     fail = {mode: by[("faulty", mode, "onnxruntime-cpu", None, "latency")] for mode in
             ("raise", "hang", "abort", "oom")}
     assert all(r["status"] == "failed" for r in fail.values())
     assert "RuntimeError: planned failure" in fail["raise"]["reason"]
-    assert "timed out after 8 s" in fail["hang"]["reason"]
+    assert "timed out after 30 s" in fail["hang"]["reason"]
     assert "SIGABRT" in fail["abort"]["reason"]
     assert "MemoryError" in fail["oom"]["reason"]
     # A failed artifact fails the other suites of the same artifact with the same cause, without rerunning it.

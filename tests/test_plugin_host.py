@@ -28,12 +28,13 @@ from harness.plugins import DEFAULT_PLUGINS, DISABLE_ENV, HOOKS, PluginError
 from harness.specs import KINDS
 
 FIRST_PARTY = {
-    "models": {"model": ["mlp", "lenet5", "resnet-small"]},
+    "models": {"model": ["mlp", "lenet5", "resnet-small", "resnet18"]},
     "datasets": {"dataset": ["digits", "synthetic", "imagefolder"]},
     "pruning": {"method": ["dense", "random", "global-magnitude", "layer-magnitude"]},
     "quantization": {"method": ["int8-dynamic"]},
     "torch-cpu": {"backend": ["torch-cpu"]},
     "onnxruntime-cpu": {"backend": ["onnxruntime-cpu"]},
+    "torch-cuda": {"backend": ["torch-cuda"]},
 }
 BUILTINS = {"accuracy": {"suite": ["accuracy"]}, "latency": {"suite": ["latency"]}, "size": {"suite": ["size"]}}
 

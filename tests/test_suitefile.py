@@ -169,19 +169,19 @@ def test_implicit_dense_baselines_added(registry):
                                 suites=["accuracy", "latency", "size"])])
     plan = plan_from_dict(data, registry)
     implicit = [c for c in plan.cells if c.implicit]
-    # accuracy needs a baseline; latency and size do not
+    # accuracy (top1_delta) and latency (speedup) need a baseline; size does not
     assert {(c.method.name, c.backend.name, c.suite) for c in implicit} == {
-        ("dense", "torch-cpu", "accuracy"), ("dense", "onnxruntime-cpu", "accuracy")}
+        ("dense", b, s) for b in ("torch-cpu", "onnxruntime-cpu") for s in ("accuracy", "latency")}
     assert all(c.method.params == {} for c in implicit)
     assert all(not c.implicit for c in plan.cells if c.method.name != "dense")
-    assert len(plan.cells) == 2 * 2 + 1 + 2
-    assert [c.method.name for c in plan.cells[:2]] == ["dense", "dense"]
+    assert len(plan.cells) == 2 * 2 + 1 + 4
+    assert [c.method.name for c in plan.cells[:4]] == ["dense"] * 4
     # each baseline is exactly the identity its compressed cell compares against
     baseline_keys = {c.key for c in implicit}
     from harness.suitefile import digest
 
     for c in plan.cells:
-        if c.suite == "accuracy" and c.method.name != "dense":
+        if c.suite in ("accuracy", "latency") and c.method.name != "dense":
             assert digest(c.baseline_identity()) in baseline_keys
 
 
@@ -205,9 +205,9 @@ def test_explicit_dense_means_no_implicit_cells(registry):
 
 def test_no_baseline_for_suites_that_do_not_need_it(registry):
     data = suite(matrix=[matrix(methods=[{"name": "layer-magnitude", "sparsity": 0.5}],
-                                suites=["latency", "size"])])
+                                suites=["size"])])
     plan = plan_from_dict(data, registry)
-    assert [c.method.name for c in plan.cells] == ["layer-magnitude", "layer-magnitude"]
+    assert [c.method.name for c in plan.cells] == ["layer-magnitude"]
 
 
 # --------------------------------------------------------------------------- expansion
@@ -320,10 +320,10 @@ def test_missing_matrix_list(registry):
 
 
 @pytest.mark.parametrize("mkey, bad, kind, known", [
-    ("models", "lenet6", "model", "lenet5, mlp, resnet-small"),
+    ("models", "lenet6", "model", "lenet5, mlp, resnet-small, resnet18"),
     ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
     ("methods", "magnitude", "method", "dense, global-magnitude, int8-dynamic, layer-magnitude, random"),
-    ("backends", "cuda", "backend", "onnxruntime-cpu, torch-cpu"),
+    ("backends", "cuda", "backend", "onnxruntime-cpu, torch-cpu, torch-cuda"),
     ("suites", "speed", "suite", "accuracy, latency, size"),
 ])
 def test_unknown_names_list_known(registry, mkey, bad, kind, known):
@@ -580,8 +580,11 @@ def test_different_params_different_keys(registry, change):
     entry = matrix(methods=[{"name": "random", "sparsity": 0.5}], suites=["latency"])
     entry.update(change)
     other = plan_from_dict(suite(matrix=[entry]), registry)
-    assert len(base.cells) == len(other.cells) == 1
-    assert base.cells[0].key != other.cells[0].key
+    # the compared cell, beside the dense baseline the latency suite adds
+    base_cells = [c for c in base.cells if not c.implicit]
+    other_cells = [c for c in other.cells if not c.implicit]
+    assert len(base_cells) == len(other_cells) == 1
+    assert base_cells[0].key != other_cells[0].key
 
 
 def test_different_seed_different_key_and_artifact(registry):

@@ -52,6 +52,13 @@ def build_resnet_small(ctx: ModelContext) -> Any:
     return nets.ResNetSmall(tuple(ctx.input_shape), _num_classes("resnet-small", ctx))
 
 
+def build_resnet18(ctx: ModelContext) -> Any:
+    """ResNet-18 with torchvision's parameter names (seeded initialisation; no reference training)."""
+    from harness_plugins import nets
+
+    return nets.ResNet18(tuple(ctx.input_shape), _num_classes("resnet18", ctx))
+
+
 def _train(name: str, module: Any, ctx: ModelContext) -> dict:
     """Train ``module`` in place with the shared seeded trainer and ``name``'s recipe."""
     from harness.training import train_classifier
@@ -96,8 +103,16 @@ RESNET_SMALL = ModelSpec(
 )
 
 
+RESNET18 = ModelSpec(
+    name="resnet18", build=build_resnet18,
+    weights="seeded initialisation, or a torchvision-compatible state_dict file (weights = \"...\")",
+    description="ResNet-18 (He et al. 2016), torchvision parameter names; sized for 3x224x224 inputs "
+                "(latency work on synthetic data, or your own weights)",
+)
+
+
 @hookimpl
 def harness_register_models(register):
-    """Register ``mlp``, ``lenet5`` and ``resnet-small``."""
-    for spec in (MLP, LENET5, RESNET_SMALL):
+    """Register ``mlp``, ``lenet5``, ``resnet-small`` and ``resnet18``."""
+    for spec in (MLP, LENET5, RESNET_SMALL, RESNET18):
         register(spec)

@@ -23,13 +23,14 @@ ENTRY_POINTS = {
     "quantization": "harness_plugins.quantization",
     "torch-cpu": "harness_plugins.backends.torch_cpu",
     "onnxruntime-cpu": "harness_plugins.backends.onnxruntime_cpu",
+    "torch-cuda": "harness_plugins.backends.torch_cuda",
 }
 
 EXPECTED = {
-    "models": {"mlp", "lenet5", "resnet-small"},
+    "models": {"mlp", "lenet5", "resnet-small", "resnet18"},
     "datasets": {"digits", "synthetic", "imagefolder"},
     "methods": {"dense", "random", "global-magnitude", "layer-magnitude", "int8-dynamic"},
-    "backends": {"torch-cpu", "onnxruntime-cpu"},
+    "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda"},
 }
 
 HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL")

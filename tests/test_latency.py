@@ -1,0 +1,56 @@
+"""The latency suite: multi-process timing, realized against theoretical speedup, recorded context."""
+
+import json
+import sqlite3
+
+import pytest
+
+SUITE = """
+name = "latency"
+[[matrix]]
+models = ["mlp"]
+datasets = [{ name = "synthetic", n = 32 }]
+methods = [{ name = "random", sparsity = 0.75 }]
+backends = ["onnxruntime-cpu"]
+suites = ["latency"]
+[settings.latency]
+profile = "smoke"
+batch_sizes = [1, 8]
+min_time_s = 0.2
+processes = PROCESSES
+"""
+
+
+def measurements(db):
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    rows = conn.execute("SELECT c.method, m.metric, m.value, m.params, m.info, s.n FROM measurements m "
+                        "JOIN cells c ON c.id = m.cell_id LEFT JOIN sample_sets s ON s.id = m.sample_set_id")
+    return [dict(r) for r in rows]
+
+
+@pytest.mark.parametrize("processes", [1, 2])
+def test_latency_records_speedup_and_how_it_was_timed(harness_cli, suite_file, tmp_path, processes):
+    db = tmp_path / "l.db"
+    proc = harness_cli("run", suite_file(SUITE.replace("PROCESSES", str(processes))), "--db", db, "-q")
+    assert proc.returncode == 0, proc.stderr
+    rows = measurements(db)
+    by = {(r["method"], r["metric"], json.loads(r["params"])["batch_size"]): r for r in rows}
+    # The planner added the dense baseline; its speedup is 1 by definition.
+    assert by[("dense", "speedup", 1)]["value"] == 1.0
+    for bs in (1, 8):
+        p50 = by[("random", "p50_ms", bs)]
+        info = json.loads(p50["info"])
+        assert info["processes"] == processes
+        assert info["batch_size"] == bs and info["threads"] == 1 and info["distinct_inputs"] == 4
+        assert info["scenario"] == ("single-stream" if bs == 1 else "offline")
+        assert info["timer"] == "time.perf_counter_ns" and "warmup_stable" in info
+        speedup = by[("random", "speedup", bs)]["value"]
+        assert speedup == pytest.approx(by[("dense", "p50_ms", bs)]["value"] / p50["value"])
+        theory = json.loads(by[("random", "speedup", bs)]["info"])["theoretical_speedup"]
+        assert theory > 2  # 75% of the weights are zero
+        assert by[("random", "speedup_efficiency", bs)]["value"] == pytest.approx(speedup / theory)
+        if processes > 1:
+            per_process = info["per_process"]
+            assert len(per_process) == processes
+            assert p50["n"] == sum(p["n"] for p in per_process)
