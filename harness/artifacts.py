@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 from typing import Any
 
+from harness import pipeline
 from harness.plugins import Registry
 from harness.specs import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
 from harness.suitefile import Component, digest
@@ -151,8 +152,9 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     method = Component(**cell["method"])
     seed = cell["seed"]
     module, weights = reference_model(registry, model, dataset, seed, splits, cache_dir)
-    plugins = {kind: plugin_version(registry, kind, comp.name)
-               for kind, comp in (("model", model), ("dataset", dataset), ("method", method))}
+    plugins = {"model": plugin_version(registry, "model", model.name),
+               "dataset": plugin_version(registry, "dataset", dataset.name)}
+    plugins["method"] = pipeline.provenance(registry, method.name, method.params)
     identity = {"model": model.as_dict(), "dataset": dataset.as_dict(), "method": method.as_dict(),
                 "seed": seed, "data": splits.fingerprint, "weights": weights.get("sha256", weights),
                 "plugins": plugins}
@@ -161,7 +163,7 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     if (final / "artifact.json").is_file():
         return Artifact.open(final)
 
-    spec = registry.get("method", method.name).spec
+    spec = pipeline.resolve(registry, method.name, method.params)
     tmp = _atomic_dir(final)
     t0 = time.perf_counter()
     input_shape = tuple(splits.input_shape)

@@ -17,6 +17,8 @@ SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2}
 
 
 def _params_text(d: dict) -> str:
+    if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
+        return " + ".join(f"{s['name']}({_params_text(s['params'])})" for s in d["steps"])
     return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
 
 

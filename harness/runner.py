@@ -13,7 +13,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import __version__
+from harness import __version__, pipeline
 from harness.executor import LocalExecutor
 from harness.machine import fingerprint, git_revision
 from harness.plugins import Host, load_host
@@ -67,9 +67,8 @@ def cell_task(cell: Cell, plan: Plan, run_id: int, db: str, cache_dir: Path) -> 
 
 
 def _provenance(host: Host, cell: Cell) -> dict:
-    out = {}
-    pairs = [("model", cell.model.name), ("dataset", cell.dataset.name), ("method", cell.method.name),
-             ("suite", cell.suite)]
+    out = {"method": pipeline.provenance(host.registry, cell.method.name, cell.method.params)}
+    pairs = [("model", cell.model.name), ("dataset", cell.dataset.name), ("suite", cell.suite)]
     if cell.backend is not None:
         pairs.append(("backend", cell.backend.name))
     for kind, name in pairs:

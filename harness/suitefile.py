@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness import pipeline
 from harness.params import Param, ParamError, expand_grid, validate
 from harness.plugins import Registry
 
@@ -240,6 +241,14 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
             comps: list[Component] = []
             for ii, item in enumerate(items):
                 ikey = f"{where}.{mkey}[{ii}]"
+                if mkey == "methods" and isinstance(item, dict) and "pipeline" in item:
+                    extra = sorted(set(item) - {"pipeline"})
+                    if extra:
+                        problems.append((ikey, f"a pipeline entry takes only 'pipeline', not {', '.join(extra)}"))
+                        continue
+                    comps += [Component(n, p) for n, p in pipeline.expand(item["pipeline"], f"{ikey}.pipeline",
+                                                                            registry, problems)]
+                    continue
                 parsed = _entry(item, ikey, problems)
                 if parsed is None:
                     continue
@@ -341,7 +350,7 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
         if c.backend is None:
             continue
         backend = registry.items["backend"][c.backend.name].spec
-        method = registry.items["method"][c.method.name].spec
+        method = pipeline.resolve(registry, c.method.name, c.method.params)
         if c.backend.name not in availability:
             try:
                 availability[c.backend.name] = tuple(backend.available())  # type: ignore[assignment]
