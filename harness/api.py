@@ -15,6 +15,7 @@ A complete method plugin::
 """
 
 from harness import hookimpl
+from harness.paths import cache_dir
 from harness.params import Param, ParamError
 from harness.specs import (
     ApplyContext,
@@ -39,6 +40,7 @@ from harness.timing import InProcessSession, TimingPlan, TimingResult, time_call
 
 __all__ = [
     "hookimpl",
+    "cache_dir",
     "Param",
     "ParamError",
     "ApplyContext",

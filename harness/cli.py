@@ -108,6 +108,33 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
             click.echo(f"    {kind}: {', '.join(names)}")
 
 
+@cli.command()
+@click.argument("backend")
+@click.option("--cache-dir", type=click.Path(), envvar="HARNESS_CACHE_DIR", default=None,
+              help="where to install [default: ~/.cache/harness]")
+@click.pass_context
+def setup(ctx: click.Context, backend: str, cache_dir: str | None) -> None:
+    """Prepare what BACKEND needs (e.g. 'wasm': the pinned onnxruntime-web; 'arm': the emulated root)."""
+    from pathlib import Path
+
+    from harness.paths import cache_dir as default_cache
+
+    host = _host(ctx)
+    try:
+        spec = host.registry.get("backend", backend).spec
+    except KeyError as exc:
+        _fail(exc.args[0])
+    if spec.setup is None:
+        click.echo(f"backend {backend} needs no setup")
+        return
+    try:
+        message = spec.setup(Path(cache_dir) if cache_dir else default_cache())
+    except Exception as exc:  # noqa: BLE001 - the backend's own reason is the message
+        click.echo(f"Error: setup of {backend} failed: {exc}", err=True)
+        sys.exit(1)
+    click.echo(message)
+
+
 def _readonly(fn, *args, **kwargs):
     try:
         return fn(*args, **kwargs)

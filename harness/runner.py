@@ -13,14 +13,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness import __version__, pipeline
+from harness import __version__, paths, pipeline
 from harness.executor import LocalExecutor
 from harness.machine import fingerprint, git_revision
 from harness.plugins import Host, load_host
 from harness.store import Store, now
 from harness.suitefile import BASELINE_METHOD, Cell, Plan, digest, load_plan
 
-DEFAULT_CACHE = Path(os.environ.get("HARNESS_CACHE_DIR", Path.home() / ".cache" / "harness"))
 
 
 @dataclass
@@ -104,7 +103,9 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
     plan = load_plan(suite_path, host.registry)
     if on_plan:
         on_plan(plan)
-    cache = Path(cache_dir) if cache_dir else DEFAULT_CACHE
+    cache = Path(cache_dir) if cache_dir else paths.cache_dir()
+    # Workers and the plugins in them (npm packages, emulated roots) use the same folder.
+    os.environ[paths.CACHE_ENV] = str(cache.resolve())
     cache.mkdir(parents=True, exist_ok=True)
     store = Store(db)
     try:

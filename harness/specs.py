@@ -297,6 +297,8 @@ class BackendSpec:
         cells into ``skipped`` records carrying the reason.
     :param fingerprint: ``fingerprint(params) -> dict``: the device and runtime as measured
         (stored with every result).
+    :param setup: ``setup(cache_dir) -> str``: prepare what the backend needs (an npm package, an
+        emulated root), idempotently; ``harness setup NAME`` calls it and prints the message.
     """
 
     name: str
@@ -305,6 +307,7 @@ class BackendSpec:
     params: tuple[Param, ...] = ()
     available: Callable[[], tuple[bool, str]] = field(default=lambda: (True, ""))
     fingerprint: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
+    setup: Callable[[Path], str] | None = None
     description: str = ""
 
     def check(self) -> None:

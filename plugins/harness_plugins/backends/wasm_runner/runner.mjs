@@ -1,0 +1,154 @@
+// The harness runner for onnxruntime-web under Node.js: the runner protocol of harness/remote.py
+// on stdin/stdout, and the timing plan of harness/timing.py (run_plan) ported to this runtime, so
+// a WASM latency is measured exactly as an in-process one: warm-up for a minimum count and time and
+// then until two windows of 10 single calls agree within 5%, an inner loop calibrated so a sample
+// lasts at least min_sample_s and 10x the timer's resolution, then min_samples samples and
+// min_time_s. Timed with process.hrtime.bigint() around awaited session.run calls.
+import * as ort from 'onnxruntime-web';
+
+const PROTOCOL = 1;
+const WARMUP_WINDOW = 10;
+const WARMUP_TOLERANCE = 0.05;
+const RESOLUTION_S = 1e-9; // process.hrtime.bigint() counts nanoseconds
+
+const median = (xs) => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+const nowS = () => Number(process.hrtime.bigint()) / 1e9;
+
+async function runPlan(block, plan) {
+  const began = nowS();
+  const single = [];
+  let i = 0;
+  let stable = false;
+  const maxWarmup = Math.max(4 * plan.warmup_s, 1.0);
+  for (;;) {
+    single.push(await block(1, i));
+    i += 1;
+    const elapsed = nowS() - began;
+    if (i < plan.warmup_iters || elapsed < plan.warmup_s || single.length < 2 * WARMUP_WINDOW) continue;
+    const prev = median(single.slice(-2 * WARMUP_WINDOW, -WARMUP_WINDOW));
+    const last = median(single.slice(-WARMUP_WINDOW));
+    if (prev > 0 && Math.abs(last - prev) / prev <= WARMUP_TOLERANCE) { stable = true; break; }
+    if (elapsed >= maxWarmup) break;
+  }
+  const warmupIters = i;
+  const warmupS = nowS() - began;
+  const floor = Math.max(plan.min_sample_s, 10 * RESOLUTION_S);
+  let inner = 1;
+  let pos = i;
+  for (;;) {
+    const took = await block(inner, pos);
+    pos += inner;
+    if (took >= floor || inner >= (1 << 20)) break;
+    inner *= 2;
+  }
+  const samples = [];
+  const begin = nowS();
+  for (;;) {
+    samples.push((await block(inner, pos)) / inner);
+    pos += inner;
+    const spent = nowS() - begin;
+    if (samples.length >= plan.min_samples && spent >= plan.min_time_s) break;
+    if (spent >= plan.max_time_s && samples.length >= 3) break;
+  }
+  return {
+    samples_s: samples, inner_loops: inner, warmup_iters: warmupIters,
+    timer: 'process.hrtime.bigint (node)',
+    info: { warmup_stable: stable, warmup_s: warmupS, timer_resolution_s: RESOLUTION_S, min_sample_s: floor },
+  };
+}
+
+// ------------------------------------------------------------------ framing
+let buffer = Buffer.alloc(0);
+let waiting = null;
+process.stdin.on('data', (chunk) => { buffer = Buffer.concat([buffer, chunk]); if (waiting) { const w = waiting; waiting = null; w(); } });
+process.stdin.on('end', () => { if (waiting) { const w = waiting; waiting = null; w(); } });
+
+async function readExact(n) {
+  while (buffer.length < n) {
+    if (process.stdin.readableEnded) return null;
+    await new Promise((resolve) => { waiting = resolve; });
+  }
+  const out = buffer.subarray(0, n);
+  buffer = buffer.subarray(n);
+  return out;
+}
+
+async function readFrame() {
+  const len = await readExact(4);
+  if (!len) return null;
+  const header = JSON.parse((await readExact(len.readUInt32BE(0))).toString('utf8'));
+  const blobs = [];
+  for (const b of header.blobs || []) blobs.push(Buffer.from(await readExact(b.nbytes)));
+  return [header, blobs];
+}
+
+function writeFrame(header, blobs = []) {
+  const full = { ...header, blobs: blobs.map(([d, b]) => ({ ...d, nbytes: b.length })) };
+  const data = Buffer.from(JSON.stringify(full), 'utf8');
+  const len = Buffer.alloc(4);
+  len.writeUInt32BE(data.length, 0);
+  process.stdout.write(Buffer.concat([len, data, ...blobs.map(([, b]) => b)]));
+}
+
+// A Buffer's bytes as a Float32Array: copied, because a Buffer's byteOffset into Node's pool
+// need not be 4-byte aligned (a Float32Array view over it would throw or misread).
+const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+
+// ------------------------------------------------------------------ requests
+let session = null;
+let inputName = null;
+
+async function handle(req, blobs) {
+  switch (req.op) {
+    case 'hello':
+      return [{ ok: true, protocol: PROTOCOL, runtime: 'onnxruntime-web', version: ort.env.versions?.web ?? 'unknown',
+        features: { node: process.version, arch: process.arch, wasm_simd: true } }];
+    case 'load': {
+      ort.env.wasm.numThreads = req.threads;
+      session = await ort.InferenceSession.create(new Uint8Array(blobs[0]), { executionProviders: ['wasm'] });
+      inputName = session.inputNames[0];
+      return [{ ok: true, info: { runtime: 'onnxruntime-web', version: ort.env.versions?.web ?? 'unknown',
+        threads: req.threads, provider: 'wasm', node: process.version } }];
+    }
+    case 'run': {
+      const d = req.blobs[0];
+      const out = await session.run({ [inputName]: new ort.Tensor('float32', floats(blobs[0]), d.shape) });
+      const t = out[session.outputNames[0]];
+      const data = Buffer.from(Float32Array.from(t.data).buffer);
+      return [{ ok: true }, [[{ dtype: 'float32', shape: t.dims }, data]]];
+    }
+    case 'time': {
+      const feeds = req.blobs.map((d, k) => ({ [inputName]: new ort.Tensor('float32', floats(blobs[k]), d.shape) }));
+      const k = feeds.length;
+      const block = async (n, offset) => {
+        const t0 = process.hrtime.bigint();
+        for (let j = offset; j < offset + n; j++) await session.run(feeds[j % k]);
+        return Number(process.hrtime.bigint() - t0) / 1e9;
+      };
+      return [{ ok: true, ...(await runPlan(block, req.plan)) }];
+    }
+    case 'close':
+      return [{ ok: true }];
+    default:
+      return [{ ok: false, error: `unknown op ${req.op}` }];
+  }
+}
+
+for (;;) {
+  const frame = await readFrame();
+  if (!frame) break;
+  const [req, blobs] = frame;
+  let resp;
+  try {
+    resp = await handle(req, blobs);
+  } catch (err) {
+    resp = [{ ok: false, error: String(err && err.stack ? err.stack : err) }];
+  }
+  writeFrame(resp[0], resp[1] || []);
+  if (req.op === 'close') break;
+}
+process.exit(0);

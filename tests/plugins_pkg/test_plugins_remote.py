@@ -1,0 +1,187 @@
+"""Out-of-process backends: the runner protocol, wasm under Node.js, arm over qemu and over ssh.
+
+CI prepares Node's package and the emulated arm64 root and starts nothing else: the ssh test
+starts a real sshd on 127.0.0.1. On a developer machine without the emulated root or an sshd,
+those tests skip with the reason; under CI (``CI=true``) a missing piece is a failure instead.
+"""
+
+import json
+import os
+import shutil
+import socket
+import sqlite3
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from harness.remote import RunnerError, RunnerSession, runner_files
+from harness.timing import TimingPlan
+
+FAST = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0)
+
+
+def need(condition: bool, reason: str) -> None:
+    """Skip without ``condition`` on a developer machine; fail under CI, which must run it."""
+    if not condition:
+        if os.environ.get("CI"):
+            pytest.fail(f"CI must exercise this: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def lenet_onnx(tmp_path_factory):
+    """A seeded lenet5 exported to ONNX, and its reference onnxruntime session."""
+    import onnxruntime as ort
+    import torch
+
+    from harness.artifacts import export_onnx
+    from harness_plugins.nets import LeNet5
+
+    torch.manual_seed(0)
+    path = export_onnx(LeNet5((1, 8, 8), 10), tmp_path_factory.mktemp("m") / "m.onnx", (1, 8, 8))
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return path.read_bytes(), ref
+
+
+def test_python_runner_computes_and_times(lenet_onnx):
+    model, ref = lenet_onnx
+    session = RunnerSession([sys.executable, runner_files()["onnx_runner.py"]], model, 1, info={"transport": "t"})
+    try:
+        assert session.info["transport"] == "t" and session.info["threads"] == 1
+        x = np.random.default_rng(0).random((5, 1, 8, 8), dtype=np.float32)
+        np.testing.assert_allclose(session.run(x), ref.run(None, {ref.get_inputs()[0].name: x})[0], atol=1e-6)
+        result = session.time([x[:1], x[1:2], x[2:3]], FAST)
+        assert len(result.samples_s) >= 5 and result.timer.endswith("(runner)")
+        assert "warmup_stable" in result.info
+        with pytest.raises(RunnerError, match="unknown op"):
+            session.request({"op": "dance"})
+    finally:
+        session.close()
+    assert session.proc.returncode == 0
+
+
+def test_runner_errors_are_clear(tmp_path):
+    with pytest.raises(RunnerError, match="runner refused load"):
+        RunnerSession([sys.executable, runner_files()["onnx_runner.py"]], b"not an onnx model", 1)
+    dead = tmp_path / "dead.py"
+    dead.write_text("import sys; sys.stderr.write('boom: no runtime here'); sys.exit(3)")
+    with pytest.raises(RunnerError, match="status 3: boom: no runtime here"):
+        RunnerSession([sys.executable, str(dead)], b"", 1)
+    with pytest.raises(RunnerError, match="cannot start runner"):
+        RunnerSession(["/nonexistent/runner"], b"", 1)
+
+
+# ------------------------------------------------------------------ suites through the backends
+
+SUITE = """
+name = "remote"
+[[matrix]]
+models = ["lenet5"]
+datasets = ["digits"]
+methods = ["dense", "int8-dynamic"]
+backends = [BACKEND, "onnxruntime-cpu"]
+suites = ["accuracy", "latency"]
+[settings.latency]
+batch_sizes = [1, 8]
+profile = "smoke"
+min_time_s = 0.1
+min_samples = 5
+"""
+
+
+def run_suite(harness_cli, suite_file, tmp_path, backend_entry, name):
+    db = tmp_path / "r.db"
+    proc = harness_cli("run", suite_file(SUITE.replace("BACKEND", backend_entry)), "--db", db, "-q", timeout=1200)
+    assert proc.returncode == 0, proc.stderr
+    conn = sqlite3.connect(db)
+    conn.row_factory = sqlite3.Row
+    cells = [dict(r) for r in conn.execute("SELECT * FROM cells")]
+    assert all(c["status"] == "ok" for c in cells), [(c["backend"], c["reason"]) for c in cells]
+    top1 = {(r["method"], r["backend"]): r["value"] for r in conn.execute(
+        "SELECT method, backend, value FROM results WHERE metric = 'top1'")}
+    for method in ("dense", "int8-dynamic"):
+        # The same artifact scores the same on the target runtime as on onnxruntime-cpu.
+        assert top1[(method, name)] == pytest.approx(top1[(method, "onnxruntime-cpu")], abs=1 / 360 + 1e-9)
+    infos = [json.loads(r["info"]) for r in conn.execute(
+        "SELECT m.info FROM measurements m JOIN cells c ON c.id = m.cell_id WHERE c.backend = ? "
+        "AND m.metric = 'p50_ms'", (name,))]
+    assert len(infos) == 4
+    return infos
+
+
+def test_wasm_suite_runs_in_node(harness_cli, suite_file, tmp_path):
+    need(shutil.which("node") is not None and shutil.which("npm") is not None, "Node.js and npm are not installed")
+    infos = run_suite(harness_cli, suite_file, tmp_path, '"wasm"', "wasm")
+    assert all(i["timer"] == "process.hrtime.bigint (node)" and i["provider"] == "wasm" for i in infos)
+    assert all(i["transport"] == "node" and i["emulated"] is False for i in infos)
+
+
+def test_wasm_without_node_says_what_is_missing(monkeypatch):
+    from harness_plugins.backends import wasm
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+    ok, reason = wasm.available()
+    assert not ok and "node and npm not found on PATH" in reason
+
+
+def arm_root() -> Path | None:
+    from harness_plugins.backends.arm import root_dir
+
+    root = root_dir()
+    return root if (root / ".harness-ready").is_file() else None
+
+
+def test_arm_suite_runs_emulated(harness_cli, suite_file, tmp_path):
+    root = arm_root()
+    need(root is not None, "no emulated arm64 root: run 'harness setup arm' as root")
+    infos = run_suite(harness_cli, suite_file, tmp_path,
+                      f'{{ name = "arm", transport = "qemu", root = "{root}" }}', "arm")
+    assert all(i["transport"] == "qemu" and i["emulated"] is True for i in infos)
+    assert all(i["features"]["machine"] == "aarch64" and "asimddp" in i["features"] for i in infos)
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture
+def sshd(tmp_path):
+    """A real sshd on 127.0.0.1 accepting one generated key for the current user."""
+    need(Path("/usr/sbin/sshd").exists() and shutil.which("ssh-keygen") is not None, "openssh-server is not installed")
+    need(os.geteuid() == 0, "sshd needs root to switch to the logged-in user")
+    keys = tmp_path / "ssh"
+    keys.mkdir()
+    for name in ("host", "client"):
+        subprocess.run(["ssh-keygen", "-q", "-t", "ed25519", "-N", "", "-f", str(keys / name)], check=True)
+    (keys / "authorized_keys").write_text((keys / "client.pub").read_text())
+    port = _free_port()
+    config = keys / "sshd_config"
+    config.write_text(f"Port {port}\nListenAddress 127.0.0.1\nHostKey {keys / 'host'}\n"
+                      f"AuthorizedKeysFile {keys / 'authorized_keys'}\nPasswordAuthentication no\n"
+                      "KbdInteractiveAuthentication no\nPermitRootLogin prohibit-password\nStrictModes no\n"
+                      f"UsePAM no\nPidFile {keys / 'sshd.pid'}\n")
+    Path("/run/sshd").mkdir(exist_ok=True)
+    proc = subprocess.Popen(["/usr/sbin/sshd", "-D", "-e", "-f", str(config)], stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        with socket.socket() as s:
+            if s.connect_ex(("127.0.0.1", port)) == 0:
+                break
+        time.sleep(0.05)
+    yield {"port": port, "identity": str(keys / "client"), "known_hosts": str(keys / "known_hosts")}
+    proc.terminate()
+    proc.wait(10)
+
+
+def test_arm_over_ssh_runs_on_the_remote_python(harness_cli, suite_file, tmp_path, sshd):
+    # The "device" is this machine's sshd; its Python is this interpreter (it has onnxruntime).
+    entry = (f'{{ name = "arm", transport = "ssh", host = "127.0.0.1", port = {sshd["port"]}, '
+             f'identity = "{sshd["identity"]}", known_hosts = "{sshd["known_hosts"]}", python = "{sys.executable}" }}')
+    infos = run_suite(harness_cli, suite_file, tmp_path, entry, "arm")
+    assert all(i["transport"] == "ssh" and i["emulated"] is False for i in infos)
