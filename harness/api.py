@@ -15,8 +15,8 @@ A complete method plugin::
 """
 
 from harness import hookimpl
-from harness.paths import cache_dir
 from harness.params import Param, ParamError
+from harness.paths import cache_dir
 from harness.specs import (
     ApplyContext,
     Artifact,

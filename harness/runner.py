@@ -21,7 +21,6 @@ from harness.store import Store, now
 from harness.suitefile import BASELINE_METHOD, Cell, Plan, digest, load_plan
 
 
-
 @dataclass
 class RunSummary:
     """What a call to :func:`run_suite` did."""

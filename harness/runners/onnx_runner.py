@@ -61,6 +61,24 @@ def write_frame(stream, header: dict, blobs: list[tuple[dict, bytes]] = ()) -> N
     stream.flush()
 
 
+def time_session(session, feeds: list, plan: TimingPlan):
+    """Time ``session.run`` rotating among ``feeds`` with the harness's plan, by this process's clock."""
+    import time
+
+    run = session.run
+    clock = time.perf_counter_ns
+    k = len(feeds)
+
+    def block(n: int, offset: int) -> float:
+        t0 = clock()
+        for j in range(offset, offset + n):
+            run(None, feeds[j % k])
+        return (clock() - t0) / 1e9
+
+    return run_plan(block, plan, timer="time.perf_counter_ns (runner)",
+                    resolution_s=time.get_clock_info("perf_counter").resolution)
+
+
 def main() -> None:
     """Serve requests until ``close`` or end of input."""
     import numpy as np
@@ -101,18 +119,7 @@ def main() -> None:
                 write_frame(stdout, {"ok": True}, [({"dtype": "float32", "shape": list(out.shape)}, out.tobytes())])
             elif op == "time":
                 feeds = [{name: np.ascontiguousarray(array(d, b))} for d, b in zip(req["blobs"], blobs)]
-                run = session.run
-                clock = __import__("time").perf_counter_ns
-                k = len(feeds)
-
-                def block(n: int, offset: int) -> float:
-                    t0 = clock()
-                    for j in range(offset, offset + n):
-                        run(None, feeds[j % k])
-                    return (clock() - t0) / 1e9
-
-                res = run_plan(block, TimingPlan(**req["plan"]), timer="time.perf_counter_ns (runner)",
-                               resolution_s=__import__("time").get_clock_info("perf_counter").resolution)
+                res = time_session(session, feeds, TimingPlan(**req["plan"]))
                 write_frame(stdout, {"ok": True, "samples_s": res.samples_s, "inner_loops": res.inner_loops,
                                      "warmup_iters": res.warmup_iters, "timer": res.timer, "info": res.info})
             elif op == "close":
