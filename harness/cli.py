@@ -55,13 +55,20 @@ def cli(ctx: click.Context, plugins_dir: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no leaderboard")
 @click.option("--leaderboard/--no-leaderboard", "show", default=True, show_default=True,
               help="print the leaderboard at the end")
+@click.option("--tag", default=None, help="name the run (e.g. nightly) for compare and history; "
+              "resuming continues the latest run of the suite file with this tag")
 @click.pass_context
 def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: bool, retry_failed: bool,
-        quiet: bool, show: bool) -> None:
+        quiet: bool, show: bool, tag: str | None) -> None:
     """Run (or resume) the suite file SUITE."""
     from harness.runner import run_suite
+    from harness.runs import QueryError, check_tag
     from harness.suitefile import SuiteFileError
 
+    try:
+        check_tag(tag)
+    except QueryError as exc:
+        _fail(f"--tag: {exc}")
     host = _host(ctx)
 
     def announce(plan):
@@ -72,7 +79,7 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
 
     try:
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
-                            progress=not quiet, host=host, on_plan=announce)
+                            progress=not quiet, host=host, on_plan=announce, tag=tag)
     except SuiteFileError as exc:
         _fail(f"invalid suite file\n{exc}")
     except KeyboardInterrupt:
@@ -109,9 +116,12 @@ def plugins(ctx: click.Context, as_json: bool) -> None:
 
 
 def _readonly(fn, *args, **kwargs):
+    """Call a query; a missing database or a bad name or value is a usage error (exit 2)."""
+    from harness.runs import QueryError
+
     try:
         return fn(*args, **kwargs)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, QueryError) as exc:
         _fail(str(exc))
     except KeyError as exc:
         _fail(exc.args[0] if exc.args else str(exc))
@@ -130,22 +140,47 @@ def results(db: str, run_id: int | None, fmt: str) -> None:
     click.echo(render(rows, fmt))
 
 
+MACHINE_OPTION = click.option(
+    "--machine", default=None, help="a machine-hash prefix, or 'all' [default: the machine of the latest run]; "
+    "latency is only ranked within one machine")
+
+
 @cli.command()
 @DB_OPTION
 @click.option("--model", default=None)
 @click.option("--dataset", default=None)
 @click.option("--backend", default=None)
 @click.option("--method", default=None)
-@click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1")
+@MACHINE_OPTION
+@click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1; adds a rank")
+@click.option("--pareto", default=None, metavar="OBJ,OBJ[,OBJ]",
+              help="only the Pareto frontier of two or three objectives, e.g. top1:max,p50_ms:min")
+@click.option("--pareto-by", default="backend", show_default=True,
+              help="one frontier per value of these columns (comma-separated), or 'none'")
 @click.option("--columns", default=None,
               help="comma-separated metric columns, or 'all' [default: headline metrics for table, all otherwise]")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def leaderboard(db: str, model, dataset, backend, method, sort, columns, fmt: str) -> None:
-    """The wide leaderboard: the latest result of every cell."""
+def leaderboard(db: str, model, dataset, backend, method, machine, sort, pareto, pareto_by, columns,
+                fmt: str) -> None:
+    """The wide leaderboard: the latest result of every cell on one machine.
+
+    Rows that failed a gate (the flags column says which) are shown but never ranked, and never
+    on a Pareto frontier."""
     from harness.leaderboard import leaderboard as query
     from harness.leaderboard import render, select_columns
 
-    frame = _readonly(query, db, model=model, dataset=dataset, backend=backend, method=method, sort=sort)
+    if pareto and sort:
+        _fail("--pareto and --sort do not combine: a frontier is ordered by its first objective")
+    frame = _readonly(query, db, model=model, dataset=dataset, backend=backend, method=method, sort=sort,
+                      machine=machine)
+    if pareto:
+        from harness.leaderboard import frontier_of
+
+        front = _readonly(frontier_of, db, frame, pareto, pareto_by)
+        click.echo(front.summary(), err=True)
+        frame = front.rows
+        if columns is None and fmt == "table":
+            columns = ",".join(o.column for o in front.objectives)
     if columns is None and fmt != "table":
         columns = "all"
     click.echo(render(_readonly(select_columns, frame, columns), fmt))
