@@ -17,7 +17,8 @@ IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "b
 SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2}
 
 
-def _params_text(d: dict) -> str:
+def params_text(d: dict) -> str:
+    """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
     return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
 
 
@@ -69,12 +70,14 @@ def metric_directions(db: str | Path) -> dict[str, bool | None]:
     return {r["name"]: None if r["higher_is_better"] is None else bool(r["higher_is_better"]) for r in rows}
 
 
-def _label(name: str, params: str) -> str:
-    text = _params_text(json.loads(params))
+def label(name: str, params: str) -> str:
+    """``mlp(hidden=64)``: a model or dataset name with its (JSON) parameters."""
+    text = params_text(json.loads(params))
     return f"{name}({text})" if text else name
 
 
-def _column(metric: str, mparams: str) -> str:
+def column_name(metric: str, mparams: str) -> str:
+    """The leaderboard column of a metric measured with (JSON) parameters: ``p50_ms@b32``."""
     extra = json.loads(mparams)
     bs = extra.pop("batch_size", None)
     suffix = f"@b{bs}" if bs is not None else ""
@@ -153,13 +156,13 @@ def _widen(cells: Any, measurements: Any) -> Any:
     """Latest cells and their measurements -> one row per (artifact, backend, machine), with ``flags``."""
     cells = cells.copy()
     # Few distinct values repeat over many rows: convert each distinct one once.
-    cells["method_params"] = _convert(cells, ["method_params"], lambda p: _params_text(json.loads(p)))
+    cells["method_params"] = convert_distinct(cells, ["method_params"], lambda p: params_text(json.loads(p)))
     for kind in ("model", "dataset"):
-        cells[kind] = _convert(cells, [kind, f"{kind}_params"], _label)
-    cells["backend_params"] = _convert(cells, ["backend_params"], lambda p: _params_text(json.loads(p)))
+        cells[kind] = convert_distinct(cells, [kind, f"{kind}_params"], label)
+    cells["backend_params"] = convert_distinct(cells, ["backend_params"], lambda p: params_text(json.loads(p)))
     cells["machine"] = cells.pop("machine_hash").str[:SHORT]
     frame = measurements.merge(cells.drop(columns=["model_params", "dataset_params"]), on="cell_id")
-    frame["column"] = _convert(frame, ["metric", "mparams"], _column)
+    frame["column"] = convert_distinct(frame, ["metric", "mparams"], column_name)
     firsts = frame[["column", "suite"]].drop_duplicates("column")
     order = {c: (SUITE_ORDER.get(s, 9), i) for i, (c, s) in enumerate(zip(firsts["column"], firsts["suite"]))}
 
@@ -199,7 +202,7 @@ def _join_flags(a: Any, b: Any) -> str | None:
     return "; ".join(parts) or None
 
 
-def _convert(frame: Any, columns: list[str], fn) -> Any:
+def convert_distinct(frame: Any, columns: list[str], fn) -> Any:
     """``fn(*row[columns])`` for every row, called once per distinct combination (few repeat over many rows)."""
     import pandas as pd
 
@@ -324,12 +327,12 @@ def render(rows: Any, fmt: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
         return ""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):
-        return _params_text(v)
+        return params_text(v)
     return str(v)
 
 
