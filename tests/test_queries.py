@@ -9,7 +9,6 @@ import pytest
 from synthetic import MACHINE_B, board, new_run, open_store
 
 from harness.leaderboard import leaderboard
-from harness.merge import merge
 from harness.pareto import non_dominated
 from harness.runs import QueryError
 
@@ -101,7 +100,7 @@ def test_machines_are_kept_apart(tmp_path, harness_cli):
     assert set(a["machine"]) == {"aaaa1111"}
     both = leaderboard(path, machine="all", sort="p50_ms")
     assert len(both) == 10
-    for machine, rows in both.groupby("machine"):  # ranks restart on each machine
+    for _, rows in both.groupby("machine"):  # ranks restart on each machine
         assert sorted(rows["rank"].dropna().tolist()) == [1, 2, 3, 4]
     bad = harness_cli("leaderboard", "--db", path, "--machine", "cccc")
     assert bad.returncode == 2 and "matches no machine (machines: aaaa1111, bbbb2222)" in bad.stderr
