@@ -55,13 +55,20 @@ def cli(ctx: click.Context, plugins_dir: str | None) -> None:
 @click.option("--quiet", "-q", is_flag=True, help="no progress bar and no leaderboard")
 @click.option("--leaderboard/--no-leaderboard", "show", default=True, show_default=True,
               help="print the leaderboard at the end")
+@click.option("--tag", default=None, help="name the run (e.g. nightly) for compare and history; "
+              "resuming continues the latest run of the suite file with this tag")
 @click.pass_context
 def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: bool, retry_failed: bool,
-        quiet: bool, show: bool) -> None:
+        quiet: bool, show: bool, tag: str | None) -> None:
     """Run (or resume) the suite file SUITE."""
     from harness.runner import run_suite
+    from harness.runs import QueryError, check_tag
     from harness.suitefile import SuiteFileError
 
+    try:
+        check_tag(tag)
+    except QueryError as exc:
+        _fail(f"--tag: {exc}")
     host = _host(ctx)
 
     def announce(plan):
@@ -72,7 +79,7 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
 
     try:
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
-                            progress=not quiet, host=host, on_plan=announce)
+                            progress=not quiet, host=host, on_plan=announce, tag=tag)
     except SuiteFileError as exc:
         _fail(f"invalid suite file\n{exc}")
     except KeyboardInterrupt:
@@ -136,9 +143,12 @@ def setup(ctx: click.Context, backend: str, cache_dir: str | None) -> None:
 
 
 def _readonly(fn, *args, **kwargs):
+    """Call a query; a missing database or a bad name or value is a usage error (exit 2)."""
+    from harness.runs import QueryError
+
     try:
         return fn(*args, **kwargs)
-    except FileNotFoundError as exc:
+    except (FileNotFoundError, QueryError) as exc:
         _fail(str(exc))
     except KeyError as exc:
         _fail(exc.args[0] if exc.args else str(exc))
@@ -157,22 +167,47 @@ def results(db: str, run_id: int | None, fmt: str) -> None:
     click.echo(render(rows, fmt))
 
 
+MACHINE_OPTION = click.option(
+    "--machine", default=None, help="a machine-hash prefix, or 'all' [default: the machine of the latest run]; "
+    "latency is only ranked within one machine")
+
+
 @cli.command()
 @DB_OPTION
 @click.option("--model", default=None)
 @click.option("--dataset", default=None)
 @click.option("--backend", default=None)
 @click.option("--method", default=None)
-@click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1")
+@MACHINE_OPTION
+@click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1; adds a rank")
+@click.option("--pareto", default=None, metavar="OBJ,OBJ[,OBJ]",
+              help="only the Pareto frontier of two or three objectives, e.g. top1:max,p50_ms:min")
+@click.option("--pareto-by", default="backend", show_default=True,
+              help="one frontier per value of these columns (comma-separated), or 'none'")
 @click.option("--columns", default=None,
               help="comma-separated metric columns, or 'all' [default: headline metrics for table, all otherwise]")
 @click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
-def leaderboard(db: str, model, dataset, backend, method, sort, columns, fmt: str) -> None:
-    """The wide leaderboard: the latest result of every cell."""
+def leaderboard(db: str, model, dataset, backend, method, machine, sort, pareto, pareto_by, columns,
+                fmt: str) -> None:
+    """The wide leaderboard: the latest result of every cell on one machine.
+
+    Rows that failed a gate (the flags column says which) are shown but never ranked, and never
+    on a Pareto frontier."""
     from harness.leaderboard import leaderboard as query
     from harness.leaderboard import render, select_columns
 
-    frame = _readonly(query, db, model=model, dataset=dataset, backend=backend, method=method, sort=sort)
+    if pareto and sort:
+        _fail("--pareto and --sort do not combine: a frontier is ordered by its first objective")
+    frame = _readonly(query, db, model=model, dataset=dataset, backend=backend, method=method, sort=sort,
+                      machine=machine)
+    if pareto:
+        from harness.leaderboard import frontier_of
+
+        front = _readonly(frontier_of, db, frame, pareto, pareto_by)
+        click.echo(front.summary(), err=True)
+        frame = front.rows
+        if columns is None and fmt == "table":
+            columns = ",".join(o.column for o in front.objectives)
     if columns is None and fmt != "table":
         columns = "all"
     click.echo(render(_readonly(select_columns, frame, columns), fmt))
@@ -187,6 +222,119 @@ def runs(db: str, fmt: str) -> None:
     from harness.leaderboard import runs as query
 
     click.echo(render(_readonly(query, db), fmt))
+
+
+@cli.command()
+@click.argument("base")
+@click.argument("new")
+@DB_OPTION
+@click.option("--threshold", type=float, default=0.05, show_default=True,
+              help="smallest change that counts (0.05: 5%; absolute points for fractions such as top1)")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="significance level of the Mann-Whitney U tests, after Benjamini-Hochberg adjustment")
+@click.option("--history", type=int, default=10, show_default=True,
+              help="earlier runs (same machine) to learn each cell's noise floor from; 0: none")
+@click.option("--sigmas", type=float, default=3.0, show_default=True,
+              help="noise floor: this many standard deviations of a cell's run-to-run change")
+@click.option("--metric", "metrics", multiple=True, help="compare only this metric (repeatable)")
+@click.option("--force", is_flag=True, help="compare runs of different machines anyway")
+@click.option("--all", "show_all", is_flag=True, help="list every row, not only the changes")
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def compare(base: str, new: str, db: str, threshold: float, alpha: float, history: int, sigmas: float,
+            metrics: tuple[str, ...], force: bool, show_all: bool, fmt: str) -> None:
+    """Compare run NEW against run BASE: every cell and metric, with a significance test.
+
+    BASE and NEW are run ids, 'latest', 'previous' (the run before the other one, of the same
+    suite file and tag) or a tag (its newest run; as BASE, its newest run before NEW). Exit status 1
+    when a significant regression beyond the threshold is found, so a CI job can fail on it.
+    """
+    from harness.compare import compare_runs
+    from harness.leaderboard import render
+
+    result = _readonly(compare_runs, db, base, new, threshold=threshold, alpha=alpha, force=force,
+                       metrics=list(metrics) or None, history=history, sigmas=sigmas)
+    listing = result.listing(show_all)
+    if len(listing) or fmt != "table":
+        click.echo(render(listing, fmt))
+    click.echo(result.summary(), err=True)
+    sys.exit(result.exit_code)
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--metric", required=True, help="the metric, e.g. p50_ms or top1")
+@click.option("--model", default=None)
+@click.option("--dataset", default=None)
+@click.option("--method", default=None)
+@click.option("--backend", default=None)
+@click.option("--batch-size", type=int, default=None, help="one batch size of a batched metric")
+@click.option("--tag", default=None, help="only runs with this tag")
+@MACHINE_OPTION
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def history(db: str, metric: str, model, dataset, method, backend, batch_size, tag, machine, fmt: str) -> None:
+    """A metric over runs, oldest first: one row per run and matching cell."""
+    from harness.history import history as query
+    from harness.leaderboard import render
+
+    frame = _readonly(query, db, metric, model=model, dataset=dataset, method=method, backend=backend,
+                      machine=machine, tag=tag, batch_size=batch_size)
+    if frame.empty:
+        click.echo("no results match", err=True)
+        sys.exit(0)
+    click.echo(render(frame, fmt))
+
+
+@cli.command()
+@click.argument("query")
+@DB_OPTION
+@click.option("--format", "fmt", type=click.Choice(FORMATS), default="table", show_default=True)
+def sql(query: str, db: str, fmt: str) -> None:
+    """Run one read-only SQL statement (SELECT ...) on the leaderboard; writes are refused."""
+    from harness.leaderboard import render
+    from harness.sql import run_sql
+
+    click.echo(render(_readonly(run_sql, db, query), fmt))
+
+
+@cli.command()
+@click.argument("sources", nargs=-1, required=True, type=click.Path())
+@click.option("-o", "--output", required=True, type=click.Path(), help="the merged database (created or extended)")
+def merge(sources: tuple[str, ...], output: str) -> None:
+    """Merge leaderboards of several machines into OUTPUT, without duplicates (runs matched by content)."""
+    from harness.merge import merge as do_merge
+
+    try:
+        report = do_merge(list(sources), output)
+    except (FileNotFoundError, ValueError) as exc:
+        _fail(str(exc))
+    click.echo(f"{output}: {report.runs_added} runs added, {report.runs_matched} already there; "
+               f"{report.cells_added} cells added, {report.cells_skipped} already there; "
+               f"{report.measurements_added} measurements added", err=True)
+
+
+@cli.command()
+@DB_OPTION
+@click.option("-o", "--output", default="results/report.html", show_default=True, type=click.Path())
+@MACHINE_OPTION
+def report(db: str, output: str, machine: str | None) -> None:
+    """Write one self-contained HTML report: leaderboard, Pareto plots, history charts."""
+    from harness.report import write_report
+
+    path = _readonly(write_report, db, output, machine=machine)
+    click.echo(f"wrote {path}", err=True)
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--port", type=int, default=8001, show_default=True)
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="address to bind (the default keeps it on this machine)")
+def serve(db: str, port: int, host: str) -> None:
+    """Browse the leaderboard in datasette, read-only, with canned queries (needs the [serve] extra)."""
+    from harness.serve import serve as run_server
+
+    code = _readonly(run_server, db, port=port, host=host)
+    sys.exit(code)
 
 
 def main() -> None:

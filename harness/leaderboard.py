@@ -10,15 +10,17 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.runs import SHORT, resolve_machine
 from harness.store import open_readonly
 
-IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params"]
+IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
 SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2}
 
 
-def _params_text(d: dict) -> str:
+def params_text(d: dict) -> str:
+    """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
     if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
-        return " + ".join(f"{s['name']}({_params_text(s['params'])})" for s in d["steps"])
+        return " + ".join(f"{s['name']}({params_text(s['params'])})" for s in d["steps"])
     return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
 
 
@@ -70,12 +72,14 @@ def metric_directions(db: str | Path) -> dict[str, bool | None]:
     return {r["name"]: None if r["higher_is_better"] is None else bool(r["higher_is_better"]) for r in rows}
 
 
-def _label(name: str, params: str) -> str:
-    text = _params_text(json.loads(params))
+def label(name: str, params: str) -> str:
+    """``mlp(hidden=64)``: a model or dataset name with its (JSON) parameters."""
+    text = params_text(json.loads(params))
     return f"{name}({text})" if text else name
 
 
-def _column(metric: str, mparams: str) -> str:
+def column_name(metric: str, mparams: str) -> str:
+    """The leaderboard column of a metric measured with (JSON) parameters: ``p50_ms@b32``."""
     extra = json.loads(mparams)
     bs = extra.pop("batch_size", None)
     suffix = f"@b{bs}" if bs is not None else ""
@@ -83,56 +87,193 @@ def _column(metric: str, mparams: str) -> str:
 
 
 def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None = None,
-                backend: str | None = None, method: str | None = None, sort: str | None = None) -> Any:
-    """The wide view: one row per (model, dataset, method + params, seed, backend), latest result per cell.
+                backend: str | None = None, method: str | None = None, sort: str | None = None,
+                machine: str | None = None) -> Any:
+    """The wide view: one row per (model, dataset, method + params, seed, backend, machine), latest result per cell.
 
     Backend-independent metrics (size) appear on every backend's row of the same artifact.
-    Metrics measured at several batch sizes become ``metric@bN`` columns. ``sort`` names a column,
-    or a metric whose smallest-batch column (the single-stream one) is then used; the direction
-    comes from the metric catalogue (best first). Returns a pandas DataFrame.
+    Metrics measured at several batch sizes become ``metric@bN`` columns. ``machine`` selects
+    the machine (a prefix of its hash, or ``all``); by default the machine of the latest run, so
+    latency measured on different machines is never mixed. The ``flags`` column holds why a row
+    failed a gate (any of its measurements flagged); such rows are never ranked.
+
+    ``sort`` names a column, or a metric whose smallest-batch column (the single-stream one) is
+    then used; the direction comes from the metric catalogue (best first). Sorting adds a ``rank``
+    column, counted within each machine, that is empty for flagged rows and rows without a value;
+    those come after the ranked rows. Returns a pandas DataFrame.
     """
     import pandas as pd
 
     conn = open_readonly(db)
     try:
-        frame = pd.read_sql_query(
-            "SELECT model, model_params, dataset, dataset_params, method, method_params, seed, backend, "
-            "backend_params, suite, metric, value, params AS mparams FROM latest_results",
-            conn)
+        machine_hash = resolve_machine(conn, machine)
+        where, args = [], []
+        if machine_hash is not None:
+            where.append("machine_hash = ?")
+            args.append(machine_hash)
+        for key, value in (("model", model), ("dataset", dataset), ("method", method)):
+            if value is not None and "(" not in value:  # a bare name: filter in SQL, inside the view
+                where.append(f"{key} = ?")
+                args.append(value)
+        if backend is not None and "(" not in backend:
+            where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
+            args.append(backend)
+        cells, measurements = _latest(conn, where, args)
+        directions = _directions(conn)
     finally:
         conn.close()
-    if frame.empty:
-        return pd.DataFrame(columns=IDENTITY)
-    frame["method_params"] = frame["method_params"].map(lambda s: _params_text(json.loads(s)))
-    for kind in ("model", "dataset"):
-        frame[kind] = [_label(n, p) for n, p in zip(frame[kind], frame[f"{kind}_params"])]
-    frame["backend_params"] = frame["backend_params"].map(lambda s: _params_text(json.loads(s)))
-    frame["column"] = [_column(m, p) for m, p in zip(frame["metric"], frame["mparams"])]
-    order = {c: (SUITE_ORDER.get(s, 9), i) for i, (c, s) in enumerate(zip(frame["column"], frame["suite"]))}
-
-    art_keys = ["model", "dataset", "method", "method_params", "seed"]
-    per_backend = frame[frame["backend"].notna()]
-    shared = frame[frame["backend"].isna()]
-    wide = per_backend.pivot_table(index=art_keys + ["backend", "backend_params"], columns="column",
-                                   values="value", aggfunc="first").reset_index()
-    if not shared.empty:
-        swide = shared.pivot_table(index=art_keys, columns="column", values="value",
-                                   aggfunc="first").reset_index()
-        if wide.empty:
-            wide = swide.assign(backend=None, backend_params="")
-        else:
-            wide = wide.merge(swide, on=art_keys, how="left")
-    wide.columns.name = None
-    metric_cols = sorted([c for c in wide.columns if c not in IDENTITY], key=lambda c: order.get(c, (9, 0)))
-    wide = wide[IDENTITY + metric_cols]
+    if measurements.empty:
+        return pd.DataFrame(columns=IDENTITY + ["flags"])
+    wide = _widen(cells, measurements)
     for key, value in (("model", model), ("dataset", dataset), ("backend", backend), ("method", method)):
         if value is not None:
             wide = wide[wide[key] == value]
     if sort:
+        metric_cols = [c for c in wide.columns if c not in IDENTITY and c != "flags"]
         col = resolve_column(sort, metric_cols)
-        higher = metric_directions(db).get(col.split("@", 1)[0])
-        wide = wide.sort_values(col, ascending=not higher, na_position="last")
+        wide = rank(wide, col, higher=bool(directions.get(col.split("@", 1)[0])))
     return wide.reset_index(drop=True)
+
+
+def _latest(conn: Any, where: list[str], args: list) -> tuple[Any, Any]:
+    """The latest cells matching ``where`` and their measurements, as two frames joined by ``cell_id``."""
+    import pandas as pd
+
+    # A temporary table (allowed on a read-only connection) computes the view once, and keeps the
+    # repeated identity strings out of the long rows.
+    conn.execute("DROP TABLE IF EXISTS temp.board_cells")
+    conn.execute(
+        "CREATE TEMP TABLE board_cells AS SELECT id AS cell_id, model, model_params, dataset, dataset_params, "
+        "method, method_params, seed, backend, backend_params, machine_hash, suite FROM latest_cells"
+        + (" WHERE " + " AND ".join(where) if where else ""), args)
+    cells = pd.read_sql_query("SELECT * FROM temp.board_cells", conn)
+    measurements = pd.read_sql_query(
+        "SELECT m.cell_id, m.metric, m.value, m.params AS mparams, m.flag FROM temp.board_cells b "
+        "JOIN measurements m ON m.cell_id = b.cell_id ORDER BY m.cell_id, m.id", conn)
+    conn.execute("DROP TABLE temp.board_cells")
+    return cells, measurements
+
+
+def _widen(cells: Any, measurements: Any) -> Any:
+    """Latest cells and their measurements -> one row per (artifact, backend, machine), with ``flags``."""
+    cells = cells.copy()
+    # Few distinct values repeat over many rows: convert each distinct one once.
+    cells["method_params"] = convert_distinct(cells, ["method_params"], lambda p: params_text(json.loads(p)))
+    for kind in ("model", "dataset"):
+        cells[kind] = convert_distinct(cells, [kind, f"{kind}_params"], label)
+    cells["backend_params"] = convert_distinct(cells, ["backend_params"], lambda p: params_text(json.loads(p)))
+    cells["machine"] = cells.pop("machine_hash").str[:SHORT]
+    frame = measurements.merge(cells.drop(columns=["model_params", "dataset_params"]), on="cell_id")
+    frame["column"] = convert_distinct(frame, ["metric", "mparams"], column_name)
+    firsts = frame[["column", "suite"]].drop_duplicates("column")
+    order = {c: (SUITE_ORDER.get(s, 9), i) for i, (c, s) in enumerate(zip(firsts["column"], firsts["suite"]))}
+
+    art_keys = ["model", "dataset", "method", "method_params", "seed", "machine"]
+    row_keys = art_keys[:-1] + ["backend", "backend_params", "machine"]
+    per_backend = frame[frame["backend"].notna()]
+    shared = frame[frame["backend"].isna()]
+    wide = _pivot(per_backend, row_keys)
+    if not shared.empty:
+        swide = _pivot(shared, art_keys)
+        if wide.empty:
+            wide = swide.assign(backend=None, backend_params="")
+        else:
+            wide = wide.merge(swide, on=art_keys, how="left", suffixes=("", "_shared"))
+            wide["flags"] = [_join_flags(a, b) for a, b in zip(wide["flags"], wide.pop("flags_shared"))]
+    wide.columns.name = None
+    metric_cols = sorted([c for c in wide.columns if c not in IDENTITY and c != "flags"],
+                         key=lambda c: order.get(c, (9, 0)))
+    return wide[IDENTITY + metric_cols + ["flags"]]
+
+
+def _pivot(frame: Any, keys: list[str]) -> Any:
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame(columns=keys + ["flags"])
+    wide = frame.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
+    flagged = frame[frame["flag"].notna()]
+    flags = flagged.groupby(keys, dropna=False)["flag"].agg(lambda f: "; ".join(sorted(set(f)))).rename("flags")
+    wide = wide.merge(flags.reset_index(), on=keys, how="left") if len(flags) else wide.assign(flags=None)
+    wide["flags"] = wide["flags"].where(wide["flags"].notna(), None)
+    return wide
+
+
+def _join_flags(a: Any, b: Any) -> str | None:
+    parts = sorted({p for f in (a, b) if isinstance(f, str) and f for p in f.split("; ")})
+    return "; ".join(parts) or None
+
+
+def convert_distinct(frame: Any, columns: list[str], fn) -> Any:
+    """``fn(*row[columns])`` for every row, called once per distinct combination (few repeat over many rows)."""
+    import pandas as pd
+
+    uniques = frame[columns].drop_duplicates()
+    converted = uniques.assign(_out=[fn(*values) for values in uniques.itertuples(index=False)])
+    merged = frame[columns].merge(converted, on=columns, how="left")
+    return pd.Series(merged["_out"].to_numpy(), index=frame.index)
+
+
+def _directions(conn: Any) -> dict[str, bool | None]:
+    rows = conn.execute("SELECT name, higher_is_better FROM metrics").fetchall()
+    return {r[0]: None if r[1] is None else bool(r[1]) for r in rows}
+
+
+#: A flag with this prefix keeps its row out of latency rankings only (latency timed under
+#: emulation: not a hardware figure, while the same row's accuracy and size are real and count).
+LATENCY_ONLY = "latency only: "
+
+
+def excluded(flags: Any, columns: list[str]) -> Any:
+    """Which rows a ranking or frontier over ``columns`` must leave out, given their ``flags``.
+
+    Every flag (a quality gate, a soundness check) excludes its row, except ``latency only`` flags,
+    which exclude it only when one of ``columns`` is a latency metric.
+    """
+    from harness.suites.latency import METRICS  # the rankings a ``latency only`` flag excludes a row from
+
+    names = {m.name for m in METRICS}
+    latency = any(c.split("@", 1)[0] in names for c in columns)
+
+    def out(text: Any) -> bool:
+        if not isinstance(text, str) or not text:
+            return False
+        return latency or any(not part.startswith(LATENCY_ONLY) for part in text.split("; "))
+
+    return flags.map(out).astype(bool)
+
+
+def rank(frame: Any, column: str, *, higher: bool) -> Any:
+    """Sort best first by ``column`` and number the rows in a ``rank`` column, within each machine.
+
+    Flagged rows (see :func:`excluded`) and rows without a value are never ranked: their rank is
+    empty and they come after the ranked rows of their machine.
+    """
+    frame = frame.copy()
+    flagged = excluded(frame["flags"], [column])
+    rankable = ~flagged & frame[column].notna()
+    frame["_unranked"] = (~rankable).astype(int)
+    frame = frame.sort_values(["machine", "_unranked", column], ascending=[True, True, not higher],
+                              na_position="last", kind="stable")
+    ranks = frame[rankable.reindex(frame.index)].groupby("machine").cumcount() + 1
+    frame.insert(0, "rank", ranks.reindex(frame.index).astype("Int64"))
+    return frame.drop(columns="_unranked")
+
+
+def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend") -> Any:
+    """The Pareto frontier (:class:`harness.pareto.Frontier`) of a leaderboard ``frame`` over
+    ``objectives`` (``"top1:max,p50_ms:min"``), one per value of the ``by`` columns (``"none"``: one
+    per machine)."""
+    from harness.pareto import frontier, parse_objectives
+
+    conn = open_readonly(db)
+    try:
+        directions = _directions(conn)
+    finally:
+        conn.close()
+    columns = [c for c in frame.columns if c not in IDENTITY and c not in ("rank", "flags")]
+    groups = [] if by.strip() in ("none", "") else [g.strip() for g in by.split(",") if g.strip()]
+    return frontier(frame, parse_objectives(objectives, columns, directions), groups)
 
 
 def resolve_column(name: str, columns: list[str]) -> str:
@@ -159,7 +300,8 @@ def select_columns(frame: Any, columns: str | None) -> Any:
     """
     if columns == "all":
         return frame
-    metric_cols = [c for c in frame.columns if c not in IDENTITY]
+    marks = ("rank", "flags")  # never selected away: a reader must see why a row is not ranked
+    metric_cols = [c for c in frame.columns if c not in IDENTITY and c not in marks]
     if columns is None:
         wanted: list[str] = []
         for name in HEADLINE:
@@ -175,9 +317,12 @@ def select_columns(frame: Any, columns: str | None) -> Any:
                 raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})")
             wanted += [c for c in variants if c not in wanted]
     keep = [c for c in IDENTITY if c in frame.columns]
-    if "backend_params" in keep and frame["backend_params"].nunique(dropna=False) <= 1:
-        keep.remove("backend_params")
-    return frame[keep + wanted]
+    for quiet in ("backend_params", "machine"):  # one value everywhere says nothing in a table
+        if quiet in keep and frame[quiet].nunique(dropna=False) <= 1:
+            keep.remove(quiet)
+    head = ["rank"] if "rank" in frame.columns else []
+    tail = ["flags"] if "flags" in frame.columns and frame["flags"].notna().any() else []
+    return frame[head + keep + wanted + tail]
 
 
 def _batch_of(column: str) -> int:
@@ -208,12 +353,12 @@ def render(rows: Any, fmt: str) -> str:
 
 
 def _fmt(v: Any) -> str:
-    if v is None or (isinstance(v, float) and v != v):
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
         return ""
     if isinstance(v, float):
         return f"{v:.4g}"
     if isinstance(v, dict):
-        return _params_text(v)
+        return params_text(v)
     return str(v)
 
 

@@ -92,8 +92,11 @@ def _cell_row(host: Host, cell: Cell, result: dict, started: str) -> dict:
 def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
               cache_dir: str | Path | None = None, plugins_dir: str | None = None, resume: bool = True,
               retry_failed: bool = False, progress: bool = True, host: Host | None = None,
-              on_plan: Callable[[Plan], None] | None = None) -> RunSummary:
+              on_plan: Callable[[Plan], None] | None = None, tag: str | None = None) -> RunSummary:
     """Run (or resume) a suite file into the leaderboard at ``db``.
+
+    ``tag`` names the run (``nightly``) for ``compare`` and ``history``; resuming continues the
+    latest run of the same suite file *and* tag, so a crashed nightly resumes as a nightly.
 
     Raises :class:`harness.suitefile.SuiteFileError` or :class:`harness.plugins.PluginError`
     before anything runs when the suite file or a plugin is broken.
@@ -110,7 +113,7 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
     try:
         for name, reg in host.registry.items["suite"].items():
             store.register_metrics(name, reg.spec.metrics)
-        previous = store.latest_run_for_suite(plan.sha256) if resume else None
+        previous = store.latest_run_for_suite(plan.sha256, tag=tag) if resume else None
         if previous is not None:
             run_id, resumed = previous["id"], True
             statuses = store.cell_statuses(run_id)
@@ -121,7 +124,7 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
                 harness_version=__version__,
                 plugins={n: p.as_dict() for n, p in host.registry.plugins.items()},
                 git_revision=git_revision(Path(suite_path).resolve().parent), machine=(fp := fingerprint()),
-                machine_hash=fp["hash"], argv=sys.argv)
+                machine_hash=fp["hash"], argv=sys.argv, tag=tag)
             resumed, statuses = False, {}
         todo = [c for c in plan.cells
                 if c.key not in statuses or (retry_failed and statuses[c.key] == "failed")]

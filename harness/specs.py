@@ -341,6 +341,10 @@ class Measurement:
     :param stats: statistics behind the value (n, ci, cv, ...).
     :param samples: raw samples (latency: milliseconds per batch), stored beside it.
     :param info: how it was measured (backend session info, timing method, threads, batch).
+    :param flag: why this result failed a gate (``"quality gate: top1 retained 0.95 < 0.99"``), or
+        ``None``. A flagged measurement flags its whole leaderboard row: the row is shown with the
+        reason but never ranked and never on a Pareto frontier. Suites that check results (the
+        accuracy suite's quality gate, the soundness suite) set it.
     """
 
     metric: str
@@ -350,6 +354,7 @@ class Measurement:
     stats: dict = field(default_factory=dict)
     samples: list[float] | None = None
     info: dict = field(default_factory=dict)
+    flag: str | None = None
 
 
 @dataclass(frozen=True)

@@ -81,6 +81,66 @@ def _m002(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations(name="m003_run_tags")
+def _m003(db: sqlite_utils.Database) -> None:
+    """runs.tag: a name such as ``nightly`` that compare and history select runs by."""
+    db["runs"].add_column("tag", str)
+    db["runs"].create_index(["tag"])
+
+
+@migrations(name="m004_measurement_flags")
+def _m004(db: sqlite_utils.Database) -> None:
+    """measurements.flag: why a result failed a gate (quality, soundness); a flagged row is never ranked."""
+    db["measurements"].add_column("flag", str)
+
+
+@migrations(name="m005_latest_per_machine_and_query_indexes")
+def _m005(db: sqlite_utils.Database) -> None:
+    """Latest result per cell *and machine* (latency from different machines never mixes), flags and
+    tags in the views, and indexes that keep leaderboard, history and comparison queries fast."""
+    for view in ("latest_results", "latest_cells", "results"):
+        db.execute(f"DROP VIEW IF EXISTS {view}")
+    # The latest-cell aggregate walks this index in group order; model, dataset, method and backend
+    # are grouped on too (they follow from cell_key) so that filters on them reach inside the view.
+    db.execute("CREATE INDEX idx_cells_latest ON cells "
+               "(status, cell_key, model, dataset, method, backend, run_id, finished_at, id)")
+    db.execute("CREATE INDEX idx_runs_machine ON runs (machine_hash, started_at)")
+    db.execute(f"""
+        CREATE VIEW results AS
+        SELECT {_M005_RESULT_COLUMNS.format(c="c")}, r.machine_hash, r.tag, c.finished_at
+        FROM measurements m JOIN cells c ON m.cell_id = c.id JOIN runs r ON r.id = c.run_id
+    """)
+    # One row per (cell_key, machine_hash): the newest ok cell. SQLite takes the bare columns of an
+    # aggregate query from the row that holds max(), which avoids a correlated subquery per cell.
+    rest = ", ".join(f"c.{col}" for col in _M005_CELL_COLUMNS if col not in _M005_GROUPED)
+    db.execute(f"""
+        CREATE VIEW latest_cells AS
+        SELECT {rest}, {", ".join(f"l.{col}" for col in _M005_GROUPED)}, l.machine_hash FROM (
+            SELECT c2.id AS cell_id, {", ".join(f"c2.{col}" for col in _M005_GROUPED)}, r2.machine_hash,
+                   max(coalesce(c2.finished_at, '') || printf('%020d', c2.id)) AS newest
+            FROM cells c2 JOIN runs r2 ON r2.id = c2.run_id
+            WHERE c2.status = 'ok'
+            GROUP BY c2.cell_key, {", ".join(f"c2.{col}" for col in _M005_GROUPED)}, r2.machine_hash
+        ) l JOIN cells c ON c.id = l.cell_id
+    """)
+    db.execute(f"""
+        CREATE VIEW latest_results AS
+        SELECT {_M005_RESULT_COLUMNS.format(c="l")}, l.machine_hash, r.tag, l.finished_at
+        FROM latest_cells l JOIN measurements m ON m.cell_id = l.id JOIN runs r ON r.id = l.run_id
+    """)
+
+
+_M005_GROUPED = ("model", "dataset", "method", "backend")
+_M005_CELL_COLUMNS = (
+    "id", "run_id", "cell_key", "artifact_group", "artifact_key", "model", "model_params", "dataset",
+    "dataset_params", "method", "method_params", "seed", "backend", "backend_params", "suite", "status", "reason",
+    "error_type", "traceback", "plugins", "info", "implicit", "started_at", "finished_at", "duration_s")
+_M005_RESULT_COLUMNS = (
+    "m.id AS measurement_id, {c}.run_id, {c}.id AS cell_id, {c}.cell_key, {c}.model, {c}.model_params, "
+    "{c}.dataset, {c}.dataset_params, {c}.method, {c}.method_params, {c}.seed, {c}.backend, {c}.backend_params, "
+    "{c}.suite, m.metric, m.value, m.unit, m.params, m.stats, m.info, m.sample_set_id, m.flag")
+
+
 def now() -> str:
     """UTC timestamp with microseconds, sortable as text."""
     return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
@@ -128,10 +188,10 @@ class Store:
         with self.db.atomic():
             self.db["runs"].update(run_id, {"status": "running", "finished_at": None})
 
-    def latest_run_for_suite(self, suite_sha256: str) -> dict | None:
-        """The newest run of exactly this suite-file content, or ``None``."""
+    def latest_run_for_suite(self, suite_sha256: str, tag: str | None = None) -> dict | None:
+        """The newest run of exactly this suite-file content and ``tag`` (``None``: untagged), or ``None``."""
         rows = list(self.db.query(
-            "SELECT * FROM runs WHERE suite_sha256 = ? ORDER BY id DESC LIMIT 1", [suite_sha256]))
+            "SELECT * FROM runs WHERE suite_sha256 = ? AND tag IS ? ORDER BY id DESC LIMIT 1", [suite_sha256, tag]))
         return rows[0] if rows else None
 
     def cell_statuses(self, run_id: int) -> dict[str, str]:
@@ -155,7 +215,7 @@ class Store:
 
         ``cell`` holds the columns of ``cells`` (dicts are JSON-encoded); each measurement
         holds metric, value, unit, params, stats, info and optionally ``samples`` (with
-        ``samples_name``). A failed record of the same cell in this run is replaced.
+        ``samples_name``) and ``flag`` (why it failed a gate). A failed record of the same cell in this run is replaced.
         """
         row = {k: (to_json(v) if isinstance(v, (dict, list)) else v) for k, v in cell.items()}
         row["run_id"] = run_id
@@ -184,7 +244,7 @@ class Store:
                     "run_id": run_id, "cell_id": cell_id, "metric": m["metric"], "value": m["value"],
                     "unit": m["unit"], "params": to_json(m.get("params", {})),
                     "stats": to_json(m.get("stats", {})), "info": to_json(m.get("info", {})),
-                    "sample_set_id": sid,
+                    "sample_set_id": sid, "flag": m.get("flag"),
                 })
         return cell_id
 

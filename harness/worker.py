@@ -136,8 +136,11 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         for m in measurements:
             if not isinstance(m, Measurement):
                 raise TypeError(f"suite {task['suite']} returned {m!r}, expected harness.api.Measurement")
+            if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
+                raise TypeError(f"suite {task['suite']}: flag of {m.metric} must be a non-empty reason string, "
+                                f"got {m.flag!r}")
             row = {"metric": m.metric, "value": None if m.value is None else float(m.value), "unit": m.unit,
-                   "params": m.params, "stats": m.stats, "info": m.info}
+                   "params": m.params, "stats": m.stats, "info": m.info, "flag": m.flag}
             if m.samples is not None:
                 row["samples"] = [float(v) for v in m.samples]
                 row["samples_name"] = f"{m.metric}" + "".join(f"@{k}={v}" for k, v in sorted(m.params.items()))

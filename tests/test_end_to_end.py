@@ -146,8 +146,10 @@ def test_leaderboard_queries(smoke):
     assert top1 == sorted(top1, reverse=True)
     assert all(r["sparsity"] is not None for r in board)  # size merged into every backend's row
     fast = json.loads(cli("leaderboard", "--db", db, "--format", "json", "--sort", "p90_ms").stdout)
-    p90 = [r["p90_ms@b1"] for r in fast]
-    assert p90 == sorted(p90)
+    ranked = [r for r in fast if r["rank"] is not None]
+    p90 = [r["p90_ms@b1"] for r in ranked]
+    assert p90 == sorted(p90) and [r["rank"] for r in ranked] == list(range(1, len(ranked) + 1))
+    assert fast[len(ranked):] == [r for r in fast if r["flags"]]  # flagged rows after the ranked ones
     ort = json.loads(cli("leaderboard", "--db", db, "--format", "json", "--backend", "onnxruntime-cpu").stdout)
     assert {r["backend"] for r in ort} == {"onnxruntime-cpu"} and len(ort) == 4
     md = cli("leaderboard", "--db", db, "--format", "markdown")
@@ -168,3 +170,42 @@ def test_queries_work_on_a_read_only_copy(smoke, tmp_path):
     assert out.returncode == 0 and json.loads(out.stdout)
     assert copy.read_bytes() == before
     assert not Path(str(copy) + "-journal").exists()
+
+
+def test_quality_gate_flags_real_results(smoke):
+    _, db, cli = smoke
+    flagged = rows(db, "SELECT method, method_params, backend, metric, value, flag FROM results "
+                       "WHERE flag IS NOT NULL ORDER BY backend")
+    assert {(r["method_params"], r["backend"]) for r in flagged} >= {
+        ('{"sparsity": 0.9}', "torch-cpu"), ('{"sparsity": 0.9}', "onnxruntime-cpu")}
+    for r in flagged:
+        assert r["metric"] == "top1_retained" and r["value"] < 0.99
+        assert r["flag"] == f"quality gate: top1 retained {r['value']:.4g} < 0.99"
+    board = json.loads(cli("leaderboard", "--db", db, "--format", "json", "--sort", "top1").stdout)
+    assert all(r["rank"] is None for r in board if r["flags"])
+    front = cli("leaderboard", "--db", db, "--pareto", "top1:max,p50_ms:min", "--format", "json")
+    assert front.returncode == 0 and "flagged (quality gate" in front.stderr
+    assert not any(r["flags"] for r in json.loads(front.stdout))
+
+
+@pytest.mark.slow
+def test_nightly_rerun_compare_and_history(smoke):
+    _, db, cli = smoke
+    again = cli("run", SMOKE, "--db", db, "--no-resume", "--tag", "nightly", "-q")
+    assert again.returncode == 0, again.stderr
+    runs = rows(db, "SELECT id, tag FROM runs ORDER BY id")
+    assert [r["tag"] for r in runs] == [None, "nightly"]
+    out = cli("compare", "1", "latest", "--db", db, "--all", "--format", "json")
+    assert out.returncode in (0, 1), out.stderr  # real timings may differ; accuracy and size may not
+    compared = json.loads(out.stdout)
+    by_test = {}
+    for r in compared:
+        by_test.setdefault(r["test"], set()).add(r["metric"].split("@")[0])
+    assert {"top1", "gzip_bytes", "params"} <= by_test["deterministic"]
+    assert {"p50_ms", "p90_ms", "throughput_sps"} <= by_test["mann-whitney-u"]
+    for r in compared:
+        if r["test"] == "deterministic":
+            assert r["change"] == 0 and r["verdict"] == "ok", r
+    history = json.loads(cli("history", "--db", db, "--metric", "top1", "--method", "dense", "--backend",
+                             "onnxruntime-cpu", "--format", "json").stdout)
+    assert [h["run_id"] for h in history] == [1, 2] and history[0]["value"] == history[1]["value"]

@@ -19,7 +19,9 @@ def test_blank_database_gets_full_schema(memory_store):
     assert {"runs", "cells", "measurements", "sample_sets", "metrics"} <= set(db.table_names())
     assert {"results", "latest_cells", "latest_results"} <= set(db.view_names())
     names = [m.name for m in migrations.applied(db)]
-    assert names == ["m001_runs_cells_measurements", "m002_result_views"]
+    assert names == ["m001_runs_cells_measurements", "m002_result_views", "m003_run_tags",
+                     "m004_measurement_flags", "m005_latest_per_machine_and_query_indexes"]
+    assert "tag" in db["runs"].columns_dict and "flag" in db["measurements"].columns_dict
 
 
 def test_old_database_is_upgraded(tmp_path):
@@ -32,6 +34,41 @@ def test_old_database_is_upgraded(tmp_path):
     assert "latest_results" in store.db.view_names()
     assert [m.name for m in migrations.pending(store.db)] == []
     store.close()
+
+
+def test_database_with_results_upgrades_and_keeps_them(tmp_path):
+    """A leaderboard written before tags and flags existed keeps its rows, and its views see them."""
+    path = tmp_path / "old.db"
+    db = sqlite_utils.Database(str(path))
+    migrations.apply(db, stop_before="m003_run_tags")
+    db["runs"].insert({"id": 1, "suite_name": "s", "machine_hash": "m" * 64, "started_at": "2026-01-01"})
+    db["cells"].insert({"id": 1, "run_id": 1, "cell_key": "k", "model": "m", "dataset": "d", "method": "dense",
+                        "backend": "b", "suite": "accuracy", "status": "ok", "finished_at": "2026-01-01"})
+    db["measurements"].insert({"id": 1, "run_id": 1, "cell_id": 1, "metric": "top1", "value": 0.9, "unit": "f"})
+    db.close()
+    store = Store(path)
+    rows = list(store.db.query("SELECT metric, value, flag, tag, machine_hash FROM latest_results"))
+    assert rows == [{"metric": "top1", "value": 0.9, "flag": None, "tag": None, "machine_hash": "m" * 64}]
+    store.close()
+
+
+def test_latest_result_is_per_cell_and_machine(memory_store):
+    """A newer run on another machine does not hide a machine's own latest result."""
+    for machine, value in (("a" * 64, 1.0), ("b" * 64, 2.0), ("a" * 64, 3.0)):
+        run = memory_store.create_run(suite_name="s", suite_sha256="x", machine_hash=machine)
+        memory_store.record_cell(run, _cell(), [{"metric": "p50_ms", "value": value, "unit": "ms"}])
+    rows = {r["machine_hash"][0]: r["value"] for r in memory_store.db.query("SELECT * FROM latest_results")}
+    assert rows == {"a": 3.0, "b": 2.0}
+
+
+def test_flags_and_tags_are_stored(memory_store):
+    run = memory_store.create_run(suite_name="s", suite_sha256="x", tag="nightly")
+    memory_store.record_cell(run, _cell(), [{"metric": "top1_retained", "value": 0.9, "unit": "ratio",
+                                             "flag": "quality gate: top1 retained 0.9 < 0.99"}])
+    row = next(memory_store.db.query("SELECT flag, tag FROM results"))
+    assert row == {"flag": "quality gate: top1 retained 0.9 < 0.99", "tag": "nightly"}
+    assert memory_store.latest_run_for_suite("x", tag="nightly")["id"] == run
+    assert memory_store.latest_run_for_suite("x") is None  # an untagged resume never continues a nightly
 
 
 def test_record_cell_writes_measurements_and_samples_atomically(memory_store):

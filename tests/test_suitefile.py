@@ -147,7 +147,7 @@ def test_smoke_settings_and_defaults(smoke):
     assert smoke.settings["latency"]["batch_sizes"] == [1, 32]
     assert smoke.settings["latency"]["profile"] == "smoke"
     assert smoke.settings["latency"]["rotate"] == 4
-    assert smoke.settings["accuracy"] == {"batch_size": 256}
+    assert smoke.settings["accuracy"] == {"batch_size": 256, "quality_gate": 0.99}
     assert set(smoke.settings) == {"accuracy", "latency", "size"}
     assert smoke.execution == {"timeout_s": 600.0, "memory_limit_mb": 0}
 

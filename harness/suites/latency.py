@@ -94,6 +94,10 @@ def run(ctx: CellContext) -> list[Measurement]:
                          "inner_loops": result.inner_loops, "warmup_iters": result.warmup_iters,
                          "distinct_inputs": len(batches), "plan": plan.as_dict(), "profile": s["profile"],
                          "processes": processes, **result.info})
+            flag = None
+            if info.get("emulated"):
+                flag = ("latency only: timed under emulation (qemu-user), not a hardware figure; "
+                        "outputs and accuracy are real")
             if stats["unstable"]:
                 info["warning"] = (f"unstable: coefficient of variation {stats['cv']:.1%} > 10% "
                                    "(pyperf's rule); the machine may be busy or throttled")
@@ -103,20 +107,20 @@ def run(ctx: CellContext) -> list[Measurement]:
                       ("p99_ms", stats["p99_ms"]), ("mean_ms", stats["mean_ms"]),
                       ("stdev_ms", stats["stdev_ms"])]
             for metric, value in values:
-                m = Measurement(metric, value, "ms", params=params, stats=stats, info=info)
+                m = Measurement(metric, value, "ms", params=params, stats=stats, info=info, flag=flag)
                 if metric == "p50_ms":
                     m.samples = [v * 1e3 for v in result.samples_s]
                 out.append(m)
             out.append(Measurement("throughput_sps", bs / mean_s if mean_s > 0 else None, "samples/s",
-                                   params=params, stats=stats, info=info))
+                                   params=params, stats=stats, info=info, flag=flag))
             dense_p50 = stats["median_ms"] if ctx.is_baseline else ctx.baseline("p50_ms", batch_size=bs)
             if dense_p50 is not None and stats["median_ms"] > 0:
                 speedup = dense_p50 / stats["median_ms"]
                 sinfo = {"dense_p50_ms": dense_p50, "theoretical_speedup": theory}
-                out.append(Measurement("speedup", speedup, "ratio", params=params, info=sinfo))
+                out.append(Measurement("speedup", speedup, "ratio", params=params, info=sinfo, flag=flag))
                 if theory:
                     out.append(Measurement("speedup_efficiency", speedup / theory, "ratio", params=params,
-                                           info=sinfo))
+                                           info=sinfo, flag=flag))
             if "peak_device_bytes" in result.info:
                 out.append(Measurement("peak_device_mb", result.info["peak_device_bytes"] / 2**20, "MiB",
                                        params=params, info=info))
