@@ -35,6 +35,8 @@ FIRST_PARTY = {
     "torch-cpu": {"backend": ["torch-cpu"]},
     "onnxruntime-cpu": {"backend": ["onnxruntime-cpu"]},
     "torch-cuda": {"backend": ["torch-cuda"]},
+    "wasm": {"backend": ["wasm"]},
+    "arm": {"backend": ["arm"]},
 }
 BUILTINS = {"accuracy": {"suite": ["accuracy"]}, "latency": {"suite": ["latency"]}, "size": {"suite": ["size"]}}
 

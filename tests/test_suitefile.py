@@ -323,7 +323,7 @@ def test_missing_matrix_list(registry):
     ("models", "lenet6", "model", "lenet5, mlp, resnet-small, resnet18"),
     ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
     ("methods", "magnitude", "method", "dense, global-magnitude, int8-dynamic, layer-magnitude, random"),
-    ("backends", "cuda", "backend", "onnxruntime-cpu, torch-cpu, torch-cuda"),
+    ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, wasm"),
     ("suites", "speed", "suite", "accuracy, latency, size"),
 ])
 def test_unknown_names_list_known(registry, mkey, bad, kind, known):

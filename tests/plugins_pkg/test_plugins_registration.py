@@ -24,13 +24,15 @@ ENTRY_POINTS = {
     "torch-cpu": "harness_plugins.backends.torch_cpu",
     "onnxruntime-cpu": "harness_plugins.backends.onnxruntime_cpu",
     "torch-cuda": "harness_plugins.backends.torch_cuda",
+    "wasm": "harness_plugins.backends.wasm",
+    "arm": "harness_plugins.backends.arm",
 }
 
 EXPECTED = {
     "models": {"mlp", "lenet5", "resnet-small", "resnet18"},
     "datasets": {"digits", "synthetic", "imagefolder"},
     "methods": {"dense", "random", "global-magnitude", "layer-magnitude", "int8-dynamic"},
-    "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda"},
+    "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
 }
 
 HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL")
