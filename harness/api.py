@@ -35,6 +35,7 @@ from harness.specs import (
     Splits,
     SuiteSpec,
     VerifierSpec,
+    VerifyContext,
 )
 from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
 
@@ -60,6 +61,7 @@ __all__ = [
     "Splits",
     "SuiteSpec",
     "VerifierSpec",
+    "VerifyContext",
     "InProcessSession",
     "TimingPlan",
     "TimingResult",

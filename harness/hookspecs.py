@@ -73,9 +73,12 @@ def harness_register_suites(register: Callable) -> None:
 
 @hookspec
 def harness_register_verifiers(register: Callable) -> None:
-    """Register neural-network verifiers (reserved: no suite consumes them yet).
+    """Register neural-network verifiers (an ONNX network and a VNN-LIB property in; holds,
+    violated with a witness, unknown or timeout out).
 
-    Fires once, when the plugin manager is loaded.
+    Fires once, when the plugin manager is loaded. The ``vnncomp`` verifier (any VNN-COMP tool
+    folder) is registered through this same hook; the ``verification`` and ``robustness`` suites
+    run the verifiers a suite file names.
 
     :param register: call ``register(VerifierSpec(...))`` for each verifier.
     """

@@ -283,6 +283,15 @@ class Session(Protocol):
     def time(self, batches: Sequence[np.ndarray], plan: TimingPlan) -> TimingResult:
         """Time inference inside the runtime, rotating among ``batches``; follow ``plan``."""
 
+    def timed_outputs(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
+        """Optional (MLPerf's TEST01 audit): the outputs of the *timing path* on each of ``batches``.
+
+        Run each batch once through exactly the call :meth:`time` times (the bound call of an
+        in-process session, the runner's timed ``session.run``, the replayed CUDA graph) and return
+        what it produced. The soundness suite compares them with :meth:`run`'s outputs; a session
+        without this method is recorded as not auditable.
+        """
+
     def close(self) -> None:
         """Release the runtime's resources."""
 
@@ -374,17 +383,31 @@ class CellContext:
     :param time_in_processes: ``time_in_processes(batches, plan, processes) -> list[TimingResult]``:
         time the cell's backend in that many fresh processes, one after another (pyperf's worker
         processes), each opening its own session; ``None`` for suites that are not per backend.
+    :param open_backend: ``open_backend(name, params=None) -> Session``: a session of *another*
+        backend on the same artifact (the soundness suite's reference backend); raises
+        :class:`Skip` when that backend is not available or cannot run the artifact.
+    :param verifier_name: the cell's verifier, for suites with ``per_verifier`` (else ``None``).
+    :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> harness.verify.results.Verdict``:
+        run the cell's verifier on one instance, in its own process (``None`` without a verifier).
+    :param benchmark: for suites with ``on_benchmark``: the verification benchmark
+        (:class:`harness.verify.benchmarks.Benchmark`); ``artifact`` and ``splits`` are then ``None``.
+    :param workdir: a folder private to this cell for files the suite writes (VNN-LIB properties).
     """
 
     cell: Mapping[str, Any]
-    artifact: Artifact
-    splits: Splits
+    artifact: Artifact | None
+    splits: Splits | None
     settings: Mapping[str, Any]
     open_session: Callable[[], Session] | None
     baseline: Callable[..., float | None]
     backend_name: str | None = None
     is_baseline: bool = False
     time_in_processes: Callable[..., list] | None = None
+    open_backend: Callable[..., Session] | None = None
+    verifier_name: str | None = None
+    verify: Callable[..., Any] | None = None
+    benchmark: Any = None
+    workdir: Path | None = None
 
 
 @dataclass(frozen=True)
@@ -397,6 +420,10 @@ class SuiteSpec:
         they run once per artifact.
     :param needs_baseline: the planner adds the ``dense`` cells it compares against when a suite
         file leaves them out.
+    :param per_verifier: the suite runs once per verifier of its ``[[matrix]]`` table's ``verifiers``
+        (instead of per backend); the leaderboard's ``backend`` column then names the verifier.
+    :param on_benchmark: the suite runs on the verification benchmarks of ``[[verification]]``
+        tables (once per benchmark, method, seed and verifier), not on a model and dataset.
     :param metrics: the metrics it produces.
     """
 
@@ -405,6 +432,8 @@ class SuiteSpec:
     settings: tuple[Param, ...] = ()
     per_backend: bool = True
     needs_baseline: bool = False
+    per_verifier: bool = False
+    on_benchmark: bool = False
     metrics: tuple[MetricSpec, ...] = ()
     description: str = ""
 
@@ -418,29 +447,85 @@ class SuiteSpec:
         _check_common(self)
         if not callable(self.run):
             raise SpecError(f"{self.name}: run must be callable")
+        if self.on_benchmark and not self.per_verifier:
+            raise SpecError(f"{self.name}: a suite on verification benchmarks runs per verifier "
+                            "(set per_verifier=True)")
 
 
-# --------------------------------------------------------------------------- verifiers (reserved)
+# --------------------------------------------------------------------------- verifiers
+
+
+@dataclass(frozen=True)
+class VerifyContext:
+    """Handed to :attr:`VerifierSpec.verify`, inside the verifier's own process.
+
+    :param onnx_path: the network.
+    :param vnnlib_path: the property (the unsafe set, VNN-LIB).
+    :param timeout_s: the time allowed; answer ``timeout`` (or ``unknown``) rather than run over:
+        the host kills the process a little after it.
+    :param params: the verifier's validated parameters.
+    :param workdir: an empty folder for the verifier's files.
+    :param deadline: ``time.monotonic()`` by which to answer (start + ``timeout_s``).
+    """
+
+    onnx_path: Path
+    vnnlib_path: Path
+    timeout_s: float
+    params: Mapping[str, Any]
+    workdir: Path
+    deadline: float
+
+    def remaining(self) -> float:
+        """Seconds left before the deadline."""
+        import time
+
+        return self.deadline - time.monotonic()
+
+    def property(self) -> Any:
+        """The parsed property (:class:`harness.verify.vnnlib.Property`)."""
+        from harness.verify.vnnlib import read_vnnlib
+
+        return read_vnnlib(self.vnnlib_path)
 
 
 @dataclass(frozen=True)
 class VerifierSpec:
-    """A neural-network verifier (reserved kind; the soundness suite will consume it).
+    """A neural-network verifier: an ONNX network, a VNN-LIB property and a timeout in; ``holds``,
+    ``violated`` (with a witness), ``unknown`` or ``timeout`` out.
 
-    :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> dict`` with ``result`` one of
-        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``.
+    Every verifier runs in a process of its own, one per instance, so that a crash or a hang costs
+    one verdict and tools with conflicting dependencies keep their own environments. Give exactly
+    one of:
+
+    :param verify: ``verify(ctx: VerifyContext) -> dict`` with ``result`` (a verdict), ``witness``
+        (the counterexample's flat inputs, for ``violated``), optionally ``outputs`` and ``info``.
+        The host runs it in a fresh Python process (``python -m harness.verify.child``) that loads
+        the plugins again.
+    :param tool: ``tool(params) -> folder``: a tool in VNN-COMP's layout, with ``run_instance.sh``
+        (and optionally ``prepare_instance.sh``), called as the competition calls it; it brings its
+        own environment (a conda env, a container) inside its scripts.
+    :param complete: the verifier decides every instance given time (MILP, branch and bound);
+        ``False`` for incomplete verifiers and falsifiers.
+    :param available: ``available(params) -> (ok, reason)``; an unavailable verifier's cells are
+        ``skipped`` with the reason.
     """
 
     name: str
-    verify: Callable[[Path, Path, float], dict]
+    verify: Callable[[VerifyContext], dict] | None = None
+    tool: Callable[[Mapping[str, Any]], Any] | None = None
     params: tuple[Param, ...] = ()
+    complete: bool = False
+    available: Callable[[Mapping[str, Any]], tuple[bool, str]] = field(default=lambda params: (True, ""))
     description: str = ""
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.verify):
-            raise SpecError(f"{self.name}: verify must be callable")
+        if (self.verify is None) == (self.tool is None):
+            raise SpecError(f"{self.name}: give exactly one of verify (a Python function) and tool "
+                            "(a VNN-COMP tool folder)")
+        if not callable(self.verify or self.tool):
+            raise SpecError(f"{self.name}: {'verify' if self.verify is not None else 'tool'} must be callable")
 
 
 #: Plugin kinds, their hook suffix and spec class.
