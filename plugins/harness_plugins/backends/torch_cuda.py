@@ -147,6 +147,21 @@ class TorchCudaSession:
             result.info["peak_device_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
         return result
 
+    def timed_outputs(self, batches: Sequence[Any]) -> list[Any]:
+        """What the timing path computes for each batch (TEST01): the replayed graphs' static outputs
+        in graph mode, the eager calls otherwise."""
+        torch = self.torch
+        with torch.inference_mode():
+            inputs = [self._to_device(b) for b in batches]
+            if self.params["mode"] == "graph":
+                pool = GraphPool(self.module, inputs, cuda_capture(torch.cuda.Stream(self.device), {}))
+                outs = []
+                for i in range(len(pool)):
+                    pool.block(1, i)
+                    outs.append(pool.outputs[i].float().cpu().numpy().copy())
+                return outs
+            return [self.module(x).float().cpu().numpy() for x in inputs]
+
     def close(self) -> None:
         """Release the module and cached device memory."""
         self.module = None

@@ -131,6 +131,17 @@ async function handle(req, blobs) {
       };
       return [{ ok: true, ...(await runPlan(block, req.plan)) }];
     }
+    case 'outputs': {
+      // TEST01: each batch through the very call the 'time' loop makes (await session.run(feed)).
+      const out = [];
+      for (let k = 0; k < req.blobs.length; k++) {
+        const d = req.blobs[k];
+        const res = await session.run({ [inputName]: new ort.Tensor('float32', floats(blobs[k]), d.shape) });
+        const t = res[session.outputNames[0]];
+        out.push([{ dtype: 'float32', shape: t.dims }, Buffer.from(Float32Array.from(t.data).buffer)]);
+      }
+      return [{ ok: true }, out];
+    }
     case 'close':
       return [{ ok: true }];
     default:
