@@ -1,0 +1,328 @@
+"""Verification benchmarks: generated (``soundnessbench``) or imported from a folder (``folder``),
+each instance labelled with what is known about it, and compressed by a method when asked.
+
+A benchmark is a set of instances: an ONNX network, a VNN-LIB property and a timeout (VNN-COMP's
+``instances.csv``). Each instance has a *kind*:
+
+- ``planted``: a counterexample is known and, replayed in onnxruntime on *this* network, violates
+  the property (SoundnessBench's hidden counterexamples). Any ``holds`` is a soundness bug.
+- ``clean``: the generator kept it with no counterexample found by a strong attack
+  (SoundnessBench's ``data.pt`` entries without one).
+- ``unlabelled``: nothing is known (a VNN-COMP benchmark folder; a planted instance whose
+  counterexample no longer violates after compression).
+
+A suite file names benchmarks in ``[[verification]]`` tables::
+
+    benchmarks = [{ name = "soundnessbench", arch = ["mlp", "cnn"], planted = 6, clean = 6 },
+                  { name = "folder", path = "benchmarks/acasxu" }]
+
+Generated benchmarks and compressed networks are cached by content hash, like artifacts.
+"""
+
+from __future__ import annotations
+
+import copy
+import csv
+import dataclasses
+import gzip
+import json
+import shutil
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness.params import Param
+from harness.suitefile import Component, digest
+
+PLANTED, CLEAN, UNLABELLED = "planted", "clean", "unlabelled"
+KINDS = (PLANTED, CLEAN, UNLABELLED)
+
+
+@dataclass
+class Instance:
+    """One verification instance and what is known about it."""
+
+    index: int
+    onnx: Path
+    vnnlib: Path
+    timeout: float
+    kind: str
+    counterexample: Any = None  # flat inputs of the known counterexample (planted)
+    note: str = ""
+
+
+@dataclass
+class Benchmark:
+    """A materialized benchmark: its folder, its instances, and how it was made."""
+
+    name: str
+    root: Path
+    instances: list[Instance]
+    info: dict = field(default_factory=dict)
+
+    def counts(self) -> dict[str, int]:
+        """Instances of each kind."""
+        return {k: sum(i.kind == k for i in self.instances) for k in KINDS}
+
+
+# ------------------------------------------------------------------ sources
+
+_RECIPE_HELP = {
+    "arch": "network architecture: mlp (d -> 2h -> h -> 2) or cnn (3x3 conv -> h -> 2)",
+    "planted": "instances with a hidden counterexample to keep",
+    "clean": "instances without one to keep",
+    "epsilon": "L-infinity radius of every box",
+    "data_range": "inputs lie in [-data_range, data_range]",
+    "input_size": "features of the MLP; height and width of the CNN's single-channel input",
+    "hidden": "hidden width h",
+    "channels": "convolution channels of the CNN",
+    "epochs": "training steps (full batch)",
+    "lr": "Adam's peak learning rate (one-cycle schedule)",
+    "attack_restarts": "random starts of the training attack",
+    "attack_steps": "steps of the training attack",
+    "window": "past attacks whose points stay in the training set",
+    "eval_restarts": "random starts per step size of the final attack that decides what is hidden",
+    "counter_margin": "margin by which each planted counterexample stays misclassified",
+    "timeout": "per-instance timeout written to instances.csv (seconds)",
+}
+
+
+def _recipe_params() -> tuple[Param, ...]:
+    from harness.verify.soundnessbench import ARCHS, Recipe
+
+    out = []
+    for f in dataclasses.fields(Recipe):
+        if f.name == "seed":
+            continue  # the suite file's seeds
+        kind = type(f.default)
+        extra: dict = {"choices": ARCHS} if f.name == "arch" else {"min": 0.0 if kind is float else 0}
+        if f.name in ("epsilon", "data_range", "lr", "timeout"):
+            extra = {"min": 0.0, "min_exclusive": True}
+        elif f.name in ("input_size", "hidden", "channels", "epochs", "attack_restarts", "attack_steps", "window",
+                        "eval_restarts"):
+            extra = {"min": 1}
+        out.append(Param(f.name, kind, default=f.default, grid=f.name in ("arch", "epsilon", "planted", "clean",
+                                                                               "input_size", "hidden", "channels"),
+                         help=_RECIPE_HELP.get(f.name, ""), **extra))
+    return tuple(out)
+
+
+@dataclass(frozen=True)
+class Source:
+    """Where a benchmark comes from: its parameters and how to materialize it."""
+
+    name: str
+    params: tuple[Param, ...]
+    description: str
+    #: parameters holding paths, resolved against the suite file's folder and checked to exist
+    paths: tuple[str, ...] = ()
+
+
+def sources() -> dict[str, Source]:
+    """The benchmark sources a ``[[verification]]`` table may name."""
+    return {
+        "soundnessbench": Source("soundnessbench", _recipe_params(),
+                                 "generated: synthetic inputs, counterexamples planted and hidden from attacks"),
+        "folder": Source("folder", (Param("path", str, grid=False,
+                                          help="a folder with instances.csv (or subfolders with one each)"),),
+                         "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout",
+                         paths=("path",)),
+    }
+
+
+def _publish(tmp: Path, final: Path) -> None:
+    try:
+        tmp.rename(final)
+    except OSError:  # built concurrently with identical content: keep the other
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def materialize(component: Component, seed: int, cache_dir: Path, log: Any = None) -> Benchmark:
+    """The benchmark a suite-file entry names, generated or read (cached by content hash)."""
+    from harness import __version__
+
+    if component.name == "soundnessbench":
+        from harness.verify.soundnessbench import Recipe, generate
+
+        recipe = Recipe(**component.params, seed=seed)
+        key = digest({"source": "soundnessbench", "recipe": dataclasses.asdict(recipe), "harness": __version__}, 24)
+        final = cache_dir / "benchmarks" / key
+        if not (final / "benchmark.json").is_file():
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".{key}.{time.time_ns()}"
+            generate(tmp, recipe, log=log)
+            _publish(tmp, final)
+        bench = read_folder(final, cache_dir, name=f"soundnessbench/{recipe.arch}")
+        bench.info["generated"] = json.loads((final / "benchmark.json").read_text())
+        return bench
+    if component.name == "folder":
+        return read_folder(Path(component.params["path"]), cache_dir)
+    raise KeyError(f"unknown benchmark source {component.name!r} (known: {', '.join(sources())})")
+
+
+# ------------------------------------------------------------------ reading a folder
+
+
+def _unpacked(path: Path, cache_dir: Path) -> Path:
+    """``path``, or its ``.gz`` sibling decompressed into the cache (VNN-COMP ships gzipped files)."""
+    if path.is_file():
+        return path
+    packed = path.with_name(path.name + ".gz")
+    if not packed.is_file():
+        raise FileNotFoundError(f"{path} (nor {packed.name}) does not exist")
+    out = cache_dir / "benchmarks" / "unpacked" / digest({"file": str(packed.resolve()),
+                                                           "mtime": packed.stat().st_mtime_ns}) / path.name
+    if not out.is_file():
+        out.parent.mkdir(parents=True, exist_ok=True)
+        tmp = out.with_name(f".{out.name}.{time.time_ns()}")
+        tmp.write_bytes(gzip.decompress(packed.read_bytes()))
+        tmp.rename(out)
+    return out
+
+
+def _ground_truth(folder: Path, rows: list[tuple[str, str, float]]) -> list[Any] | None:
+    """SoundnessBench's ``data.pt`` (``[(x0, label, x_cex or None), ...]``) aligned with ``rows``."""
+    data_file = folder / "data.pt"
+    if not data_file.is_file():
+        return None
+    import torch
+
+    data = torch.load(data_file, map_location="cpu", weights_only=True)
+    aligned: list[Any] = []
+    for i, (_, vnnlib, _) in enumerate(rows):
+        stem = Path(vnnlib).name.split(".")[0]
+        j = int(stem) if stem.isdigit() and int(stem) < len(data) else i
+        if j >= len(data):
+            return None
+        cex = data[j][2]
+        aligned.append(None if cex is None else cex.detach().numpy().astype("float64").reshape(-1))
+    return aligned
+
+
+def read_folder(root: Path, cache_dir: Path, name: str | None = None) -> Benchmark:
+    """A benchmark folder: ``instances.csv`` at its root or in each subfolder (sorted).
+
+    Rows are ``onnx,vnnlib,timeout`` relative to their csv's folder (files may be gzipped). A
+    ``data.pt`` beside a csv labels its rows (planted when it holds a counterexample, else clean);
+    without one, rows are unlabelled.
+    """
+    root = Path(root)
+    csvs = [root / "instances.csv"] if (root / "instances.csv").is_file() else \
+        sorted(p / "instances.csv" for p in root.iterdir() if (p / "instances.csv").is_file()) if root.is_dir() else []
+    if not csvs:
+        raise FileNotFoundError(f"no instances.csv in {root} or its subfolders")
+    instances: list[Instance] = []
+    for csv_file in csvs:
+        folder = csv_file.parent
+        with open(csv_file, newline="") as f:
+            rows = [(r[0].strip(), r[1].strip(), float(r[2]) if len(r) > 2 and r[2].strip() else 0.0)
+                    for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
+        truth = _ground_truth(folder, rows)
+        for k, (onnx, vnnlib, timeout) in enumerate(rows):
+            cex = truth[k] if truth is not None else None
+            kind = UNLABELLED if truth is None else (PLANTED if cex is not None else CLEAN)
+            instances.append(Instance(index=len(instances), onnx=_unpacked(folder / onnx, cache_dir),
+                                      vnnlib=_unpacked(folder / vnnlib, cache_dir), timeout=timeout, kind=kind,
+                                      counterexample=cex))
+    bench = Benchmark(name=name or root.name, root=root, instances=instances, info={"csv": [str(c) for c in csvs]})
+    confirm_planted(bench)
+    return bench
+
+
+def confirm_planted(bench: Benchmark) -> int:
+    """Replay every planted counterexample on its network; one that no longer violates makes its
+    instance unlabelled. Returns how many were removed."""
+    from harness.verify.replay import Network, check_witness
+    from harness.verify.vnnlib import read_vnnlib
+
+    nets: dict[Path, Network] = {}
+    removed = 0
+    for inst in bench.instances:
+        if inst.kind != PLANTED:
+            continue
+        net = nets.setdefault(inst.onnx, Network(inst.onnx))
+        check = check_witness(net, read_vnnlib(inst.vnnlib), inst.counterexample)
+        if not check.valid:
+            inst.kind = UNLABELLED
+            inst.note = f"planted counterexample does not violate on this network: {check.reason}"
+            removed += 1
+    return removed
+
+
+# ------------------------------------------------------------------ compression
+
+
+def compress(bench: Benchmark, registry: Any, method: Component, seed: int, cache_dir: Path) -> Benchmark:
+    """The benchmark with every network compressed by ``method`` (``dense``: unchanged).
+
+    Each network's torch module (``model.pt`` beside it) goes through the method as a model does
+    in a cell; the result is exported to ONNX and cached by content hash. Planted counterexamples
+    are replayed on the compressed networks: compression can remove them.
+    """
+    from harness import pipeline
+    from harness.artifacts import export_onnx, file_sha256, seed_everything
+    from harness.specs import ApplyContext, Skip
+
+    if method.name == "dense":
+        return bench
+    spec = pipeline.resolve(registry, method.name, method.params)
+    replaced: dict[Path, Path] = {}
+    for onnx in sorted({i.onnx for i in bench.instances}):
+        module_file = onnx.with_name("model.pt")
+        if not module_file.is_file():
+            raise Skip(f"method {method.name} needs the benchmark's torch networks: no model.pt beside {onnx}")
+        key = digest({"network": file_sha256(onnx), "module": file_sha256(module_file), "method": method.as_dict(),
+                      "seed": seed, "plugins": pipeline.provenance(registry, method.name, method.params)}, 24)
+        final = cache_dir / "benchmarks" / "compressed" / key
+        if not (final / "model.onnx").is_file():
+            import torch
+
+            module = torch.load(module_file, map_location="cpu", weights_only=False).eval()
+            splits = _splits_of(onnx.parent, module)
+            final.parent.mkdir(parents=True, exist_ok=True)
+            tmp = final.parent / f".{key}.{time.time_ns()}"
+            work = tmp / "work"
+            work.mkdir(parents=True)
+            seed_everything(seed)
+            out = spec.apply(ApplyContext(module=copy.deepcopy(module), params=method.params, seed=seed,
+                                          splits=splits, workdir=work, input_shape=splits.input_shape,
+                                          export_onnx=lambda m, p, shape=splits.input_shape: export_onnx(m, p, shape)))
+            if isinstance(out, torch.nn.Module):
+                export_onnx(out.eval(), tmp / "model.onnx", splits.input_shape)
+                torch.save(out, tmp / "model.pt")
+            else:
+                shutil.copyfile(out, tmp / "model.onnx")
+            shutil.rmtree(work, ignore_errors=True)
+            _publish(tmp, final)
+        replaced[onnx] = final / "model.onnx"
+    instances = [dataclasses.replace(i, onnx=replaced[i.onnx]) for i in bench.instances]
+    out = Benchmark(name=bench.name, root=bench.root, instances=instances,
+                    info={**bench.info, "method": method.as_dict()})
+    out.info["counterexamples_removed"] = confirm_planted(out)
+    return out
+
+
+def _splits_of(folder: Path, module: Any) -> Any:
+    """The benchmark's centre points as a dataset, for methods that calibrate (``data.pt``)."""
+    import numpy as np
+
+    from harness.specs import Split, Splits
+
+    data_file = folder / "data.pt"
+    if not data_file.is_file():
+        raise FileNotFoundError(f"no data.pt in {folder}: a method needs the benchmark's inputs")
+    import torch
+
+    data = torch.load(data_file, map_location="cpu", weights_only=True)
+    x = np.stack([d[0].numpy() for d in data]).astype(np.float32)
+    y = np.array([int(d[1]) for d in data], dtype=np.int64)
+    split = Split(x=x, y=y)
+    return Splits(train=split, calibration=split, test=split, input_shape=tuple(x.shape[1:]),
+                  num_classes=int(max(y.max() + 1, 2)), labelled=True, fingerprint=digest(x.tobytes().hex()))
+
+
+def describe(component: Component) -> Mapping[str, Any]:
+    """A benchmark entry as shown in listings."""
+    return {"source": component.name, **component.params}
