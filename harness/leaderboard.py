@@ -14,7 +14,7 @@ from harness.runs import SHORT, resolve_machine
 from harness.store import open_readonly
 
 IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
-SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2}
+SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustness": 4, "verification": 5}
 
 
 def params_text(d: dict) -> str:
@@ -289,7 +289,7 @@ def resolve_column(name: str, columns: list[str]) -> str:
 
 #: Metrics shown by the table view unless ``--columns`` says otherwise (one per suite question).
 HEADLINE = ("top1", "top1_delta", "p50_ms@b1", "p90_ms@b1", "throughput_sps", "weight_sparsity", "gzip_bytes",
-            "theoretical_speedup")
+            "theoretical_speedup", "certified_accuracy", "score", "unsound")
 
 
 def select_columns(frame: Any, columns: str | None) -> Any:

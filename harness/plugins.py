@@ -34,6 +34,10 @@ DEFAULT_PLUGINS = (
     "harness.suites.accuracy",
     "harness.suites.latency",
     "harness.suites.size",
+    "harness.suites.soundness",
+    "harness.suites.verification",
+    "harness.suites.robustness",
+    "harness.verify.vnncomp",
 )
 
 #: hook name of each kind's registration hook

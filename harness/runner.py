@@ -56,7 +56,8 @@ def cell_task(cell: Cell, plan: Plan, run_id: int, db: str, cache_dir: Path) -> 
         baseline_key = digest(cell.baseline_identity())
     return {
         "cell": {"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
-                 "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend)},
+                 "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend),
+                 "verifier": _component(cell.verifier), "benchmark": cell.benchmark},
         "identity": cell.identity, "cell_key": cell.key, "suite": cell.suite,
         "settings": plan.settings.get(cell.suite, {}), "run_id": run_id, "db": db,
         "cache_dir": str(cache_dir), "baseline_key": baseline_key,
@@ -66,9 +67,15 @@ def cell_task(cell: Cell, plan: Plan, run_id: int, db: str, cache_dir: Path) -> 
 
 def _provenance(host: Host, cell: Cell) -> dict:
     out = {"method": pipeline.provenance(host.registry, cell.method.name, cell.method.params)}
-    pairs = [("model", cell.model.name), ("dataset", cell.dataset.name), ("suite", cell.suite)]
+    pairs = [("suite", cell.suite)]
+    if cell.benchmark:  # the benchmark comes from the host (generated or imported), not from a plugin
+        out["benchmark"] = {"source": cell.model.name, "distribution": "compression-harness", "version": __version__}
+    else:
+        pairs += [("model", cell.model.name), ("dataset", cell.dataset.name)]
     if cell.backend is not None:
         pairs.append(("backend", cell.backend.name))
+    if cell.verifier is not None:
+        pairs.append(("verifier", cell.verifier.name))
     for kind, name in pairs:
         p = host.registry.get(kind, name).plugin
         out[kind] = {"plugin": p.name, "distribution": p.distribution, "version": p.version}
@@ -172,7 +179,7 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
         try:
             for cell in todo:
                 started = now()
-                where = cell.backend.name if cell.backend else "-"
+                where = cell.executor.name if cell.executor else "-"
                 label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
                 bar.update(task_id, description=label)
                 if cell.skip_reason:

@@ -18,9 +18,18 @@ from harness import pipeline
 from harness.params import Param, ParamError, expand_grid, validate
 from harness.plugins import Registry
 
-TOP_KEYS = {"name", "description", "version", "seeds", "matrix", "settings"}
-MATRIX_KEYS = ("models", "datasets", "methods", "backends", "suites")
-KIND_OF = {"models": "model", "datasets": "dataset", "methods": "method", "backends": "backend"}
+TOP_KEYS = {"name", "description", "version", "seeds", "matrix", "settings", "verification"}
+MATRIX_KEYS = ("models", "datasets", "methods", "backends", "verifiers", "suites")
+#: Keys a [[matrix]] table may leave out: backends when no suite runs per backend, verifiers when
+#: none runs per verifier.
+OPTIONAL_MATRIX_KEYS = ("backends", "verifiers")
+VERIFICATION_KEYS = ("benchmarks", "methods", "verifiers", "suites")
+KIND_OF = {"models": "model", "datasets": "dataset", "methods": "method", "backends": "backend",
+           "verifiers": "verifier"}
+#: Verifier parameters that name a folder: resolved against the suite file's folder, checked to exist.
+PATH_PARAMS = ("tool",)
+#: The dataset column of verification-benchmark cells: their instances are VNN-LIB properties.
+BENCHMARK_DATASET = "vnnlib"
 
 #: Host-level settings under ``[settings.execution]``.
 EXECUTION_SETTINGS = (
@@ -71,7 +80,13 @@ class Component:
 
 @dataclass
 class Cell:
-    """One unit of work: (model, dataset, method + params, seed) x backend x suite."""
+    """One unit of work: (model, dataset, method + params, seed) x backend (or verifier) x suite.
+
+    A cell of a suite that runs per verifier has ``verifier`` instead of ``backend``; the store and
+    the leaderboard keep it in the ``backend`` column (a verifier is what executes the artifact
+    there). A verification-benchmark cell (``benchmark``) has the benchmark in ``model`` and
+    ``vnnlib`` as its dataset.
+    """
 
     model: Component
     dataset: Component
@@ -81,17 +96,25 @@ class Cell:
     suite: str
     skip_reason: str | None = None
     implicit: bool = False  # added by the planner as a baseline
+    verifier: Component | None = None
+    benchmark: bool = False
+
+    @property
+    def executor(self) -> Component | None:
+        """The backend or verifier that runs the cell (``None`` for per-artifact suites)."""
+        return self.backend if self.backend is not None else self.verifier
 
     @property
     def identity(self) -> dict:
         """What identifies the cell across runs (the leaderboard's notion of "the same cell")."""
+        executor = self.executor
         return {
             "model": self.model.name, "model_params": self.model.params,
             "dataset": self.dataset.name, "dataset_params": self.dataset.params,
             "method": self.method.name, "method_params": self.method.params,
             "seed": self.seed,
-            "backend": self.backend.name if self.backend else None,
-            "backend_params": self.backend.params if self.backend else {},
+            "backend": executor.name if executor else None,
+            "backend_params": executor.params if executor else {},
             "suite": self.suite,
         }
 
@@ -220,10 +243,17 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
         if sname not in settings:
             settings[sname] = validate(reg.spec.settings, {})
 
-    matrix = data.get("matrix")
-    if not isinstance(matrix, list) or not matrix or not all(isinstance(m, dict) for m in matrix):
-        problems.append(("matrix", "is required: one or more [[matrix]] tables"))
-        matrix = []
+    verification = data.get("verification", [])
+    if not isinstance(verification, list) or not all(isinstance(v, dict) for v in verification):
+        problems.append(("verification", "expected [[verification]] tables"))
+        verification = []
+    if "matrix" not in data and verification:
+        matrix = []  # a suite file of verification benchmarks alone
+    else:
+        matrix = data.get("matrix")
+        if not isinstance(matrix, list) or not matrix or not all(isinstance(m, dict) for m in matrix):
+            problems.append(("matrix", "is required: one or more [[matrix]] tables (or [[verification]] tables)"))
+            matrix = []
 
     cells: list[Cell] = []
     for mi, entry in enumerate(matrix):
@@ -231,11 +261,26 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
         for key in entry:
             if key not in MATRIX_KEYS:
                 problems.append((f"{where}.{key}", f"unknown key (known: {', '.join(MATRIX_KEYS)})"))
+        listed = [registry.items["suite"][n].spec for n in _names(entry.get("suites")) if n in registry.items["suite"]]
+        needed = {"backends": any(not sp.per_verifier and sp.per_backend for sp in listed),
+                  "verifiers": any(sp.per_verifier for sp in listed)}
         expanded: dict[str, list[Component]] = {}
         for mkey in MATRIX_KEYS:
             items = entry.get(mkey)
+            if mkey in OPTIONAL_MATRIX_KEYS and not needed[mkey]:
+                if mkey == "verifiers" and items is not None:
+                    problems.append((f"{where}.{mkey}", "no suite of this table runs per verifier (the "
+                                     "robustness suite does; verification runs in [[verification]] tables)"))
+                if items is None:
+                    expanded[mkey] = []
+                    continue
             if not isinstance(items, list) or not items:
-                problems.append((f"{where}.{mkey}", "is required: a non-empty list"))
+                why = ""
+                if mkey in OPTIONAL_MATRIX_KEYS:
+                    runs = [sp.name for sp in listed if (sp.per_verifier if mkey == "verifiers" else
+                                                         sp.per_backend and not sp.per_verifier)]
+                    why = f" (suite {', '.join(runs)} runs per {mkey[:-1]})"
+                problems.append((f"{where}.{mkey}", f"is required: a non-empty list{why}"))
                 expanded[mkey] = []
                 continue
             comps: list[Component] = []
@@ -260,6 +305,9 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
                     if iname not in registry.items["suite"]:
                         problems.append((ikey, f"unknown suite {iname!r} (known: "
                                          f"{', '.join(registry.names('suite'))})"))
+                    elif registry.items["suite"][iname].spec.on_benchmark:
+                        problems.append((ikey, f"suite {iname} runs on verification benchmarks: list it in a "
+                                         "[[verification]] table"))
                     else:
                         comps.append(Component(iname, {}))
                     continue
@@ -268,6 +316,9 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
                 if reg is None:
                     known = ", ".join(registry.names(kind)) or "none registered"
                     problems.append((ikey, f"unknown {kind} {iname!r} (known: {known})"))
+                    continue
+                if kind == "verifier":
+                    comps += _verifier_components(iname, values, ikey, registry, base_dir, problems)
                     continue
                 schema = tuple(reg.spec.params) + ((WEIGHTS_PARAM,) if kind == "model" else ())
                 try:
@@ -288,7 +339,7 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
                 for point in expand_grid(schema, checked):
                     comps.append(Component(iname, point))
             expanded[mkey] = comps
-        if any(not expanded[k] for k in MATRIX_KEYS):
+        if any(not expanded[k] for k in MATRIX_KEYS if k not in OPTIONAL_MATRIX_KEYS or needed[k]):
             continue
         for model in expanded["models"]:
             for dataset in expanded["datasets"]:
@@ -296,9 +347,16 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
                     for seed in seeds:
                         for suite in expanded["suites"]:
                             sspec = registry.items["suite"][suite.name].spec
+                            if sspec.per_verifier:
+                                for verifier in expanded["verifiers"]:
+                                    cells.append(Cell(model, dataset, method, seed, None, suite.name,
+                                                      verifier=verifier))
+                                continue
                             backends = expanded["backends"] if sspec.per_backend else [None]
                             for backend in backends:
                                 cells.append(Cell(model, dataset, method, seed, backend, suite.name))
+    for vi, entry in enumerate(verification):
+        cells += _verification_cells(entry, f"verification[{vi}]", registry, seeds, base_dir, problems)
     if problems:
         raise SuiteFileError(path, problems)
 
@@ -307,6 +365,143 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
     return Plan(name=name, path=path, text=text, sha256=hashlib.sha256(text.encode()).hexdigest(),
                 seeds=list(seeds), cells=cells, settings=settings, execution=execution,
                 description=data.get("description", ""), version=data.get("version", ""))
+
+
+def _names(items: Any) -> list[str]:
+    """Names in a list of names or tables (for a first look, before validation)."""
+    if not isinstance(items, list):
+        return []
+    return [i if isinstance(i, str) else i.get("name") for i in items
+            if isinstance(i, str) or (isinstance(i, dict) and isinstance(i.get("name"), str))]
+
+
+def _resolve_path(value: str, key: str, base_dir: Path | None, problems: list) -> str | None:
+    """A path parameter made absolute against the suite file's folder; ``None`` (with a problem) if missing."""
+    p = Path(value).expanduser()
+    if not p.is_absolute() and base_dir is not None:
+        p = base_dir / p
+    if not p.exists():
+        problems.append((key, f"not found: {p}"))
+        return None
+    return str(p.resolve())
+
+
+def _verifier_components(name: str, values: dict, key: str, registry: Registry, base_dir: Path | None,
+                         problems: list) -> list[Component]:
+    """A verifier entry, validated and expanded into a grid; path parameters resolved."""
+    spec = registry.items["verifier"][name].spec
+    if name in registry.items["backend"]:
+        problems.append((key, f"verifier {name!r} has the name of a backend: their leaderboard rows would mix"))
+        return []
+    try:
+        checked = validate(spec.params, values, where=key)
+    except ParamError as exc:
+        problems.append((exc.key, exc.reason))
+        return []
+    for pname in PATH_PARAMS:
+        if isinstance(checked.get(pname), str) and checked[pname]:
+            resolved = _resolve_path(checked[pname], f"{key}.{pname}", base_dir, problems)
+            if resolved is None:
+                return []
+            checked[pname] = resolved
+    return [Component(name, point) for point in expand_grid(spec.params, checked)]
+
+
+def _verification_cells(entry: dict, where: str, registry: Registry, seeds: list[int], base_dir: Path | None,
+                        problems: list) -> list[Cell]:
+    """Cells of one ``[[verification]]`` table: benchmark x method x seed x verifier x suite."""
+    from harness.verify.benchmarks import sources
+
+    known_sources = sources()
+    for key in entry:
+        if key not in VERIFICATION_KEYS:
+            problems.append((f"{where}.{key}", f"unknown key (known: {', '.join(VERIFICATION_KEYS)})"))
+    before = len(problems)
+    lists: dict[str, list] = {}
+    for key, default in (("benchmarks", None), ("verifiers", None), ("methods", ["dense"]),
+                         ("suites", ["verification"])):
+        items = entry.get(key, default)
+        if not isinstance(items, list) or not items:
+            problems.append((f"{where}.{key}", "is required: a non-empty list"))
+            items = []
+        lists[key] = items
+    benchmarks: list[Component] = []
+    for i, item in enumerate(lists["benchmarks"]):
+        ikey = f"{where}.benchmarks[{i}]"
+        parsed = _entry(item, ikey, problems)
+        if parsed is None:
+            continue
+        bname, values = parsed
+        source = known_sources.get(bname)
+        if source is None:
+            problems.append((ikey, f"unknown benchmark source {bname!r} (known: {', '.join(known_sources)})"))
+            continue
+        try:
+            checked = validate(source.params, values, where=ikey)
+        except ParamError as exc:
+            problems.append((exc.key, exc.reason))
+            continue
+        ok = True
+        for pname in source.paths:
+            resolved = _resolve_path(checked[pname], f"{ikey}.{pname}", base_dir, problems)
+            ok = ok and resolved is not None
+            checked[pname] = resolved
+        if ok:
+            benchmarks += [Component(bname, point) for point in expand_grid(source.params, checked)]
+    verifiers: list[Component] = []
+    for i, item in enumerate(lists["verifiers"]):
+        ikey = f"{where}.verifiers[{i}]"
+        parsed = _entry(item, ikey, problems)
+        if parsed is None:
+            continue
+        vname, values = parsed
+        if vname not in registry.items["verifier"]:
+            known = ", ".join(registry.names("verifier")) or "none registered"
+            problems.append((ikey, f"unknown verifier {vname!r} (known: {known})"))
+            continue
+        verifiers += _verifier_components(vname, values, ikey, registry, base_dir, problems)
+    methods: list[Component] = []
+    for i, item in enumerate(lists["methods"]):
+        ikey = f"{where}.methods[{i}]"
+        if isinstance(item, dict) and "pipeline" in item:
+            methods += [Component(n, p) for n, p in pipeline.expand(item["pipeline"], f"{ikey}.pipeline",
+                                                                     registry, problems)]
+            continue
+        parsed = _entry(item, ikey, problems)
+        if parsed is None:
+            continue
+        mname, values = parsed
+        reg = registry.items["method"].get(mname)
+        if reg is None:
+            problems.append((ikey, f"unknown method {mname!r} (known: "
+                             f"{', '.join(registry.names('method')) or 'none registered'})"))
+            continue
+        try:
+            checked = validate(reg.spec.params, values, where=ikey)
+        except ParamError as exc:
+            problems.append((exc.key, exc.reason))
+            continue
+        methods += [Component(mname, point) for point in expand_grid(reg.spec.params, checked)]
+    suites: list[str] = []
+    for i, item in enumerate(lists["suites"]):
+        ikey = f"{where}.suites[{i}]"
+        if not isinstance(item, str):
+            problems.append((ikey, "expected a suite name"))
+            continue
+        reg = registry.items["suite"].get(item)
+        if reg is None:
+            problems.append((ikey, f"unknown suite {item!r} (known: {', '.join(registry.names('suite'))})"))
+        elif not reg.spec.on_benchmark:
+            problems.append((ikey, f"suite {item} does not run on verification benchmarks: list it in a "
+                             "[[matrix]] table"))
+        else:
+            suites.append(item)
+    if len(problems) > before:
+        return []
+    dataset = Component(BENCHMARK_DATASET, {})
+    return [Cell(bench, dataset, method, seed, None, suite, verifier=verifier, benchmark=True)
+            for bench in benchmarks for method in methods for seed in seeds for suite in suites
+            for verifier in verifiers]
 
 
 def _dedupe(cells: list[Cell]) -> list[Cell]:
@@ -330,7 +525,7 @@ def _add_baselines(cells: list[Cell], registry: Registry) -> list[Cell]:
             if not registry.items["suite"][c.suite].spec.needs_baseline:
                 continue
             base = Cell(c.model, c.dataset, Component(BASELINE_METHOD, {}), c.seed, c.backend, c.suite,
-                        implicit=True)
+                        implicit=True, verifier=c.verifier, benchmark=c.benchmark)
             if base.key not in have:
                 have.add(base.key)
                 added.append(base)
@@ -347,6 +542,9 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
     """Turn combinations that cannot run into explicit skips, with the reason."""
     availability: dict[str, tuple[bool, str]] = {}
     for c in cells:
+        if c.verifier is not None:
+            c.skip_reason = _verifier_skip(c, registry)
+            continue
         if c.backend is None:
             continue
         backend = registry.items["backend"][c.backend.name].spec
@@ -363,3 +561,20 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
         if not set(backend.accepts) & set(method.produces):
             c.skip_reason = (f"backend {c.backend.name} runs {'/'.join(backend.accepts)} artifacts; "
                              f"method {c.method.name} produces {'/'.join(method.produces)}")
+
+
+def _verifier_skip(cell: Cell, registry: Registry) -> str | None:
+    """Why a verifier cell cannot run (unavailable verifier, a method without ONNX), or ``None``."""
+    spec = registry.items["verifier"][cell.verifier.name].spec
+    try:
+        ok, reason = spec.available(cell.verifier.params)
+    except Exception as exc:  # a broken probe is a reason, not a crash
+        ok, reason = False, f"available() raised {type(exc).__name__}: {exc}"
+    if not ok:
+        return f"verifier {cell.verifier.name} is not available: {reason}"
+    if not cell.benchmark:
+        method = pipeline.resolve(registry, cell.method.name, cell.method.params)
+        if "onnx" not in method.produces:
+            return (f"verifiers read ONNX networks; method {cell.method.name} produces "
+                    f"{'/'.join(method.produces)}")
+    return None

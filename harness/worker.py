@@ -10,8 +10,10 @@ from __future__ import annotations
 
 import ctypes
 import os
+import shutil
 import signal
 import sys
+import tempfile
 import time
 import traceback
 from pathlib import Path
@@ -99,13 +101,23 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         from harness.artifacts import build_artifact, load_dataset
         from harness.suitefile import Component
 
-        stage = enter("dataset")
-        splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
-        stage = enter("artifact")
-        artifact = build_artifact(registry, cell, splits, cache_dir)
-        info["artifact_key"] = artifact.key
-        info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
         suite = registry.get("suite", task["suite"]).spec
+        artifact = splits = benchmark = None
+        if cell.get("benchmark"):
+            from harness.verify.benchmarks import compress, materialize
+
+            stage = enter("benchmark")
+            benchmark = materialize(Component(**cell["model"]), cell["seed"], cache_dir)
+            benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir)
+            info["benchmark"] = {"name": benchmark.name, "counts": benchmark.counts(),
+                                 "generated": benchmark.info.get("generated")}
+        else:
+            stage = enter("dataset")
+            splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
+            stage = enter("artifact")
+            artifact = build_artifact(registry, cell, splits, cache_dir)
+            info["artifact_key"] = artifact.key
+            info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
         open_session = None
         backend_name = None
         if cell.get("backend"):
@@ -126,12 +138,24 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
             def timed_elsewhere(batches, plan, processes, _name=backend_name, _params=bparams):
                 return time_in_processes(config, _name, _params, artifact.path, batches, plan, processes)
 
+        verifier_name, verify = None, None
+        workdir = Path(tempfile.mkdtemp(prefix="cell-", dir=_scratch(cache_dir)))
+        if cell.get("verifier"):
+            verifier_name = cell["verifier"]["name"]
+            verify = _verifier_runner(registry.get("verifier", verifier_name).spec, cell["verifier"]["params"],
+                                      workdir / "verifier", config.get("plugins_dir"))
+            info["verifier"] = cell["verifier"]
         ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
                           settings=task["settings"], open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
-                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere)
+                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
+                          open_backend=None if artifact is None else _backend_opener(registry, artifact),
+                          verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir)
         stage = enter("suite")
-        measurements = suite.run(ctx)
+        try:
+            measurements = suite.run(ctx)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
         rows = []
         for m in measurements:
             if not isinstance(m, Measurement):
@@ -153,6 +177,51 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         return {"status": "failed", "stage": stage, "error_type": type(exc).__name__,
                 "reason": f"{stage}: {type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
                 "info": info, "measurements": [], "duration_s": time.perf_counter() - t0}
+
+
+def _scratch(cache_dir: Path) -> Path:
+    """Where cells keep their private files (VNN-LIB properties, verifier results) while they run."""
+    folder = cache_dir / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _backend_opener(registry: Any, artifact: Any) -> Any:
+    """``open_backend(name, params=None) -> Session`` on ``artifact`` (the soundness suite's reference)."""
+    from harness.params import ParamError, validate
+
+    def open_backend(name: str, params: dict | None = None) -> Any:
+        try:
+            spec = registry.get("backend", name).spec
+        except KeyError as exc:
+            raise Skip(f"reference backend: {exc.args[0]}") from None
+        try:
+            checked = validate(spec.params, params or {}, where=f"backend {name}")
+        except ParamError as exc:
+            raise Skip(f"reference backend: {exc}") from None
+        ok, reason = spec.available()
+        if not ok:
+            raise Skip(f"reference backend {name} is not available: {reason}")
+        if not set(spec.accepts) & set(artifact.formats):
+            raise Skip(f"reference backend {name} runs {'/'.join(spec.accepts)}; the artifact has "
+                       f"{'/'.join(artifact.formats)}")
+        return spec.session(artifact, checked)
+
+    return open_backend
+
+
+def _verifier_runner(spec: Any, params: dict, workdir: Path, plugins_dir: str | None) -> Any:
+    """``verify(onnx_path, vnnlib_path, timeout_s) -> Verdict``: the cell's verifier, one process per call."""
+    from harness.verify.process import run_verifier
+
+    calls = [0]
+
+    def verify(onnx_path: Any, vnnlib_path: Any, timeout_s: float) -> Any:
+        calls[0] += 1
+        return run_verifier(spec, params, onnx_path, vnnlib_path, timeout_s, workdir=workdir / str(calls[0]),
+                            plugins_dir=plugins_dir)
+
+    return verify
 
 
 def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_path: str, batches: list,
