@@ -14,12 +14,15 @@ Requests and their responses (every response has ``"ok": true``, or ``"ok": fals
 - ``run`` (blob 0: one float32 input batch) -> blob 0: the float32 output
 - ``time`` (``plan``: a :class:`harness.timing.TimingPlan` as a dict; blobs: the distinct input
   batches to rotate among) -> ``samples_s``, ``inner_loops``, ``warmup_iters``, ``timer``, ``info``
+- ``outputs`` (blobs: input batches) -> blobs: the output of each batch, computed by the very call
+  the ``time`` loop times (the soundness suite's TEST01 audit compares them with ``run``'s). A
+  runner that does not implement it answers ``ok: false`` and the audit records it as not run.
 - ``close`` -> the runner exits
 
 Timing happens inside the runner, by its own clock, following the same plan as in-process
 backends (warm-up until stable, calibrated inner loop, minimum samples and time): the frames
 carry only the samples, so IPC and serialization never enter a latency figure. A runner for
-another runtime (TFLite, an Android device over adb) implements these five requests; a backend
+another runtime (TFLite, an Android device over adb) implements these requests; a backend
 plugin starts it with :class:`RunnerSession` and any command that connects to its stdin/stdout
 (``node runner.mjs``, ``ssh host python3 runner.py``, ``chroot ROOT qemu-aarch64-static ...``).
 """
@@ -132,6 +135,13 @@ class RunnerSession:
         resp, _ = self.request({"op": "time", "plan": plan.as_dict()}, [self._blob(b) for b in batches])
         return TimingResult(samples_s=[float(v) for v in resp["samples_s"]], inner_loops=int(resp["inner_loops"]),
                             warmup_iters=int(resp["warmup_iters"]), timer=resp["timer"], info=resp.get("info", {}))
+
+    def timed_outputs(self, batches: Sequence[Any]) -> list[Any]:
+        """The outputs of the runner's timed call on each batch (the ``outputs`` request)."""
+        import numpy as np
+
+        resp, data = self.request({"op": "outputs"}, [self._blob(b) for b in batches])
+        return [np.frombuffer(d, dtype=desc["dtype"]).reshape(desc["shape"]) for desc, d in zip(resp["blobs"], data)]
 
     def close(self) -> None:
         """Ask the runner to exit; kill it if it does not."""

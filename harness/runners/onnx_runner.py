@@ -61,11 +61,16 @@ def write_frame(stream, header: dict, blobs: list[tuple[dict, bytes]] = ()) -> N
     stream.flush()
 
 
+def timed_call(session):
+    """The call the timing loop makes on each feed (``outputs`` runs it too, for TEST01)."""
+    return session.run
+
+
 def time_session(session, feeds: list, plan: TimingPlan):
     """Time ``session.run`` rotating among ``feeds`` with the harness's plan, by this process's clock."""
     import time
 
-    run = session.run
+    run = timed_call(session)
     clock = time.perf_counter_ns
     k = len(feeds)
 
@@ -122,6 +127,12 @@ def main() -> None:
                 res = time_session(session, feeds, TimingPlan(**req["plan"]))
                 write_frame(stdout, {"ok": True, "samples_s": res.samples_s, "inner_loops": res.inner_loops,
                                      "warmup_iters": res.warmup_iters, "timer": res.timer, "info": res.info})
+            elif op == "outputs":
+                run = timed_call(session)
+                outs = [np.ascontiguousarray(run(None, {name: np.ascontiguousarray(array(d, b))})[0], dtype=np.float32)
+                        for d, b in zip(req["blobs"], blobs)]
+                write_frame(stdout, {"ok": True}, [({"dtype": "float32", "shape": list(o.shape)}, o.tobytes())
+                                                   for o in outs])
             elif op == "close":
                 write_frame(stdout, {"ok": True})
                 return
