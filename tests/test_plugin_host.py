@@ -37,8 +37,10 @@ FIRST_PARTY = {
     "torch-cuda": {"backend": ["torch-cuda"]},
     "wasm": {"backend": ["wasm"]},
     "arm": {"backend": ["arm"]},
+    "verifiers": {"verifier": ["ibp", "crown", "milp", "pgd", "unsound-pgd"]},
 }
-BUILTINS = {"accuracy": {"suite": ["accuracy"]}, "latency": {"suite": ["latency"]}, "size": {"suite": ["size"]}}
+BUILTIN_SUITES = ["accuracy", "latency", "size", "soundness", "verification", "robustness"]
+BUILTINS = {**{name: {"suite": [name]} for name in BUILTIN_SUITES}, "vnncomp": {"verifier": ["vnncomp"]}}
 
 
 def _noop(*args, **kwargs):
@@ -88,12 +90,12 @@ def test_each_kind_registers_through_its_hook(harness_host, kind):
             assert f"test-{kind}" not in host.registry.items[other]
 
 
-def test_verifier_is_a_reserved_kind_with_its_own_hook(harness_host):
+def test_verifier_is_a_kind_with_its_own_hook(harness_host):
     assert KINDS["verifier"] is VerifierSpec
     assert HOOKS["verifier"] == "harness_register_verifiers"
     host = harness_host(("verif", plugin_registering("verifier", make_spec("verifier", "toy-verifier"))),
                         entry_points=False)
-    assert host.registry.names("verifier") == ["toy-verifier"]
+    assert host.registry.names("verifier") == ["toy-verifier", "vnncomp"]  # vnncomp is built in
     assert host.registry.get("verifier", "toy-verifier").plugin.name == "verif"
     assert host.registry.plugins["verif"].as_dict()["kinds"] == ["verifier"]
 
@@ -147,8 +149,10 @@ def test_directory_skips_underscore_files(harness_host, plugin_dir):
 
 def test_builtin_suites_registered_as_plugins(harness_host):
     host = harness_host(entry_points=False)
-    assert host.registry.names("suite") == ["accuracy", "latency", "size"]
-    for name in ("accuracy", "latency", "size"):
+    assert host.registry.names("suite") == sorted(BUILTIN_SUITES)
+    assert host.registry.names("verifier") == ["vnncomp"]
+    assert host.registry.get("verifier", "vnncomp").plugin.source == "builtin"
+    for name in BUILTIN_SUITES:
         info = host.registry.get("suite", name).plugin
         assert info.name == name
         assert info.source == "builtin"
@@ -175,7 +179,7 @@ def test_registry_get_unknown_lists_known(harness_host):
     with pytest.raises(KeyError) as info:
         host.registry.get("suite", "speed")
     assert "unknown suite 'speed'" in info.value.args[0]
-    assert "accuracy, latency, size" in info.value.args[0]
+    assert "accuracy, latency, robustness, size, soundness, verification" in info.value.args[0]
 
 
 def test_fresh_host_each_call(harness_host):
@@ -400,7 +404,7 @@ def test_disable_plugins_env(harness_host, monkeypatch):
     for name in ("dense", "random", "global-magnitude", "layer-magnitude"):
         assert name not in host.registry.items["method"]
     assert host.registry.names("method") == ["int8-dynamic"]
-    assert host.registry.names("suite") == ["accuracy", "size"]
+    assert host.registry.names("suite") == sorted(set(BUILTIN_SUITES) - {"latency"})
     assert "models" in host.registry.plugins
 
 
@@ -430,7 +434,7 @@ def test_discovery_order(harness_host, plugin_dir):
     sources = [p.source for p in infos]
     rank = {"builtin": 0, "entry point": 1, "directory": 2, "extra": 3}
     assert [rank[s] for s in sources] == sorted(rank[s] for s in sources)
-    assert names[:3] == [m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS]
+    assert names[:len(DEFAULT_PLUGINS)] == [m.rsplit(".", 1)[-1] for m in DEFAULT_PLUGINS]
     entry = [p.name for p in infos if p.source == "entry point"]
     assert set(FIRST_PARTY) <= set(entry)
     assert entry == sorted(entry)
@@ -616,7 +620,7 @@ def test_cli_plugins_text(harness_cli):
     assert "backend: torch-cpu" in out and "backend: onnxruntime-cpu" in out
     assert "method: int8-dynamic" in out
     assert f"accuracy  [builtin {infos_text_dist(out, 'accuracy')} {__version__}]" in out
-    for suite in ("accuracy", "latency", "size"):
+    for suite in BUILTIN_SUITES:
         assert f"suite: {suite}" in out
 
 

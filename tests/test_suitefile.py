@@ -148,7 +148,7 @@ def test_smoke_settings_and_defaults(smoke):
     assert smoke.settings["latency"]["profile"] == "smoke"
     assert smoke.settings["latency"]["rotate"] == 4
     assert smoke.settings["accuracy"] == {"batch_size": 256, "quality_gate": 0.99}
-    assert set(smoke.settings) == {"accuracy", "latency", "size"}
+    assert set(smoke.settings) == {"accuracy", "latency", "size", "soundness", "verification", "robustness"}
     assert smoke.execution == {"timeout_s": 600.0, "memory_limit_mb": 0}
 
 
@@ -300,7 +300,7 @@ def test_empty_name(registry):
 
 def test_unknown_top_level_key(registry):
     assert_problem(problems_of(suite(matrices=[]), registry), "matrices", "unknown key",
-                   "description, matrix, name, seeds, settings, version")
+                   "description, matrix, name, seeds, settings, verification, version")
 
 
 def test_missing_matrix(registry):
@@ -309,14 +309,21 @@ def test_missing_matrix(registry):
 
 def test_unknown_matrix_key(registry):
     exc = problems_of(suite(matrix=[matrix(model=["lenet5"])]), registry)
-    assert_problem(exc, "matrix[0].model", "unknown key", "models, datasets, methods, backends, suites")
+    assert_problem(exc, "matrix[0].model", "unknown key", "models, datasets, methods, backends, verifiers, suites")
 
 
 def test_missing_matrix_list(registry):
-    entry = matrix()
+    entry = matrix(suites=["accuracy"])
     del entry["backends"]
     assert_problem(problems_of(suite(matrix=[matrix(), entry]), registry), "matrix[1].backends",
-                   "non-empty list")
+                   "non-empty list", "(suite accuracy runs per backend)")
+
+
+def test_backends_may_be_left_out_when_no_suite_runs_per_backend(registry):
+    entry = matrix()
+    del entry["backends"]
+    plan = plan_from_dict(suite(matrix=[entry]), registry)
+    assert [(c.suite, c.backend) for c in plan.cells] == [("size", None)]
 
 
 @pytest.mark.parametrize("mkey, bad, kind, known", [
@@ -324,7 +331,7 @@ def test_missing_matrix_list(registry):
     ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
     ("methods", "magnitude", "method", "dense, global-magnitude, int8-dynamic, layer-magnitude, random"),
     ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, wasm"),
-    ("suites", "speed", "suite", "accuracy, latency, size"),
+    ("suites", "speed", "suite", "accuracy, latency, robustness, size, soundness, verification"),
 ])
 def test_unknown_names_list_known(registry, mkey, bad, kind, known):
     entry = matrix()
