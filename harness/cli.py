@@ -57,9 +57,17 @@ def cli(ctx: click.Context, plugins_dir: str | None) -> None:
               help="print the leaderboard at the end")
 @click.option("--tag", default=None, help="name the run (e.g. nightly) for compare and history; "
               "resuming continues the latest run of the suite file with this tag")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes on this machine; ray: a Ray cluster (pip install "
+                   "'compression-harness[ray]')")
+@click.option("--address", default=None, envvar="RAY_ADDRESS",
+              help="with --executor ray: an existing cluster's address [default: start a local instance]")
+@click.option("--ray-wait", type=float, default=10.0, show_default=True,
+              help="with --executor ray: seconds to wait for a node offering a cell's resources before "
+                   "recording it skipped")
 @click.pass_context
 def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: bool, retry_failed: bool,
-        quiet: bool, show: bool, tag: str | None) -> None:
+        quiet: bool, show: bool, tag: str | None, executor: str, address: str | None, ray_wait: float) -> None:
     """Run (or resume) the suite file SUITE."""
     from harness.runner import run_suite
     from harness.runs import QueryError, check_tag
@@ -79,9 +87,12 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
 
     try:
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
-                            progress=not quiet, host=host, on_plan=announce, tag=tag)
+                            progress=not quiet, host=host, on_plan=announce, tag=tag, executor=executor,
+                            ray_address=address, ray_wait_s=ray_wait)
     except SuiteFileError as exc:
         _fail(f"invalid suite file\n{exc}")
+    except ImportError as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("interrupted: run 'harness run' again to resume", err=True)
         sys.exit(130)

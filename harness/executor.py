@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from harness.worker import worker_main
@@ -29,6 +30,24 @@ def _describe_exit(code: int | None) -> str:
             name = f"signal {-code}"
         return f"worker process died of {name}"
     return f"worker process exited with status {code}"
+
+
+def settled(cell: Any, broken: dict[str, dict]) -> dict | None:
+    """The result of a cell that needs no execution: skipped by the plan, or its artifact already failed."""
+    if cell.skip_reason:
+        return {"status": "skipped", "reason": cell.skip_reason}
+    prior = broken.get(cell.artifact_group)
+    if prior is not None:
+        return {"status": "failed", "stage": "artifact", "error_type": prior.get("error_type"),
+                "reason": f"artifact build failed earlier in this run: {prior['reason']}",
+                "traceback": prior.get("traceback")}
+    return None
+
+
+def note_broken(cell: Any, result: dict, broken: dict[str, dict]) -> None:
+    """Remember an artifact that could not be built, so its other cells fail at once, not again."""
+    if result["status"] == "failed" and result.get("stage") in ("dataset", "artifact"):
+        broken[cell.artifact_group] = result
 
 
 class LocalExecutor:
@@ -57,6 +76,20 @@ class LocalExecutor:
         if self._conn is not None:
             self._conn.close()
         self._proc = self._conn = None
+
+    def execute(self, cells: list, make_task: Callable[[Any], dict]) -> Iterator[tuple[Any, dict]]:
+        """Run ``cells`` one after another (the order the plan gives: dense baselines first).
+
+        One cell at a time on this machine is also what keeps a latency measurement honest.
+        ``make_task(cell)`` is called just before a cell runs.
+        """
+        broken: dict[str, dict] = {}
+        for cell in cells:
+            result = settled(cell, broken)
+            if result is None:
+                result = self.run(make_task(cell))
+                note_broken(cell, result, broken)
+            yield cell, result
 
     def run(self, task: dict) -> dict:
         """Run one task; return the worker's result or a ``failed`` result describing its death."""

@@ -299,6 +299,9 @@ class BackendSpec:
         (stored with every result).
     :param setup: ``setup(cache_dir) -> str``: prepare what the backend needs (an npm package, an
         emulated root), idempotently; ``harness setup NAME`` calls it and prints the message.
+    :param resources: ``resources(params) -> dict``: the Ray resources a cell on this backend needs
+        (``{"GPU": 1}``, a custom ``{"wasm": 1}``); the ray executor schedules it only on nodes that
+        offer them.
     """
 
     name: str
@@ -308,6 +311,7 @@ class BackendSpec:
     available: Callable[[], tuple[bool, str]] = field(default=lambda: (True, ""))
     fingerprint: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     setup: Callable[[Path], str] | None = None
+    resources: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     description: str = ""
 
     def check(self) -> None:
@@ -398,6 +402,9 @@ class SuiteSpec:
     :param needs_baseline: the planner adds the ``dense`` cells it compares against when a suite
         file leaves them out.
     :param metrics: the metrics it produces.
+    :param exclusive: its cells time things, so no other cell may run beside them on the same
+        machine (the local executor runs one cell at a time anyway; the ray executor reserves the
+        node).
     """
 
     name: str
@@ -406,6 +413,7 @@ class SuiteSpec:
     per_backend: bool = True
     needs_baseline: bool = False
     metrics: tuple[MetricSpec, ...] = ()
+    exclusive: bool = False
     description: str = ""
 
     @property

@@ -17,7 +17,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness.specs import CellContext, Measurement, Skip
+from harness.specs import Artifact, CellContext, Measurement, Skip
 
 _HOST = None
 
@@ -50,33 +50,29 @@ def _limit_memory(mb: int) -> None:
 
 
 def _baseline_lookup(task: dict):
-    """``baseline(metric, **params)``: the dense cell's value in this run, read-only from the store."""
-    cache: dict = {}
+    """``baseline(metric, **params)``: the dense cell's value in this run, which the driver read from
+    the store and put in the task (workers never open the database: on a cluster they cannot)."""
+    from harness.store import to_json
+
+    rows = {(metric, params): value for metric, params, value in task.get("baselines") or ()}
 
     def baseline(metric: str, **params: Any) -> float | None:
-        key = task.get("baseline_key")
-        if not key:
-            return None
-        if key == task["cell_key"]:
-            return None
-        from harness.store import open_readonly, to_json
-
-        if not cache:
-            conn = open_readonly(task["db"])
-            try:
-                rows = conn.execute(
-                    "SELECT m.metric, m.params, m.value FROM measurements m JOIN cells c ON m.cell_id = c.id "
-                    "WHERE c.run_id = ? AND c.cell_key = ? AND c.status = 'ok'",
-                    [task["run_id"], key]).fetchall()
-            finally:
-                conn.close()
-            cache["rows"] = {(r["metric"], r["params"]): r["value"] for r in rows}
-        return cache["rows"].get((metric, to_json(params)))
+        return rows.get((metric, to_json(params)))
 
     return baseline
 
 
 def run_cell(task: dict, config: dict, report: Any = None) -> dict:
+    """Run one cell (see :func:`_run_cell`), stamping when it started."""
+    from harness.store import now
+
+    started = now()
+    result = _run_cell(task, config, report)
+    result["started_at"] = started
+    return result
+
+
+def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
     """Run one cell; return ``{"status", "measurements", "info", ...}``. Never raises.
 
     ``report(stage)`` is told each stage as it starts, so that the driver knows where a
@@ -102,9 +98,15 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         stage = enter("dataset")
         splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
         stage = enter("artifact")
-        artifact = build_artifact(registry, cell, splits, cache_dir)
+        prebuilt = task.get("artifact_key") and cache_dir / "artifacts" / task["artifact_key"]
+        if prebuilt and (prebuilt / "artifact.json").is_file():
+            artifact = Artifact.open(prebuilt)  # built once elsewhere and shipped here (ray executor)
+        else:
+            artifact = build_artifact(registry, cell, splits, cache_dir)
         info["artifact_key"] = artifact.key
         info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
+        if task.get("build_only"):  # the ray executor builds each artifact once, up front
+            return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
         suite = registry.get("suite", task["suite"]).spec
         open_session = None
         backend_name = None
@@ -160,8 +162,6 @@ def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_pa
     """A fresh process that opens one session, times it and sends the result back."""
     _die_with_parent()
     try:
-        from harness.specs import Artifact
-
         spec = _host(config).registry.get("backend", backend).spec
         session = spec.session(Artifact.open(Path(artifact_path)), params)
         try:

@@ -134,7 +134,7 @@ def run(ctx: CellContext) -> list[Measurement]:
 def harness_register_suites(register):
     """Register the standard latency suite."""
     register(SuiteSpec(
-        name="latency", run=run, metrics=METRICS, needs_baseline=True,
+        name="latency", run=run, metrics=METRICS, needs_baseline=True, exclusive=True,
         settings=(
             Param("batch_sizes", list, default=[1], item_type=int, min=1,
                   help="batch sizes; 1 is the single-stream scenario, the largest the offline one"),

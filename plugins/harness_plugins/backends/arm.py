@@ -239,9 +239,15 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
     return out
 
 
+def resources(params: Mapping[str, Any]) -> dict:
+    """Ray resources: an aarch64 node natively, a node with the emulated root for qemu, any for ssh."""
+    transport = pick_transport(params)
+    return {"native": {"aarch64": 1}, "qemu": {"arm_qemu": 1}}.get(transport, {})
+
+
 ARM = BackendSpec(
     name="arm", session=open_session, accepts=("onnx",), available=available, fingerprint=fingerprint,
-    setup=setup,
+    setup=setup, resources=resources,
     params=(
         Param("transport", str, default="auto", choices=TRANSPORTS,
               help="auto: native on aarch64, else ssh when host is set, else qemu"),
