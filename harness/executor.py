@@ -12,6 +12,7 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
+from collections.abc import Callable
 from typing import Any
 
 from harness.worker import worker_main
@@ -32,18 +33,24 @@ def _describe_exit(code: int | None) -> str:
 
 
 class LocalExecutor:
-    """Runs tasks in an isolated worker process, recovering from anything a cell does."""
+    """Runs tasks in an isolated worker process, recovering from anything a cell does.
 
-    def __init__(self, config: dict, timeout_s: float):
+    ``target(conn, config)`` is the worker's entry point (default: the cell worker); it
+    answers each task with any number of ``{"event": ...}`` messages, then one result dict.
+    The conformance checker serves its contracts through the same executor.
+    """
+
+    def __init__(self, config: dict, timeout_s: float, target: Callable[[Any, dict], None] = worker_main):
         self.config = dict(config)
         self.timeout_s = timeout_s
+        self._target = target
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=True,
+        self._proc = self._ctx.Process(target=self._target, args=(child, self.config), daemon=True,
                                        name="harness-worker")
         self._proc.start()
         child.close()
@@ -58,8 +65,11 @@ class LocalExecutor:
             self._conn.close()
         self._proc = self._conn = None
 
-    def run(self, task: dict) -> dict:
-        """Run one task; return the worker's result or a ``failed`` result describing its death."""
+    def run(self, task: dict, on_event: Callable[[dict], None] | None = None) -> dict:
+        """Run one task; return the worker's result or a ``failed`` result describing its death.
+
+        ``on_event(message)`` receives each event the worker sends before its result.
+        """
         if self._proc is None or not self._proc.is_alive():
             self._kill()
             self._start()
@@ -81,6 +91,8 @@ class LocalExecutor:
                     return self._failed(stage, "WorkerCrash", f"{_describe_exit(code)} during {stage}", start)
                 if "event" in result:
                     stage = result.get("stage", stage)
+                    if on_event is not None:
+                        on_event(result)
                     continue
                 if result.get("status") == "failed":
                     # The worker may be in a bad state (half-freed memory, wedged threads): replace it.
