@@ -161,13 +161,15 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
 
 
 def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None = None,
-                 *, entry_points_enabled: bool = True,
-                 extra: Iterable[tuple[str, Any]] = ()) -> dict[str, PluginInfo]:
+                 *, entry_points_enabled: bool = True, extra: Iterable[tuple[str, Any]] = (),
+                 exclude: Iterable[str] = ()) -> dict[str, PluginInfo]:
     """Register built-ins, entry points and files of ``plugins_dir`` on ``pm``, one at a time.
 
-    ``extra`` adds (name, plugin object) pairs last (tests use it). Returns the
+    ``extra`` adds (name, plugin object) pairs last (tests use it); ``exclude`` names entry
+    points to leave out (a test registering an installed plugin itself). Returns the
     :class:`PluginInfo` of every plugin, by name.
     """
+    exclude = set(exclude)
     blocked = disabled_plugins()
     infos: dict[str, PluginInfo] = {}
     for modname in DEFAULT_PLUGINS:
@@ -182,7 +184,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
 
     if entry_points_enabled:
         for ep in sorted(entry_points(group=ENTRY_POINT_GROUP), key=lambda e: e.name):
-            if ep.name in blocked:
+            if ep.name in blocked or ep.name in exclude:
                 continue
             dist, version = _dist_of(ep)
             info = PluginInfo(name=ep.name, source="entry point", distribution=dist, version=version,
@@ -255,10 +257,13 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
 
 
 def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enabled: bool = True,
-              extra: Iterable[tuple[str, Any]] = ()) -> Host:
-    """Load every plugin and collect what they register: the one call a command needs."""
+              extra: Iterable[tuple[str, Any]] = (), exclude: Iterable[str] = ()) -> Host:
+    """Load every plugin and collect what they register: the one call a command needs.
+
+    ``extra`` and ``exclude`` are those of :func:`load_plugins`.
+    """
     pm = get_plugin_manager()
-    infos = load_plugins(pm, plugins_dir, entry_points_enabled=entry_points_enabled, extra=extra)
+    infos = load_plugins(pm, plugins_dir, entry_points_enabled=entry_points_enabled, extra=extra, exclude=exclude)
     try:
         pm.check_pending()
     except pluggy.PluginValidationError as exc:

@@ -42,6 +42,9 @@ def _check_common(spec: Any) -> None:
     names = [p.name for p in spec.params]
     if len(set(names)) != len(names):
         raise SpecError(f"{spec.name}: duplicate parameter names {names}")
+    example = getattr(spec, "example", None)
+    if example is not None and not callable(example):
+        raise SpecError(f"{spec.name}: example must be a function example(workdir) -> dict, got {example!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -92,6 +95,9 @@ class DatasetSpec:
 
     :param task: e.g. ``"classification"``.
     :param metric: the metric the accuracy suite scores it by (``"top1"``).
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -100,6 +106,7 @@ class DatasetSpec:
     metric: str = "top1"
     params: tuple[Param, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
@@ -139,6 +146,9 @@ class ModelSpec:
         hash (model, plugin version, dataset fingerprint, seed, parameters), so it runs once.
         ``None`` keeps the seeded initialisation.
     :param weights: one line on where the reference weights come from, for listings.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
 
     Every model also takes the host-handled parameter ``weights``: the path of a ``state_dict``
     file saved with ``torch.save``, loaded instead of training.
@@ -151,6 +161,7 @@ class ModelSpec:
     params: tuple[Param, ...] = ()
     weights: str = "seeded initialisation"
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
@@ -199,6 +210,9 @@ class MethodSpec:
     :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
         ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
     :param source: the paper or library the method follows.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -208,6 +222,7 @@ class MethodSpec:
     claims: Callable[[Mapping[str, Any]], dict] | None = None
     source: str = ""
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
@@ -297,6 +312,9 @@ class BackendSpec:
         cells into ``skipped`` records carrying the reason.
     :param fingerprint: ``fingerprint(params) -> dict``: the device and runtime as measured
         (stored with every result).
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -306,6 +324,7 @@ class BackendSpec:
     available: Callable[[], tuple[bool, str]] = field(default=lambda: (True, ""))
     fingerprint: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
@@ -386,6 +405,8 @@ class SuiteSpec:
     :param needs_baseline: the planner adds the ``dense`` cells it compares against when a suite
         file leaves them out.
     :param metrics: the metrics it produces.
+    :param example: ``example(workdir) -> dict``: settings ``harness check-plugin`` runs it with
+        (default: the declared defaults).
     """
 
     name: str
@@ -395,6 +416,7 @@ class SuiteSpec:
     needs_baseline: bool = False
     metrics: tuple[MetricSpec, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -416,13 +438,16 @@ class VerifierSpec:
     """A neural-network verifier (reserved kind; the soundness suite will consume it).
 
     :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> dict`` with ``result`` one of
-        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``.
+        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``. A ``witness`` is
+        ``{"x": [inputs...], "y": [outputs...]}``, flat lists as VNN-COMP's counterexample files.
+    :param example: see :class:`MethodSpec`.
     """
 
     name: str
     verify: Callable[[Path, Path, float], dict]
     params: tuple[Param, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
