@@ -33,15 +33,33 @@ class SpecError(ValueError):
     """A spec is malformed (raised at registration, with the plugin's name)."""
 
 
+def suggest_name(name: Any) -> str:
+    """A valid name close to ``name`` (``"Bad Name"`` -> ``"bad-name"``), for error messages."""
+    text = re.sub(r"[^a-z0-9_.-]+", "-", str(name).strip().lower()).strip("-")
+    text = re.sub(r"^[^a-z]+", "", text)
+    return text or "my-thing"
+
+
+def must_be_callable(spec: Any, attr: str, signature: str) -> None:
+    """Raise :class:`SpecError` unless ``spec.<attr>`` is callable, saying how to pass it."""
+    value = getattr(spec, attr)
+    if not callable(value):
+        raise SpecError(f"{spec.name}: {attr} must be callable, got {value!r}: pass the function object, not "
+                        f"its name or its result; the host calls it as {signature}")
+
+
 def _check_common(spec: Any) -> None:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
-        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}")
+        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}: lower-case letters, digits, '-', '_' "
+                        f"or '.', starting with a letter (e.g. {suggest_name(spec.name)!r})")
     for p in spec.params:
         if not isinstance(p, Param):
-            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}")
+            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}: declare each "
+                            "parameter as Param('name', float, default=..., min=..., max=..., help='...')")
     names = [p.name for p in spec.params]
     if len(set(names)) != len(names):
-        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise SpecError(f"{spec.name}: duplicate parameter names {names}: declare {', '.join(dup)} once")
     example = getattr(spec, "example", None)
     if example is not None and not callable(example):
         raise SpecError(f"{spec.name}: example must be a function example(workdir) -> dict, got {example!r}")
@@ -111,8 +129,7 @@ class DatasetSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.load):
-            raise SpecError(f"{self.name}: load must be callable")
+        must_be_callable(self, "load", "load(ctx) -> Splits")
 
 
 # --------------------------------------------------------------------------- models
@@ -167,9 +184,11 @@ class ModelSpec:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         if any(p.name == "weights" for p in self.params):
-            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it")
-        if not callable(self.build):
-            raise SpecError(f"{self.name}: build must be callable")
+            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it "
+                            "(the host loads a state_dict file given as weights = \"file.pt\" for you)")
+        must_be_callable(self, "build", "build(ctx) -> torch.nn.Module")
+        if self.train is not None:
+            must_be_callable(self, "train", "train(module, ctx) -> dict | None")
 
 
 # --------------------------------------------------------------------------- methods
@@ -227,11 +246,14 @@ class MethodSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.apply):
-            raise SpecError(f"{self.name}: apply must be callable")
+        must_be_callable(self, "apply", "apply(ctx) -> torch.nn.Module | pathlib.Path")
+        if self.claims is not None:
+            must_be_callable(self, "claims", "claims(params) -> dict")
         bad = [f for f in self.produces if f not in FORMATS]
-        if not self.produces or bad:
-            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces}")
+        if not self.produces or bad or isinstance(self.produces, str):
+            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces!r}: "
+                            "('torch', 'onnx') when apply returns a torch module, ('onnx',) when it returns "
+                            "the path of an ONNX file")
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -330,10 +352,13 @@ class BackendSpec:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         bad = [f for f in self.accepts if f not in FORMATS]
-        if not self.accepts or bad:
-            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts}")
-        if not callable(self.session):
-            raise SpecError(f"{self.name}: session must be callable")
+        if not self.accepts or bad or isinstance(self.accepts, str):
+            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts!r}: "
+                            "('onnx',) for a runtime of ONNX files, ('torch',) for torch modules, both in "
+                            "order of preference")
+        must_be_callable(self, "session", "session(artifact, params) -> Session")
+        must_be_callable(self, "available", "available() -> (bool, str)")
+        must_be_callable(self, "fingerprint", "fingerprint(params) -> dict")
 
 
 # --------------------------------------------------------------------------- suites
@@ -426,8 +451,7 @@ class SuiteSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.run):
-            raise SpecError(f"{self.name}: run must be callable")
+        must_be_callable(self, "run", "run(ctx) -> list[Measurement]")
 
 
 # --------------------------------------------------------------------------- verifiers (reserved)
@@ -452,8 +476,7 @@ class VerifierSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.verify):
-            raise SpecError(f"{self.name}: verify must be callable")
+        must_be_callable(self, "verify", "verify(onnx_path, vnnlib_path, timeout_s) -> dict")
 
 
 #: Plugin kinds, their hook suffix and spec class.

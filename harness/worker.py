@@ -105,7 +105,8 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         artifact = build_artifact(registry, cell, splits, cache_dir)
         info["artifact_key"] = artifact.key
         info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
-        suite = registry.get("suite", task["suite"]).spec
+        suite_reg = registry.get("suite", task["suite"])
+        suite = suite_reg.spec
         open_session = None
         backend_name = None
         if cell.get("backend"):
@@ -127,10 +128,14 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
                           is_baseline=not task.get("baseline_key"))
         stage = enter("suite")
         measurements = suite.run(ctx)
+        if not isinstance(measurements, list):
+            raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label}: run(ctx) returned "
+                            f"{type(measurements).__name__}; return a list of harness.api.Measurement")
         rows = []
         for m in measurements:
             if not isinstance(m, Measurement):
-                raise TypeError(f"suite {task['suite']} returned {m!r}, expected harness.api.Measurement")
+                raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label} returned {m!r} in its "
+                                "list; return harness.api.Measurement(metric, value, unit, ...) objects")
             row = {"metric": m.metric, "value": None if m.value is None else float(m.value), "unit": m.unit,
                    "params": m.params, "stats": m.stats, "info": m.info}
             if m.samples is not None:
