@@ -31,6 +31,8 @@ from harness.specs import KINDS, SpecError, suggest_name
 
 ENTRY_POINT_GROUP = "harness"
 DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
+#: Module names under which plugin files are imported (so pickled objects resolve in workers).
+FILE_MODULE_PREFIX = "harness_plugin_file_"
 
 #: Built-in plugins, registered exactly as external ones are (datasette's DEFAULT_PLUGINS).
 DEFAULT_PLUGINS = (
@@ -81,7 +83,7 @@ class PluginInfo:
     """Where a plugin came from and what it registered."""
 
     name: str
-    source: str  # "builtin" | "entry point" | "directory"
+    source: str  # "builtin" | "entry point" | "directory" | "file" | "extra"
     distribution: str | None = None
     version: str | None = None
     location: str | None = None
@@ -268,13 +270,16 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
     for name, obj in extra:
         if name in blocked:
             continue
-        info = PluginInfo(name=name, source="extra", location=getattr(obj, "__name__", repr(obj)))
+        # A module loaded from a .py file (harness check-plugin FILE) is shown by its path.
+        path = getattr(obj, "__file__", None) if getattr(obj, "__name__", "").startswith(FILE_MODULE_PREFIX) else None
+        info = PluginInfo(name=name, source="file" if path else "extra",
+                          location=path or getattr(obj, "__name__", repr(obj)))
         _register_module(pm, obj, info, infos)
     return infos
 
 
 def _load_file(path: Path, info: PluginInfo) -> ModuleType:
-    modname = f"harness_plugin_file_{path.stem}"
+    modname = f"{FILE_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
         raise PluginError(f"Error loading plugin {info.label}: not a Python module; plugin files end in .py")

@@ -24,10 +24,13 @@ class BackendContract(Contract):
         """parameters, available, fingerprint, session, outputs, timing loop, close."""
         c = self.c
         c.run("parameters", self.parameters)
+        rest = ("fingerprint", "session", "outputs match the reference backend", "timing loop", "close")
         if not c.run("available", self.available):
+            for clause in rest:
+                c.record(clause, "skip", "needs available, which did not pass")
             return
         if not self.is_available:
-            for clause in ("fingerprint", "session", "outputs match the reference backend", "timing loop", "close"):
+            for clause in rest:
                 c.record(clause, "skip", f"backend not available here: {self.reason}")
             return
         c.run("fingerprint", self.fingerprint, needs=["parameters"])

@@ -12,7 +12,7 @@ from types import ModuleType
 from typing import Any
 
 from harness import toy
-from harness.plugins import Host, PluginInfo, load_host
+from harness.plugins import FILE_MODULE_PREFIX, Host, PluginInfo, load_host
 
 
 class TargetError(LookupError):
@@ -80,7 +80,7 @@ def resolve(what: str | ModuleType, plugins_dir: str | os.PathLike | None = None
         hits = [p.name for p in infos.values() if p.location in (name, path)]
         if hits:
             return Target(label=name, plugins=hits, plugins_dir=pdir)
-        if name.startswith("harness_plugin_file_") and path:
+        if name.startswith(FILE_MODULE_PREFIX) and path:
             return Target(label=path, plugins=[Path(path).stem], extra=[(Path(path).stem, f"file:{path}")],
                           plugins_dir=pdir)
         return Target(label=name, plugins=[name], extra=[(name, f"module:{name}")], plugins_dir=pdir)
