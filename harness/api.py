@@ -16,6 +16,7 @@ A complete method plugin::
 
 from harness import hookimpl
 from harness.params import Param, ParamError
+from harness.reference import ReferenceSession
 from harness.specs import (
     ApplyContext,
     Artifact,
@@ -59,6 +60,7 @@ __all__ = [
     "SuiteSpec",
     "VerifierSpec",
     "InProcessSession",
+    "ReferenceSession",
     "TimingPlan",
     "TimingResult",
     "time_calls",
