@@ -207,3 +207,14 @@ def test_cli_exit_status(harness_cli):
     assert "Error: no installed distribution" in missing.stderr
     badparam = harness_cli("check-plugin", "harness-plugins", "--param", "oops")
     assert badparam.returncode == 2 and "expected NAME.KEY=VALUE" in badparam.stderr
+
+
+def test_cli_model_dataset_and_in_process(harness_cli):
+    proc = harness_cli("check-plugin", "pruning", "--model", "lenet5", "--dataset", "digits", "--in-process",
+                       "--param", "random.sparsity=0.25", env={"HARNESS_DISABLE_PLUGINS": ""})
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "artifact of lenet5 on digits (sparsity=0.25)" in proc.stdout
+    assert "PASS  claim sparsity: sparsity over conv+linear weights: torch 0.2500, onnx 0.2500" in proc.stdout
+    unknown = harness_cli("check-plugin", "pruning", "--model", "lenet7", env={"HARNESS_DISABLE_PLUGINS": ""})
+    assert unknown.returncode == 1
+    assert "FAIL  model: unknown model 'lenet7' (known: lenet5, mlp, resnet-small, toy-cnn)" in unknown.stdout

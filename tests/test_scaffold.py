@@ -118,6 +118,18 @@ def test_generated_tests_pass_as_written(generated, kind):
     assert " passed" in proc.stdout and "failed" not in proc.stdout
 
 
+def test_generated_tests_pass_before_installing(tmp_path):
+    """pytest NAME straight after new-plugin: conftest.py puts the package on the path, and the
+    conformance check (its workers, its fresh-interpreter import) finds it there too."""
+    assert cli("new-plugin", "harness-fresh", "--kind", "method", cwd=tmp_path).returncode == 0
+    env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / ".cache"))
+    env.pop("HARNESS_DISABLE_PLUGINS", None)
+    proc = subprocess.run([sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider", "harness-fresh"],
+                          capture_output=True, text=True, env=env, cwd=tmp_path, timeout=900)
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    assert "5 passed" in proc.stdout
+
+
 @pytest.mark.parametrize("kind", ["method", "backend", "verifier"])
 def test_generated_plugins_pass_check_plugin(generated, kind):
     root, site = generated

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import tempfile
@@ -98,7 +99,9 @@ def _light_import(location: str) -> tuple[str, str]:
     else:
         return SKIP, "no module to import"
     code = f"import sys; {load}; print(','.join(m for m in {HEAVY!r} if m in sys.modules))"
-    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    # The same import path as the checker's (a plugin under test need not be installed).
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(p for p in sys.path if p))
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     if proc.returncode != 0:
         return FAIL, f"importing {location} failed: {proc.stderr.strip().splitlines()[-1:]}"
     heavy = [m for m in proc.stdout.strip().split(",") if m]
