@@ -63,6 +63,12 @@ def _raised_at(exc: BaseException) -> str:
     return f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
 
 
+def _short(obj: Any, limit: int = 120) -> str:
+    """``repr(obj)``, cut to ``limit`` characters for a message."""
+    text = repr(obj)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _spec_hint(kind: str, spec: Any) -> str:
     """What to change when a plugin registered the wrong object through a kind's hook."""
     expected = KINDS[kind]
@@ -128,8 +134,7 @@ class Registry:
         """Validate and add one spec; a duplicate name is an error naming both plugins."""
         expected = KINDS[kind]
         if not isinstance(spec, expected):
-            shown = repr(spec) if len(repr(spec)) <= 120 else repr(spec)[:117] + "..."
-            raise PluginError(f"Plugin {plugin.label} registered {shown} through "
+            raise PluginError(f"Plugin {plugin.label} registered {_short(spec)} through "
                               f"{HOOKS[kind]}, expected a harness.api.{expected.__name__}: {_spec_hint(kind, spec)}")
         try:
             spec.check()
@@ -317,8 +322,7 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
                 raise PluginError(f"Plugin {info.label} failed in {hook_name}: {type(exc).__name__}: {exc}"
                                   f"{_raised_at(exc)}. Fix the error, or {_without(info)}") from exc
             if returned is not None:
-                shown = repr(returned) if len(repr(returned)) <= 120 else repr(returned)[:117] + "..."
-                raise PluginError(f"Plugin {info.label}: {hook_name} returned {shown}; registration hooks "
+                raise PluginError(f"Plugin {info.label}: {hook_name} returned {_short(returned)}; registration hooks "
                                   "return nothing: call register(spec) for each spec instead "
                                   f"(def {hook_name}(register): register(...))")
     return registry
