@@ -17,6 +17,7 @@ A complete method plugin::
 from harness import hookimpl
 from harness.params import Param, ParamError
 from harness.paths import cache_dir
+from harness.reference import ReferenceSession
 from harness.specs import (
     ApplyContext,
     Artifact,
@@ -61,6 +62,7 @@ __all__ = [
     "SuiteSpec",
     "VerifierSpec",
     "InProcessSession",
+    "ReferenceSession",
     "TimingPlan",
     "TimingResult",
     "time_calls",

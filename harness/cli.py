@@ -153,6 +153,75 @@ def setup(ctx: click.Context, backend: str, cache_dir: str | None) -> None:
     click.echo(message)
 
 
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["method", "model", "dataset", "backend", "verifier"]), required=True,
+              help="what the plugin registers")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="where to create the NAME folder")
+@click.pass_context
+def new_plugin(ctx: click.Context, name: str, kind: str, parent: str) -> None:
+    """Write a complete, installable plugin package NAME/ with a working example of KIND."""
+    from harness.scaffold import ScaffoldError, new_plugin
+
+    try:
+        made = new_plugin(name, kind, parent, plugins_dir=ctx.obj["plugins_dir"])
+    except ScaffoldError as exc:
+        _fail(str(exc))
+    click.echo(made.summary())
+
+
+@cli.command("check-plugin")
+@click.argument("target")
+@click.option("--model", default=None, help="model to check methods, backends and suites with [default: toy-cnn]")
+@click.option("--dataset", default=None, help="dataset to check models and the rest with [default: toy-blobs]")
+@click.option("--param", "params", multiple=True, metavar="NAME.KEY=VALUE",
+              help="a parameter value for one thing (TOML value), e.g. imagefolder.root=/data; repeatable")
+@click.option("--timeout-s", type=float, default=300.0, show_default=True,
+              help="time limit of one thing's contract (its worker process is killed past it)")
+@click.option("--in-process", is_flag=True, help="run the contracts in this process (no crash isolation; debugging)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.pass_context
+def check_plugin(ctx: click.Context, target: str, model, dataset, params, timeout_s: float, in_process: bool,
+                 as_json: bool) -> None:
+    """Run the conformance check on TARGET: a distribution, plugin, module or .py file.
+
+    Prints pass / fail / skip for each clause of each registered thing's contract; exit
+    status 1 when any clause fails, 2 when TARGET names nothing.
+    """
+    from harness.conformance import Options, TargetError, check_plugin
+    from harness.conformance.contract import parse_params
+
+    try:
+        options = Options(params=parse_params(params))
+    except ValueError as exc:
+        _fail(str(exc))
+    if model:
+        options.model = model
+    if dataset:
+        options.dataset = dataset
+    shown: list[str] = []
+
+    def echo(result) -> None:
+        if as_json:
+            return
+        if not shown or shown[-1] != result.subject:
+            shown.append(result.subject)
+            click.echo(result.subject)
+        click.echo(result.line())
+
+    try:
+        report = check_plugin(target, plugins_dir=ctx.obj["plugins_dir"], options=options, timeout_s=timeout_s,
+                              isolate=not in_process, echo=echo)
+    except TargetError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=1))
+    else:
+        click.echo(f"{report.target}: {report.summary()}")
+    sys.exit(0 if report.ok else 1)
+
+
 def _readonly(fn, *args, **kwargs):
     """Call a query; a missing database or a bad name or value is a usage error (exit 2)."""
     from harness.runs import QueryError

@@ -51,18 +51,24 @@ def note_broken(cell: Any, result: dict, broken: dict[str, dict]) -> None:
 
 
 class LocalExecutor:
-    """Runs tasks in an isolated worker process, recovering from anything a cell does."""
+    """Runs tasks in an isolated worker process, recovering from anything a cell does.
 
-    def __init__(self, config: dict, timeout_s: float):
+    ``target(conn, config)`` is the worker's entry point (default: the cell worker); it
+    answers each task with any number of ``{"event": ...}`` messages, then one result dict.
+    The conformance checker serves its contracts through the same executor.
+    """
+
+    def __init__(self, config: dict, timeout_s: float, target: Callable[[Any, dict], None] = worker_main):
         self.config = dict(config)
         self.timeout_s = timeout_s
+        self._target = target
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=worker_main, args=(child, self.config), daemon=False,
+        self._proc = self._ctx.Process(target=self._target, args=(child, self.config), daemon=False,
                                        name="harness-worker")
         self._proc.start()
         child.close()
@@ -91,8 +97,11 @@ class LocalExecutor:
                 note_broken(cell, result, broken)
             yield cell, result
 
-    def run(self, task: dict) -> dict:
-        """Run one task; return the worker's result or a ``failed`` result describing its death."""
+    def run(self, task: dict, on_event: Callable[[dict], None] | None = None) -> dict:
+        """Run one task; return the worker's result or a ``failed`` result describing its death.
+
+        ``on_event(message)`` receives each event the worker sends before its result.
+        """
         if self._proc is None or not self._proc.is_alive():
             self._kill()
             self._start()
@@ -114,6 +123,8 @@ class LocalExecutor:
                     return self._failed(stage, "WorkerCrash", f"{_describe_exit(code)} during {stage}", start)
                 if "event" in result:
                     stage = result.get("stage", stage)
+                    if on_event is not None:
+                        on_event(result)
                     continue
                 if result.get("status") == "failed":
                     # The worker may be in a bad state (half-freed memory, wedged threads): replace it.

@@ -33,15 +33,36 @@ class SpecError(ValueError):
     """A spec is malformed (raised at registration, with the plugin's name)."""
 
 
+def suggest_name(name: Any) -> str:
+    """A valid name close to ``name`` (``"Bad Name"`` -> ``"bad-name"``), for error messages."""
+    text = re.sub(r"[^a-z0-9_.-]+", "-", str(name).strip().lower()).strip("-")
+    text = re.sub(r"^[^a-z]+", "", text)
+    return text or "my-thing"
+
+
+def must_be_callable(spec: Any, attr: str, signature: str) -> None:
+    """Raise :class:`SpecError` unless ``spec.<attr>`` is callable, saying how to pass it."""
+    value = getattr(spec, attr)
+    if not callable(value):
+        raise SpecError(f"{spec.name}: {attr} must be callable, got {value!r}: pass the function object, not "
+                        f"its name or its result; the host calls it as {signature}")
+
+
 def _check_common(spec: Any) -> None:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
-        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}")
+        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}: lower-case letters, digits, '-', '_' "
+                        f"or '.', starting with a letter (e.g. {suggest_name(spec.name)!r})")
     for p in spec.params:
         if not isinstance(p, Param):
-            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}")
+            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}: declare each "
+                            "parameter as Param('name', float, default=..., min=..., max=..., help='...')")
     names = [p.name for p in spec.params]
     if len(set(names)) != len(names):
-        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise SpecError(f"{spec.name}: duplicate parameter names {names}: declare {', '.join(dup)} once")
+    example = getattr(spec, "example", None)
+    if example is not None and not callable(example):
+        raise SpecError(f"{spec.name}: example must be a function example(workdir) -> dict, got {example!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -92,6 +113,9 @@ class DatasetSpec:
 
     :param task: e.g. ``"classification"``.
     :param metric: the metric the accuracy suite scores it by (``"top1"``).
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -100,12 +124,12 @@ class DatasetSpec:
     metric: str = "top1"
     params: tuple[Param, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.load):
-            raise SpecError(f"{self.name}: load must be callable")
+        must_be_callable(self, "load", "load(ctx) -> Splits")
 
 
 # --------------------------------------------------------------------------- models
@@ -139,6 +163,9 @@ class ModelSpec:
         hash (model, plugin version, dataset fingerprint, seed, parameters), so it runs once.
         ``None`` keeps the seeded initialisation.
     :param weights: one line on where the reference weights come from, for listings.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
 
     Every model also takes the host-handled parameter ``weights``: the path of a ``state_dict``
     file saved with ``torch.save``, loaded instead of training.
@@ -151,14 +178,17 @@ class ModelSpec:
     params: tuple[Param, ...] = ()
     weights: str = "seeded initialisation"
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         if any(p.name == "weights" for p in self.params):
-            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it")
-        if not callable(self.build):
-            raise SpecError(f"{self.name}: build must be callable")
+            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it "
+                            "(the host loads a state_dict file given as weights = \"file.pt\" for you)")
+        must_be_callable(self, "build", "build(ctx) -> torch.nn.Module")
+        if self.train is not None:
+            must_be_callable(self, "train", "train(module, ctx) -> dict | None")
 
 
 # --------------------------------------------------------------------------- methods
@@ -199,6 +229,9 @@ class MethodSpec:
     :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
         ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
     :param source: the paper or library the method follows.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -208,15 +241,19 @@ class MethodSpec:
     claims: Callable[[Mapping[str, Any]], dict] | None = None
     source: str = ""
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.apply):
-            raise SpecError(f"{self.name}: apply must be callable")
+        must_be_callable(self, "apply", "apply(ctx) -> torch.nn.Module | pathlib.Path")
+        if self.claims is not None:
+            must_be_callable(self, "claims", "claims(params) -> dict")
         bad = [f for f in self.produces if f not in FORMATS]
-        if not self.produces or bad:
-            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces}")
+        if not self.produces or bad or isinstance(self.produces, str):
+            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces!r}: "
+                            "('torch', 'onnx') when apply returns a torch module, ('onnx',) when it returns "
+                            "the path of an ONNX file")
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -302,6 +339,9 @@ class BackendSpec:
     :param resources: ``resources(params) -> dict``: the Ray resources a cell on this backend needs
         (``{"GPU": 1}``, a custom ``{"wasm": 1}``); the ray executor schedules it only on nodes that
         offer them.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -313,15 +353,19 @@ class BackendSpec:
     setup: Callable[[Path], str] | None = None
     resources: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         bad = [f for f in self.accepts if f not in FORMATS]
-        if not self.accepts or bad:
-            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts}")
-        if not callable(self.session):
-            raise SpecError(f"{self.name}: session must be callable")
+        if not self.accepts or bad or isinstance(self.accepts, str):
+            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts!r}: "
+                            "('onnx',) for a runtime of ONNX files, ('torch',) for torch modules, both in "
+                            "order of preference")
+        must_be_callable(self, "session", "session(artifact, params) -> Session")
+        must_be_callable(self, "available", "available() -> (bool, str)")
+        must_be_callable(self, "fingerprint", "fingerprint(params) -> dict")
 
 
 # --------------------------------------------------------------------------- suites
@@ -405,6 +449,8 @@ class SuiteSpec:
     :param exclusive: its cells time things, so no other cell may run beside them on the same
         machine (the local executor runs one cell at a time anyway; the ray executor reserves the
         node).
+    :param example: ``example(workdir) -> dict``: settings ``harness check-plugin`` runs it with
+        (default: the declared defaults).
     """
 
     name: str
@@ -415,6 +461,7 @@ class SuiteSpec:
     metrics: tuple[MetricSpec, ...] = ()
     exclusive: bool = False
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -424,8 +471,7 @@ class SuiteSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.run):
-            raise SpecError(f"{self.name}: run must be callable")
+        must_be_callable(self, "run", "run(ctx) -> list[Measurement]")
 
 
 # --------------------------------------------------------------------------- verifiers (reserved)
@@ -436,19 +482,21 @@ class VerifierSpec:
     """A neural-network verifier (reserved kind; the soundness suite will consume it).
 
     :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> dict`` with ``result`` one of
-        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``.
+        ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``. A ``witness`` is
+        ``{"x": [inputs...], "y": [outputs...]}``, flat lists as VNN-COMP's counterexample files.
+    :param example: see :class:`MethodSpec`.
     """
 
     name: str
     verify: Callable[[Path, Path, float], dict]
     params: tuple[Param, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.verify):
-            raise SpecError(f"{self.name}: verify must be callable")
+        must_be_callable(self, "verify", "verify(onnx_path, vnnlib_path, timeout_s) -> dict")
 
 
 #: Plugin kinds, their hook suffix and spec class.

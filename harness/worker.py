@@ -107,7 +107,8 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
         info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
         if task.get("build_only"):  # the ray executor builds each artifact once, up front
             return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
-        suite = registry.get("suite", task["suite"]).spec
+        suite_reg = registry.get("suite", task["suite"])
+        suite = suite_reg.spec
         open_session = None
         backend_name = None
         if cell.get("backend"):
@@ -134,10 +135,14 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
                           is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere)
         stage = enter("suite")
         measurements = suite.run(ctx)
+        if not isinstance(measurements, list):
+            raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label}: run(ctx) returned "
+                            f"{type(measurements).__name__}; return a list of harness.api.Measurement")
         rows = []
         for m in measurements:
             if not isinstance(m, Measurement):
-                raise TypeError(f"suite {task['suite']} returned {m!r}, expected harness.api.Measurement")
+                raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label} returned {m!r} in its "
+                                "list; return harness.api.Measurement(metric, value, unit, ...) objects")
             if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
                 raise TypeError(f"suite {task['suite']}: flag of {m.metric} must be a non-empty reason string, "
                                 f"got {m.flag!r}")
