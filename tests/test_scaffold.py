@@ -151,7 +151,10 @@ def test_suite_file_ranks_the_new_plugin(generated, kind, sort, column):
     assert mine, board
     values = [row[column] for row in board]
     assert all(v is not None for v in values)
-    assert values == sorted(values, reverse=(sort == "top1"))  # ranked best first
+    # Ranked rows come first, best first; flagged rows (a quality gate) follow, unranked.
+    ranked = [row[column] for row in board if row.get("rank") is not None]
+    assert ranked and ranked == sorted(ranked, reverse=(sort == "top1"))
+    assert all(row.get("flags") for row in board[len(ranked):])
     if kind == "method":
         rows = {row["method_params"]: row for row in board if row["method"] == "demo-method"}
         assert rows["sparsity=0.5"]["weight_sparsity"] == pytest.approx(0.5, abs=0.005)

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, cache_dir, hookimpl
+from harness.api import Artifact, BackendSpec, Param, Skip, cache_dir, hookimpl
 
 RUNNER_DIR = Path(__file__).with_name("wasm_runner")
 PACKAGE = json.loads((RUNNER_DIR / "package.json").read_text())
@@ -45,7 +45,7 @@ def ensure_installed(base: Path | None = None) -> Path:
         return target
     problem = _missing_tools()
     if problem:
-        raise RuntimeError(problem)
+        raise Skip(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
