@@ -34,6 +34,7 @@ from harness.specs import (
     Splits,
     SuiteSpec,
     VerifierSpec,
+    WeightEncoding,
 )
 from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
 
@@ -58,6 +59,7 @@ __all__ = [
     "Splits",
     "SuiteSpec",
     "VerifierSpec",
+    "WeightEncoding",
     "InProcessSession",
     "TimingPlan",
     "TimingResult",
