@@ -12,18 +12,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, Param, hookimpl
-
-SCOPE = "conv+linear weights"
-
-
-def prunable(module: Any) -> list[tuple[Any, str]]:
-    """``(layer, "weight")`` for every Conv2d and Linear layer of ``module``, in module order."""
-    from torch import nn
-
-    targets = [(m, "weight") for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    if not targets:
-        raise ValueError(f"nothing to prune: {type(module).__name__} has no Conv2d or Linear layer")
-    return targets
+from harness_plugins._layers import SCOPE, prunable
 
 
 def _finish(targets: list[tuple[Any, str]]) -> None:
