@@ -1,4 +1,6 @@
-"""Low-rank factorization: ``svd`` replaces Linear and Conv2d layers by two smaller ones.
+"""Low-rank factorization: ``svd`` replaces Linear and Conv2d layers by two smaller ones (Denton et al.
+2014, Exploiting Linear Structure Within Convolutional Networks for Efficient Evaluation; Jaderberg et
+al. 2014, Speeding up Convolutional Neural Networks with Low Rank Expansions).
 
 A weight seen as its matrix ``W`` (``out x in*kh*kw``) is factored by a truncated SVD,
 ``W ~ (U_r sqrt(S_r)) (sqrt(S_r) V_r^T)``: a Linear becomes ``Linear(in, r) -> Linear(r, out)``, a

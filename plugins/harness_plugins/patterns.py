@@ -1,6 +1,11 @@
 """Sparsity with a pattern: ``n-m`` (N:M semi-structured, 2:4 by default) and ``block`` (fine-grained
 block / group sparsity).
 
+- ``n-m``: Mishra et al. 2021, Accelerating Sparse Deep Neural Networks (NVIDIA's 2:4 and its ASP
+  recipe); Zhou et al. 2021, Learning N:M Fine-grained Structured Sparse Neural Networks From Scratch;
+- ``block``: Xu et al. 2023, SparseByteNN: A Novel Mobile Inference Acceleration Framework Based on
+  Fine-Grained Group Sparsity; Gray et al. 2017, GPU Kernels for Block-Sparse Weights.
+
 Both see each Conv2d and Linear weight as the matrix it multiplies, ``(out, in * kh * kw)``, and
 rank weights by magnitude. ``torch.ao.pruning.WeightNormSparsifier`` computes such masks for 2-D
 Linear weights only (it reads a conv kernel's last two dimensions as the matrix) and pads partial

@@ -1,6 +1,12 @@
 """Unstructured pruning with ``torch.nn.utils.prune``: ``dense``, ``random``, ``global-magnitude``
 and ``layer-magnitude``.
 
+- ``random``: Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (the baseline every
+  scoring rule must beat);
+- ``global-magnitude`` and ``layer-magnitude``: Han et al. 2015, Learning both Weights and Connections
+  for Efficient Neural Networks, compared as in Blalock et al. 2020, What is the State of Neural
+  Network Pruning? (ShrinkBench).
+
 Each method prunes the ``weight`` of every ``nn.Conv2d`` and ``nn.Linear`` (biases untouched)
 and then calls ``prune.remove`` so the zeros are baked into plain weight tensors: the artifact
 is an ordinary module, saved and exported to ONNX like the dense one.

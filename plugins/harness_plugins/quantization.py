@@ -1,5 +1,11 @@
 """Post-training quantization with ``onnxruntime.quantization``: ``int8-dynamic`` and ``int8-static``.
 
+- ``int8-dynamic``: ``onnxruntime.quantization.quantize_dynamic``;
+- ``int8-static``: ``onnxruntime.quantization.quantize_static``, QDQ format;
+following Jacob et al. 2018, Quantization and Training of Neural Networks for Efficient
+Integer-Arithmetic-Only Inference, and Wu et al. 2020, Integer Quantization for Deep Learning
+Inference: Principles and Empirical Evaluation.
+
 Both methods yield an ONNX file (``produces=("onnx",)``): only backends that run ONNX
 can execute them.
 """

@@ -1,6 +1,11 @@
 """Methods that train: ``finetune`` (a pipeline step after pruning) and ``lottery-ticket`` (iterative
 magnitude pruning with weight rewinding).
 
+- ``finetune``: retraining after pruning, Han et al. 2015, Learning both Weights and Connections;
+  Renda et al. 2020, Comparing Rewinding and Fine-tuning in Neural Network Pruning;
+- ``lottery-ticket``: Frankle & Carbin 2019, The Lottery Ticket Hypothesis; rewinding to early
+  weights as in Frankle et al. 2020, Linear Mode Connectivity and the Lottery Ticket Hypothesis.
+
 Both train with the harness's seeded reference trainer (``harness.training.train_classifier``:
 Adam, cross-entropy, batch 64, one thread, deterministic) on the train split only, seeded by the
 cell's seed, and keep pruned weights at exactly zero by re-applying the mask after every
@@ -119,7 +124,7 @@ def _lr(default: float) -> Param:
 
 
 FINETUNE = MethodSpec(
-    name="finetune", apply=apply_finetune, claims=finetune_claims, params=(_epochs(2), _lr(1e-3)),
+    name="finetune", apply=apply_finetune, claims=finetune_claims, params=(_epochs(3), _lr(3e-3)),
     source="Han et al. 2015, Learning both Weights and Connections (retraining after pruning); Renda et al. "
            "2020, Comparing Rewinding and Fine-tuning in Neural Network Pruning (harness.training)",
     description="seeded fine-tuning on the train split that keeps zero weights at zero: a pipeline step "
@@ -131,7 +136,7 @@ LOTTERY_TICKET = MethodSpec(
     params=(
         Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True, help=f"final share of {SCOPE} set to zero"),
         Param("rounds", int, default=3, min=1, help="prune-rewind-train rounds"),
-        _epochs(2), _lr(1e-3),
+        _epochs(2), _lr(3e-3),
         Param("rewind_step", int, default=10, min=0,
               help="optimizer step of the first round whose weights the survivors rewind to (0: the start)"),
     ),

@@ -1,6 +1,11 @@
 """Pruning by scores computed from calibration data: ``gradient`` (GBLM-Pruner's first-order term)
 and ``wanda`` (weights and activations).
 
+- ``gradient``: Das et al. 2023, Beyond Size: How Gradients Shape Pruning Decisions in Large Language
+  Models (GBLM-Pruner), whose gradient term ``|w| * ||g||_2`` is the first-order Taylor score of
+  Molchanov et al. 2019, Importance Estimation for Neural Network Pruning;
+- ``wanda``: Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models.
+
 Both score every weight of every Conv2d and Linear layer, then prune the lowest-scoring
 ``sparsity`` share of each output row (the comparison group of both papers), spread so that each
 layer's sparsity is the requested one to within a weight. The scores use ``splits.calibration``

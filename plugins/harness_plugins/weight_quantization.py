@@ -1,6 +1,13 @@
 """Weight-only quantization to k bits, fake-quantized in a torch module: ``kbit``, ``splitquant`` and
 ``mixed-precision``.
 
+- ``kbit``: per-channel symmetric weights, Krishnamoorthi 2018, Quantizing deep convolutional networks
+  for efficient inference: A whitepaper; bit widths as studied by Dettmers & Zettlemoyer 2023, The
+  case for 4-bit precision;
+- ``splitquant``: Song & Lin 2025, SplitQuant: Layer Splitting for Low-Bit Neural Network Quantization;
+- ``mixed-precision``: Cai et al. 2020, ZeroQ (KL-divergence sensitivity per layer) and Yao et al. 2021,
+  HAWQ-V3 (bits per layer by integer programming).
+
 The weights of every Conv2d and Linear layer are replaced by their quantized values (integer codes
 times a scale) while staying float32 tensors, so the artifact runs unchanged on every backend and
 its accuracy is that of the k-bit weights. Each method records how each weight would be stored
