@@ -240,7 +240,13 @@ class MethodSpec:
         ``("onnx",)`` for an ONNX file). The planner uses it to skip backends that cannot run the
         artifact before anything is built.
     :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
-        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
+        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``, for
+        the soundness suite to check. The first-party methods use: ``sparsity`` (share of zeros) with
+        ``sparsity_scope``; ``n_m`` (``"2:4"``); ``block_shape`` (zeros in whole tiles);
+        ``channel_sparsity`` with ``channel_rule`` and ``structured`` (layers really shrank);
+        ``weight_bits`` with ``weight_scope``, ``granularity``, ``symmetric`` and
+        ``max_levels_per_channel``; ``weight_bits_mean_max`` (mixed precision: the per-tensor bits are in
+        the artifact's ``encodings``); ``max_rank`` or ``retained_energy`` with ``rank_scope``.
     :param source: the paper or library the method follows.
     """
 

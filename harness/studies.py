@@ -287,7 +287,17 @@ def splitquant_beats_kbit(frame: Any) -> Finding:
     f = Finding("splitquant-low-bit", "SplitQuant beats plain k-bit quantization at 2 and 3 bits.",
                 "Song & Lin 2025, SplitQuant",
                 "top-1 of splitquant higher than kbit (2-SE rule) at 2 and at 3 bits")
-    return _pair_finding(frame, f, "splitquant", "kbit", "bits", lambda vs: sorted(v for v in vs if v in (2, 3)))
+    _pair_finding(frame, f, "splitquant", "kbit", "bits", lambda vs: sorted(v for v in vs if v in (2, 3)))
+    # SplitQuant stores a 2-bit cluster index beside each k-bit code: at equal stored bits it meets k+2-bit kbit.
+    for (model, _dataset, backend), rows in _groups(frame):
+        for bits in (2, 3):
+            sa = stat(rows, "top1", method="splitquant", bits=bits)
+            sb = stat(rows, "top1", method="kbit", bits=bits + 2)
+            if sa is not None and sb is not None:
+                f.notes.append(f"{model} on {backend}, equal stored bits ({bits + 2} per weight): splitquant "
+                               f"{bits} bits {sa.text()} vs kbit {bits + 2} bits {sb.text()}: splitquant is "
+                               f"{compare(sa, sb)}")
+    return f
 
 
 def structured_latency(frame: Any, backend: str = "onnxruntime-cpu") -> Finding:
