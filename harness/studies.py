@@ -387,8 +387,10 @@ def latency_table(frame: Any) -> Any:
     return pd.DataFrame(out)
 
 
-def size_table(frame: Any, methods: Iterable[str]) -> Any:
-    """Bits per weight, packed bytes and top-1 of quantized models (mean ± std over seeds)."""
+def size_table(frame: Any, methods: Iterable[str],
+               metrics: tuple[tuple[str, int], ...] = (("bits_per_weight", 2), ("packed_bytes", 0), ("top1", 3)),
+               ) -> Any:
+    """``metrics`` (name, digits) of the given methods, one row per configuration (mean ± std over seeds)."""
     import pandas as pd
 
     methods = set(methods)
@@ -397,7 +399,7 @@ def size_table(frame: Any, methods: Iterable[str]) -> Any:
     keys = ["model", "label", "bits"]
     for (model, label, bits), part in rows.groupby(keys, sort=True, dropna=False):
         row = {"model": model, "method": label, "bits": "" if bits is None or bits != bits else f"{bits:g}"}
-        for metric, digits in (("bits_per_weight", 2), ("packed_bytes", 0), ("top1", 3)):
+        for metric, digits in metrics:
             s = Stat.of(part[part["metric"] == metric]["value"])
             row[metric] = s.text(digits) if s else ""
         out.append(row)
@@ -441,6 +443,9 @@ def report(db: str | Path) -> str:
         lines.append("")
     lines += ["## Pruning: top-1 by sparsity", "", _md(sweep_table(frame, "top1", "sparsity")),
               "## Pruning: weight sparsity reached", "", _md(sweep_table(frame, "weight_sparsity", "sparsity")),
+              "## Pruning: fixed patterns", "",
+              _md(size_table(frame, ["n-m"], (("weight_sparsity", 3), ("top1", 3))).drop(columns="bits",
+                                                                                            errors="ignore")),
               "## Pruning: measured speedup over dense and theoretical speedup", "", _md(latency_table(frame)),
               "## Quantization: top-1 by bit width", "", _md(sweep_table(frame, "top1", "bits")),
               "## Quantization: bits, packed size and top-1", "",

@@ -403,7 +403,7 @@ def test_disable_plugins_env(harness_host, monkeypatch):
     assert "latency" not in host.registry.plugins
     for name in ("dense", "random", "global-magnitude", "layer-magnitude"):
         assert name not in host.registry.items["method"]
-    assert host.registry.names("method") == ["int8-dynamic"]
+    assert "int8-dynamic" in host.registry.names("method")  # other plugins' methods stay
     assert host.registry.names("suite") == ["accuracy", "size"]
     assert "models" in host.registry.plugins
 
