@@ -36,6 +36,7 @@ from harness.specs import (
     Splits,
     SuiteSpec,
     VerifierSpec,
+    WeightEncoding,
 )
 from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
 
@@ -61,6 +62,7 @@ __all__ = [
     "Splits",
     "SuiteSpec",
     "VerifierSpec",
+    "WeightEncoding",
     "InProcessSession",
     "ReferenceSession",
     "TimingPlan",

@@ -177,9 +177,9 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     work.mkdir()
     source = copy.deepcopy(module)
     seed_everything(seed)
-    out = spec.apply(ApplyContext(module=source, params=method.params, seed=seed, splits=splits,
-                                  workdir=work, input_shape=input_shape,
-                                  export_onnx=lambda m, p: export_onnx(m, p, input_shape)))
+    ctx = ApplyContext(module=source, params=method.params, seed=seed, splits=splits, workdir=work,
+                       input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape))
+    out = spec.apply(ctx)
     formats: list[str] = []
     if isinstance(out, torch.nn.Module):
         out.eval()
@@ -205,10 +205,13 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     from harness.analysis import flop_counts
 
     analysis = flop_counts(analysed, input_shape)
+    # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
+    analysis["reference_flops"] = flop_counts(module, input_shape)["flops"]
     claims = dict(spec.claims(method.params)) if spec.claims else {}
     manifest = {
         "key": key, "formats": formats, "input_shape": list(input_shape),
         "num_classes": splits.num_classes, "identity": identity, "claims": claims,
+        "encodings": dict(ctx.encodings) if "torch" in formats else {},
         "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,
         "exporter": "torch.onnx.export(dynamo=True)", "analysis": analysis,
     }

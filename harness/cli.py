@@ -417,6 +417,26 @@ def serve(db: str, port: int, host: str) -> None:
     sys.exit(code)
 
 
+@cli.command()
+@DB_OPTION
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="write the report to this file [default: standard output]")
+def studies(db: str, output: str | None) -> None:
+    """Tables (mean ± std over seeds) and known findings of the literature, each stated as reproduced
+    or not by the data in the database, as Markdown."""
+    from pathlib import Path
+
+    from harness.studies import report
+
+    text = _readonly(report, db)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(text)
+    click.echo(f"wrote {output}", err=True)
+
+
 def main() -> None:
     """Console-script entry point."""
     cli(obj={})

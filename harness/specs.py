@@ -205,6 +205,12 @@ class ApplyContext:
     :param workdir: an empty folder for files the method writes.
     :param export_onnx: ``export_onnx(module, path)`` writes a single-file ONNX model with a dynamic
         batch dimension, the same way the host exports every artifact.
+    :param encodings: how the returned torch module's tensors are meant to be stored when that is
+        not their dtype: a method whose float weights hold fake-quantized values (k-bit codes times a
+        scale) records ``encodings["fc1.weight"] = WeightEncoding(bits=4, scales=120).as_dict()`` for
+        each such parameter (named as in ``module.named_parameters()``). The host writes them to the
+        artifact's manifest (``encodings``), and the size suite counts ``bits_per_weight`` and
+        ``packed_bytes`` from them. Steps of a pipeline share one mapping.
     """
 
     module: Any
@@ -214,6 +220,43 @@ class ApplyContext:
     workdir: Path
     input_shape: tuple[int, ...]
     export_onnx: Callable[[Any, Path], Path]
+    encodings: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeightEncoding:
+    """How one tensor of a torch artifact is stored when packed, for the size suite.
+
+    :param bits: bits of each element's code (a k-bit quantized weight: ``k``).
+    :param index_bits: extra bits per element that select among several codebooks or scales
+        (SplitQuant's cluster index: 2); 0 for plain quantization.
+    :param scales: float32 scale factors stored with the tensor (one per output channel for
+        per-channel quantization, per cluster and channel for SplitQuant).
+    :param zero_points: integer zero points stored with the tensor, one byte each (0 when symmetric).
+
+    Packed size: ``ceil(numel * (bits + index_bits) / 8) + 4 * scales + zero_points`` bytes. Sparse
+    formats are not assumed: a zero costs as much as any other code.
+    """
+
+    bits: int
+    index_bits: int = 0
+    scales: int = 0
+    zero_points: int = 0
+
+    def packed_bytes(self, numel: int) -> int:
+        """Bytes of a tensor of ``numel`` elements stored this way."""
+        return -(-numel * (self.bits + self.index_bits) // 8) + 4 * self.scales + self.zero_points
+
+    def as_dict(self) -> dict:
+        """The JSON form recorded in ``ApplyContext.encodings`` and the manifest."""
+        return {"bits": self.bits, "index_bits": self.index_bits, "scales": self.scales,
+                "zero_points": self.zero_points}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WeightEncoding:
+        """Read a recorded encoding back."""
+        return cls(bits=int(d["bits"]), index_bits=int(d.get("index_bits", 0)), scales=int(d.get("scales", 0)),
+                   zero_points=int(d.get("zero_points", 0)))
 
 
 @dataclass(frozen=True)
@@ -227,7 +270,13 @@ class MethodSpec:
         ``("onnx",)`` for an ONNX file). The planner uses it to skip backends that cannot run the
         artifact before anything is built.
     :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
-        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
+        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``, for
+        the soundness suite to check. The first-party methods use: ``sparsity`` (share of zeros) with
+        ``sparsity_scope``; ``n_m`` (``"2:4"``); ``block_shape`` (zeros in whole tiles);
+        ``channel_sparsity`` with ``channel_rule`` and ``structured`` (layers really shrank);
+        ``weight_bits`` with ``weight_scope``, ``granularity``, ``symmetric`` and
+        ``max_levels_per_channel``; ``weight_bits_mean_max`` (mixed precision: the per-tensor bits are in
+        the artifact's ``encodings``); ``max_rank`` or ``retained_energy`` with ``rank_scope``.
     :param source: the paper or library the method follows.
     :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
         contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed

@@ -322,7 +322,9 @@ def test_missing_matrix_list(registry):
 @pytest.mark.parametrize("mkey, bad, kind, known", [
     ("models", "lenet6", "model", "lenet5, mlp, resnet-small, resnet18"),
     ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
-    ("methods", "magnitude", "method", "dense, global-magnitude, int8-dynamic, layer-magnitude, random"),
+    ("methods", "magnitude", "method", "block, channel-l1, dense, finetune, global-magnitude, gradient, int8-dynamic, "
+                                       "int8-static, kbit, layer-magnitude, lottery-ticket, mixed-precision, n-m, "
+                                       "random, splitquant, svd, wanda"),
     ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, wasm"),
     ("suites", "speed", "suite", "accuracy, latency, size"),
 ])
