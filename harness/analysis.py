@@ -84,3 +84,105 @@ def flop_counts(module: Any, input_shape: tuple[int, ...]) -> dict:
         layers[name] = {"flops": flops, "density": density}
         nonzero -= flops - int(round(flops * density))
     return {"flops": total, "nonzero_flops": nonzero, "layers": layers}
+
+
+def theoretical_speedup(analysis: dict) -> float | None:
+    """ShrinkBench's theoretical speedup: the dense reference model's FLOPs over the artifact's non-zero FLOPs.
+
+    ``reference_flops`` (the uncompressed model the method started from) is the numerator when the
+    analysis has it, so a method that really shrinks layers (structured pruning, low-rank
+    factorization) is credited for the FLOPs it removed; for methods that keep the architecture it
+    equals ``flops``.
+    """
+    dense = analysis.get("reference_flops") or analysis.get("flops")
+    nonzero = analysis.get("nonzero_flops")
+    return dense / nonzero if dense and nonzero else None
+
+
+def torch_packed_size(module: Any, encodings: dict | None = None) -> dict:
+    """Packed size of a torch module's tensors at their stored bit widths.
+
+    A parameter recorded in ``encodings`` (see :class:`harness.specs.WeightEncoding`) counts its
+    packed codes, index bits, scales and zero points; every other parameter and buffer counts its
+    dtype's bytes. Sparse formats are not assumed.
+
+    Returns ``packed_bytes`` (all tensors), ``bits_per_weight`` (code and index bits per element of
+    the weight kernels and matrices, tensors of two or more dimensions: the scope of the sparsity
+    figures) and ``tensors`` (``{name: bits}`` per weight tensor).
+    """
+    from harness.specs import WeightEncoding
+
+    encodings = encodings or {}
+    packed = 0
+    weight_bits = weight_count = 0
+    tensors: dict[str, float] = {}
+    named = list(module.named_parameters()) + list(module.named_buffers())
+    for name, p in named:
+        n = p.numel()
+        if name in encodings:
+            enc = WeightEncoding.from_dict(encodings[name])
+            packed += enc.packed_bytes(n)
+            bits = enc.bits + enc.index_bits
+        else:
+            packed += n * p.element_size()
+            bits = p.element_size() * 8
+        if p.dim() >= 2 and p.is_floating_point():
+            weight_bits += n * bits
+            weight_count += n
+            tensors[name] = bits
+    unknown = sorted(set(encodings) - {name for name, _ in named})
+    if unknown:
+        raise ValueError(f"encodings name tensors the module does not have: {', '.join(unknown)}")
+    return {"packed_bytes": packed, "bits_per_weight": weight_bits / weight_count if weight_count else None,
+            "tensors": tensors}
+
+
+def onnx_packed_size(path: Path) -> dict:
+    """Packed size of an ONNX model's initializers at their stored types (int8 weights: one byte each).
+
+    ``packed_bytes`` sums every numeric initializer but int64 ones (shapes and axes, not model data);
+    ``bits_per_weight`` averages the bits of the weight initializers (two or more dimensions) per element.
+    """
+    import numpy as np
+    import onnx
+    from onnx import numpy_helper
+
+    model = onnx.load(str(path))
+    packed = weight_bits = weight_count = 0
+    for init in model.graph.initializer:
+        arr = numpy_helper.to_array(init)
+        if not np.issubdtype(arr.dtype, np.number) or arr.dtype == np.int64:
+            continue
+        packed += arr.nbytes
+        name = init.name.lower()
+        if arr.ndim >= 2 and "scale" not in name and "zero_point" not in name:
+            weight_bits += arr.size * arr.dtype.itemsize * 8
+            weight_count += arr.size
+    return {"packed_bytes": packed, "bits_per_weight": weight_bits / weight_count if weight_count else None}
+
+
+def peak_forward_memory(module: Any, input_shape: tuple[int, ...]) -> dict:
+    """Peak tensor memory of one batch-1 forward pass of a torch module on CPU.
+
+    Tracked per tensor storage by torch's ``MemTracker`` (``torch.distributed._tools.mem_tracker``):
+    the highest total, over the pass, of the bytes held by parameters, buffers, the input and the
+    activations alive at that moment. This is what the model itself needs; process RSS is not used
+    because the interpreter and torch (hundreds of MB) hide a small model's needs entirely.
+
+    Returns ``{"peak_bytes", "by_kind": {...}, "method"}``; raises ImportError when the tracker is
+    missing from this torch build.
+    """
+    import torch
+    from torch.distributed._tools.mem_tracker import MemTracker
+
+    x = torch.zeros((1, *input_shape))
+    module = module.eval()
+    tracker = MemTracker()
+    tracker.track_external(module, x)
+    with torch.no_grad(), tracker:
+        module(x)
+    snapshot = tracker.get_tracker_snapshot("peak")
+    per_device = snapshot.get(torch.device("cpu"), {})
+    by_kind = {str(getattr(k, "value", k)): int(v) for k, v in per_device.items() if k != "Total"}
+    return {"peak_bytes": int(per_device.get("Total", 0)), "by_kind": by_kind,
+            "method": "torch.distributed._tools.mem_tracker.MemTracker, batch 1, CPU, no_grad"}

@@ -17,6 +17,7 @@ A complete method plugin::
 from harness import hookimpl
 from harness.params import Param, ParamError
 from harness.paths import cache_dir
+from harness.reference import ReferenceSession
 from harness.specs import (
     ApplyContext,
     Artifact,
@@ -35,7 +36,7 @@ from harness.specs import (
     Splits,
     SuiteSpec,
     VerifierSpec,
-    VerifyContext,
+    WeightEncoding,
 )
 from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
 
@@ -61,8 +62,9 @@ __all__ = [
     "Splits",
     "SuiteSpec",
     "VerifierSpec",
-    "VerifyContext",
+    "WeightEncoding",
     "InProcessSession",
+    "ReferenceSession",
     "TimingPlan",
     "TimingResult",
     "time_calls",

@@ -55,11 +55,12 @@ def load_dataset(registry: Registry, dataset: Component, cache_dir: Path) -> Spl
     """Load a dataset once per process."""
     key = digest(dataset.as_dict())
     if key not in _DATASETS:
-        spec = registry.get("dataset", dataset.name).spec
-        splits = spec.load(DatasetContext(params=dataset.params, cache_dir=cache_dir / "datasets"))
+        reg = registry.get("dataset", dataset.name)
+        splits = reg.spec.load(DatasetContext(params=dataset.params, cache_dir=cache_dir / "datasets"))
         if not isinstance(splits, Splits):
-            raise TypeError(f"dataset {dataset.name}: load() returned {type(splits).__name__}, "
-                            "expected harness.api.Splits")
+            raise TypeError(f"dataset {dataset.name} of plugin {reg.plugin.label}: load(ctx) returned "
+                            f"{type(splits).__name__}; return harness.api.Splits(train=Split(x, y), "
+                            "calibration=..., test=..., input_shape=..., num_classes=..., fingerprint=...)")
         _DATASETS[key] = splits
     return _DATASETS[key]
 
@@ -101,12 +102,16 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
     """The dense model with its weights: from a file, from the training cache, or trained now."""
     import torch
 
-    spec = registry.get("model", model.name).spec
+    reg = registry.get("model", model.name)
+    spec = reg.spec
     params = {k: v for k, v in model.params.items() if k != "weights"}
     ctx = ModelContext(params=params, input_shape=tuple(splits.input_shape),
                        num_classes=splits.num_classes, seed=seed, splits=splits)
     seed_everything(seed)
     module = spec.build(ctx)
+    if not isinstance(module, torch.nn.Module):
+        raise TypeError(f"model {model.name} of plugin {reg.plugin.label}: build(ctx) returned "
+                        f"{type(module).__name__}; return a torch.nn.Module")
     weights_file = model.params.get("weights")
     if weights_file:
         state = torch.load(weights_file, map_location="cpu", weights_only=True)
@@ -164,6 +169,7 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
         return Artifact.open(final)
 
     spec = pipeline.resolve(registry, method.name, method.params)
+    label = pipeline.label(registry, method.name)
     tmp = _atomic_dir(final)
     t0 = time.perf_counter()
     input_shape = tuple(splits.input_shape)
@@ -171,9 +177,9 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     work.mkdir()
     source = copy.deepcopy(module)
     seed_everything(seed)
-    out = spec.apply(ApplyContext(module=source, params=method.params, seed=seed, splits=splits,
-                                  workdir=work, input_shape=input_shape,
-                                  export_onnx=lambda m, p: export_onnx(m, p, input_shape)))
+    ctx = ApplyContext(module=source, params=method.params, seed=seed, splits=splits, workdir=work,
+                       input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape))
+    out = spec.apply(ctx)
     formats: list[str] = []
     if isinstance(out, torch.nn.Module):
         out.eval()
@@ -191,16 +197,21 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
         analysed = source
     else:
         shutil.rmtree(tmp, ignore_errors=True)
-        raise TypeError(f"method {method.name}: apply() returned {out!r}; expected a torch.nn.Module "
-                        "or the path of an ONNX file it wrote")
+        shown = repr(out) if len(repr(out)) <= 120 else repr(out)[:117] + "..."
+        raise TypeError(f"method {method.name} of plugin {label}: apply(ctx) returned {shown}; "
+                        "return the compressed torch.nn.Module (ctx.module changed in place will do), or the "
+                        "path of an ONNX file written under ctx.workdir")
     shutil.rmtree(work, ignore_errors=True)
     from harness.analysis import flop_counts
 
     analysis = flop_counts(analysed, input_shape)
+    # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
+    analysis["reference_flops"] = flop_counts(module, input_shape)["flops"]
     claims = dict(spec.claims(method.params)) if spec.claims else {}
     manifest = {
         "key": key, "formats": formats, "input_shape": list(input_shape),
         "num_classes": splits.num_classes, "identity": identity, "claims": claims,
+        "encodings": dict(ctx.encodings) if "torch" in formats else {},
         "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,
         "exporter": "torch.onnx.export(dynamo=True)", "analysis": analysis,
     }

@@ -57,9 +57,17 @@ def cli(ctx: click.Context, plugins_dir: str | None) -> None:
               help="print the leaderboard at the end")
 @click.option("--tag", default=None, help="name the run (e.g. nightly) for compare and history; "
               "resuming continues the latest run of the suite file with this tag")
+@click.option("--executor", type=click.Choice(["local", "ray"]), default="local", show_default=True,
+              help="local: worker processes on this machine; ray: a Ray cluster (pip install "
+                   "'compression-harness[ray]')")
+@click.option("--address", default=None, envvar="RAY_ADDRESS",
+              help="with --executor ray: an existing cluster's address [default: start a local instance]")
+@click.option("--ray-wait", type=float, default=10.0, show_default=True,
+              help="with --executor ray: seconds to wait for a node offering a cell's resources before "
+                   "recording it skipped")
 @click.pass_context
 def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: bool, retry_failed: bool,
-        quiet: bool, show: bool, tag: str | None) -> None:
+        quiet: bool, show: bool, tag: str | None, executor: str, address: str | None, ray_wait: float) -> None:
     """Run (or resume) the suite file SUITE."""
     from harness.runner import run_suite
     from harness.runs import QueryError, check_tag
@@ -79,9 +87,12 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
 
     try:
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
-                            progress=not quiet, host=host, on_plan=announce, tag=tag)
+                            progress=not quiet, host=host, on_plan=announce, tag=tag, executor=executor,
+                            ray_address=address, ray_wait_s=ray_wait)
     except SuiteFileError as exc:
         _fail(f"invalid suite file\n{exc}")
+    except ImportError as exc:
+        _fail(str(exc))
     except KeyboardInterrupt:
         click.echo("interrupted: run 'harness run' again to resume", err=True)
         sys.exit(130)
@@ -140,6 +151,75 @@ def setup(ctx: click.Context, backend: str, cache_dir: str | None) -> None:
         click.echo(f"Error: setup of {backend} failed: {exc}", err=True)
         sys.exit(1)
     click.echo(message)
+
+
+@cli.command("new-plugin")
+@click.argument("name")
+@click.option("--kind", type=click.Choice(["method", "model", "dataset", "backend", "verifier"]), required=True,
+              help="what the plugin registers")
+@click.option("--dir", "parent", type=click.Path(file_okay=False), default=".", show_default=True,
+              help="where to create the NAME folder")
+@click.pass_context
+def new_plugin(ctx: click.Context, name: str, kind: str, parent: str) -> None:
+    """Write a complete, installable plugin package NAME/ with a working example of KIND."""
+    from harness.scaffold import ScaffoldError, new_plugin
+
+    try:
+        made = new_plugin(name, kind, parent, plugins_dir=ctx.obj["plugins_dir"])
+    except ScaffoldError as exc:
+        _fail(str(exc))
+    click.echo(made.summary())
+
+
+@cli.command("check-plugin")
+@click.argument("target")
+@click.option("--model", default=None, help="model to check methods, backends and suites with [default: toy-cnn]")
+@click.option("--dataset", default=None, help="dataset to check models and the rest with [default: toy-blobs]")
+@click.option("--param", "params", multiple=True, metavar="NAME.KEY=VALUE",
+              help="a parameter value for one thing (TOML value), e.g. imagefolder.root=/data; repeatable")
+@click.option("--timeout-s", type=float, default=300.0, show_default=True,
+              help="time limit of one thing's contract (its worker process is killed past it)")
+@click.option("--in-process", is_flag=True, help="run the contracts in this process (no crash isolation; debugging)")
+@click.option("--json", "as_json", is_flag=True, help="print the report as JSON")
+@click.pass_context
+def check_plugin(ctx: click.Context, target: str, model, dataset, params, timeout_s: float, in_process: bool,
+                 as_json: bool) -> None:
+    """Run the conformance check on TARGET: a distribution, plugin, module or .py file.
+
+    Prints pass / fail / skip for each clause of each registered thing's contract; exit
+    status 1 when any clause fails, 2 when TARGET names nothing.
+    """
+    from harness.conformance import Options, TargetError, check_plugin
+    from harness.conformance.contract import parse_params
+
+    try:
+        options = Options(params=parse_params(params))
+    except ValueError as exc:
+        _fail(str(exc))
+    if model:
+        options.model = model
+    if dataset:
+        options.dataset = dataset
+    shown: list[str] = []
+
+    def echo(result) -> None:
+        if as_json:
+            return
+        if not shown or shown[-1] != result.subject:
+            shown.append(result.subject)
+            click.echo(result.subject)
+        click.echo(result.line())
+
+    try:
+        report = check_plugin(target, plugins_dir=ctx.obj["plugins_dir"], options=options, timeout_s=timeout_s,
+                              isolate=not in_process, echo=echo)
+    except TargetError as exc:
+        _fail(str(exc))
+    if as_json:
+        click.echo(json.dumps(report.as_dict(), indent=1))
+    else:
+        click.echo(f"{report.target}: {report.summary()}")
+    sys.exit(0 if report.ok else 1)
 
 
 def _readonly(fn, *args, **kwargs):
@@ -335,6 +415,26 @@ def serve(db: str, port: int, host: str) -> None:
 
     code = _readonly(run_server, db, port=port, host=host)
     sys.exit(code)
+
+
+@cli.command()
+@DB_OPTION
+@click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
+              help="write the report to this file [default: standard output]")
+def studies(db: str, output: str | None) -> None:
+    """Tables (mean ± std over seeds) and known findings of the literature, each stated as reproduced
+    or not by the data in the database, as Markdown."""
+    from pathlib import Path
+
+    from harness.studies import report
+
+    text = _readonly(report, db)
+    if output is None:
+        click.echo(text, nl=False)
+        return
+    Path(output).parent.mkdir(parents=True, exist_ok=True)
+    Path(output).write_text(text)
+    click.echo(f"wrote {output}", err=True)
 
 
 def main() -> None:

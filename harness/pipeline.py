@@ -91,6 +91,12 @@ def resolve(registry: Registry, name: str, params: Mapping[str, Any]) -> MethodS
                       description="pipeline: " + " then ".join(s.name for s, _ in steps))
 
 
+def label(registry: Registry, name: str) -> str:
+    """The plugin label(s) providing a method, for error messages; a pipeline lists each step's."""
+    names = name.split(SEPARATOR)
+    return ", ".join(registry.get("method", n).plugin.label for n in names)
+
+
 def provenance(registry: Registry, name: str, params: Mapping[str, Any]) -> dict:
     """Which plugin (and version) provides a method; for a pipeline, each step's."""
     def one(method: str) -> dict:

@@ -12,6 +12,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from harness import __version__, paths, pipeline
 from harness.executor import LocalExecutor
@@ -49,18 +50,23 @@ def _component(c) -> dict | None:
     return None if c is None else c.as_dict()
 
 
-def cell_task(cell: Cell, plan: Plan, run_id: int, db: str, cache_dir: Path) -> dict:
-    """The plain-dict task a worker runs for ``cell``."""
-    baseline_key = None
+def cell_task(cell: Cell, plan: Plan, store: Store, run_id: int, cache_dir: Path) -> dict:
+    """The plain-dict task a worker runs for ``cell``, with the dense baseline's values of this run.
+
+    Built just before the cell runs, so the baseline it compares with is already recorded
+    (executors run dense cells first).
+    """
+    baseline_key, baselines = None, []
     if cell.method.name != BASELINE_METHOD:
         baseline_key = digest(cell.baseline_identity())
+        baselines = store.measurement_values(run_id, baseline_key)
     return {
         "cell": {"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
                  "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend),
                  "verifier": _component(cell.verifier), "benchmark": cell.benchmark},
         "identity": cell.identity, "cell_key": cell.key, "suite": cell.suite,
-        "settings": plan.settings.get(cell.suite, {}), "run_id": run_id, "db": db,
-        "cache_dir": str(cache_dir), "baseline_key": baseline_key,
+        "settings": plan.settings.get(cell.suite, {}), "run_id": run_id,
+        "cache_dir": str(cache_dir), "baseline_key": baseline_key, "baselines": baselines,
         "timeout_s": plan.execution["timeout_s"],
     }
 
@@ -99,7 +105,9 @@ def _cell_row(host: Host, cell: Cell, result: dict, started: str) -> dict:
 def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
               cache_dir: str | Path | None = None, plugins_dir: str | None = None, resume: bool = True,
               retry_failed: bool = False, progress: bool = True, host: Host | None = None,
-              on_plan: Callable[[Plan], None] | None = None, tag: str | None = None) -> RunSummary:
+              on_plan: Callable[[Plan], None] | None = None, tag: str | None = None,
+              executor: str = "local", ray_address: str | None = None,
+              ray_wait_s: float = 10.0) -> RunSummary:
     """Run (or resume) a suite file into the leaderboard at ``db``.
 
     ``tag`` names the run (``nightly``) for ``compare`` and ``history``; resuming continues the
@@ -143,7 +151,7 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
             return summary
         if resumed:
             store.reopen_run(run_id)
-        _execute(host, plan, todo, store, run_id, str(db), cache, summary, progress)
+        _execute(host, plan, todo, store, run_id, cache, summary, progress, executor, ray_address, ray_wait_s)
         store.finish_run(run_id, "complete")
         return summary
     except KeyboardInterrupt:
@@ -153,8 +161,22 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
         store.close()
 
 
-def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int, db: str, cache: Path,
-             summary: RunSummary, progress: bool) -> None:
+def make_executor(kind: str, config: dict, plan: Plan, host: Host, address: str | None,
+                  ray_wait_s: float = 10.0) -> Any:
+    """The executor a run asked for: ``local`` (worker processes here) or ``ray`` (a Ray cluster)."""
+    if kind == "local":
+        return LocalExecutor(config, timeout_s=plan.execution["timeout_s"])
+    if kind == "ray":
+        from harness.ray_executor import RayExecutor
+
+        return RayExecutor(config, host=host, timeout_s=plan.execution["timeout_s"], address=address,
+                           wait_for_nodes_s=ray_wait_s)
+    raise ValueError(f"unknown executor {kind!r} (known: local, ray)")
+
+
+def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int, cache: Path,
+             summary: RunSummary, progress: bool, executor_kind: str = "local",
+             ray_address: str | None = None, ray_wait_s: float = 10.0) -> None:
     from rich.console import Console
     from rich.progress import (
         BarColumn,
@@ -165,10 +187,9 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
         TimeRemainingColumn,
     )
 
-    executor = LocalExecutor({"plugins_dir": host.plugins_dir,
-                              "memory_limit_mb": plan.execution["memory_limit_mb"]},
-                             timeout_s=plan.execution["timeout_s"])
-    broken_artifacts: dict[str, dict] = {}
+    executor = make_executor(executor_kind, {"plugins_dir": host.plugins_dir,
+                                             "memory_limit_mb": plan.execution["memory_limit_mb"]},
+                             plan, host, ray_address, ray_wait_s)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[skipped]} skipped[/] "
                           "[red]{task.fields[failed]} failed[/]"),
@@ -177,23 +198,13 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
     with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar:
         task_id = bar.add_task(plan.name, total=len(todo), ok=0, skipped=0, failed=0)
         try:
-            for cell in todo:
-                started = now()
+            started = now()
+            for cell, result in executor.execute(todo, lambda c: cell_task(c, plan, store, run_id, cache)):
                 where = cell.executor.name if cell.executor else "-"
                 label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
-                bar.update(task_id, description=label)
-                if cell.skip_reason:
-                    result = {"status": "skipped", "reason": cell.skip_reason}
-                elif cell.artifact_group in broken_artifacts:
-                    prior = broken_artifacts[cell.artifact_group]
-                    result = {"status": "failed", "stage": "artifact", "error_type": prior.get("error_type"),
-                              "reason": f"artifact build failed earlier in this run: {prior['reason']}",
-                              "traceback": prior.get("traceback")}
-                else:
-                    result = executor.run(cell_task(cell, plan, run_id, db, cache))
-                    if result["status"] == "failed" and result.get("stage") in ("dataset", "artifact"):
-                        broken_artifacts[cell.artifact_group] = result
-                store.record_cell(run_id, _cell_row(host, cell, result, started), result.get("measurements", []))
+                store.record_cell(run_id, _cell_row(host, cell, result, result.get("started_at") or started),
+                                  result.get("measurements", []))
+                started = now()
                 status = result["status"]
                 if status == "ok":
                     summary.ok += 1
@@ -202,6 +213,7 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
                 else:
                     summary.failed += 1
                     summary.failures.append(f"{label}: {result.get('reason')}")
-                bar.update(task_id, advance=1, ok=summary.ok, skipped=summary.skipped, failed=summary.failed)
+                bar.update(task_id, advance=1, description=label, ok=summary.ok, skipped=summary.skipped,
+                           failed=summary.failed)
         finally:
             executor.close()

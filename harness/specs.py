@@ -33,15 +33,36 @@ class SpecError(ValueError):
     """A spec is malformed (raised at registration, with the plugin's name)."""
 
 
+def suggest_name(name: Any) -> str:
+    """A valid name close to ``name`` (``"Bad Name"`` -> ``"bad-name"``), for error messages."""
+    text = re.sub(r"[^a-z0-9_.-]+", "-", str(name).strip().lower()).strip("-")
+    text = re.sub(r"^[^a-z]+", "", text)
+    return text or "my-thing"
+
+
+def must_be_callable(spec: Any, attr: str, signature: str) -> None:
+    """Raise :class:`SpecError` unless ``spec.<attr>`` is callable, saying how to pass it."""
+    value = getattr(spec, attr)
+    if not callable(value):
+        raise SpecError(f"{spec.name}: {attr} must be callable, got {value!r}: pass the function object, not "
+                        f"its name or its result; the host calls it as {signature}")
+
+
 def _check_common(spec: Any) -> None:
     if not isinstance(spec.name, str) or not NAME_RE.match(spec.name):
-        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}")
+        raise SpecError(f"name {spec.name!r} must match {NAME_RE.pattern}: lower-case letters, digits, '-', '_' "
+                        f"or '.', starting with a letter (e.g. {suggest_name(spec.name)!r})")
     for p in spec.params:
         if not isinstance(p, Param):
-            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}")
+            raise SpecError(f"{spec.name}: params must be harness.api.Param objects, got {p!r}: declare each "
+                            "parameter as Param('name', float, default=..., min=..., max=..., help='...')")
     names = [p.name for p in spec.params]
     if len(set(names)) != len(names):
-        raise SpecError(f"{spec.name}: duplicate parameter names {names}")
+        dup = sorted({n for n in names if names.count(n) > 1})
+        raise SpecError(f"{spec.name}: duplicate parameter names {names}: declare {', '.join(dup)} once")
+    example = getattr(spec, "example", None)
+    if example is not None and not callable(example):
+        raise SpecError(f"{spec.name}: example must be a function example(workdir) -> dict, got {example!r}")
 
 
 # --------------------------------------------------------------------------- data
@@ -92,6 +113,9 @@ class DatasetSpec:
 
     :param task: e.g. ``"classification"``.
     :param metric: the metric the accuracy suite scores it by (``"top1"``).
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -100,12 +124,12 @@ class DatasetSpec:
     metric: str = "top1"
     params: tuple[Param, ...] = ()
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.load):
-            raise SpecError(f"{self.name}: load must be callable")
+        must_be_callable(self, "load", "load(ctx) -> Splits")
 
 
 # --------------------------------------------------------------------------- models
@@ -139,6 +163,9 @@ class ModelSpec:
         hash (model, plugin version, dataset fingerprint, seed, parameters), so it runs once.
         ``None`` keeps the seeded initialisation.
     :param weights: one line on where the reference weights come from, for listings.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
 
     Every model also takes the host-handled parameter ``weights``: the path of a ``state_dict``
     file saved with ``torch.save``, loaded instead of training.
@@ -151,14 +178,17 @@ class ModelSpec:
     params: tuple[Param, ...] = ()
     weights: str = "seeded initialisation"
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         if any(p.name == "weights" for p in self.params):
-            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it")
-        if not callable(self.build):
-            raise SpecError(f"{self.name}: build must be callable")
+            raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it "
+                            "(the host loads a state_dict file given as weights = \"file.pt\" for you)")
+        must_be_callable(self, "build", "build(ctx) -> torch.nn.Module")
+        if self.train is not None:
+            must_be_callable(self, "train", "train(module, ctx) -> dict | None")
 
 
 # --------------------------------------------------------------------------- methods
@@ -175,6 +205,12 @@ class ApplyContext:
     :param workdir: an empty folder for files the method writes.
     :param export_onnx: ``export_onnx(module, path)`` writes a single-file ONNX model with a dynamic
         batch dimension, the same way the host exports every artifact.
+    :param encodings: how the returned torch module's tensors are meant to be stored when that is
+        not their dtype: a method whose float weights hold fake-quantized values (k-bit codes times a
+        scale) records ``encodings["fc1.weight"] = WeightEncoding(bits=4, scales=120).as_dict()`` for
+        each such parameter (named as in ``module.named_parameters()``). The host writes them to the
+        artifact's manifest (``encodings``), and the size suite counts ``bits_per_weight`` and
+        ``packed_bytes`` from them. Steps of a pipeline share one mapping.
     """
 
     module: Any
@@ -184,6 +220,43 @@ class ApplyContext:
     workdir: Path
     input_shape: tuple[int, ...]
     export_onnx: Callable[[Any, Path], Path]
+    encodings: dict[str, dict] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class WeightEncoding:
+    """How one tensor of a torch artifact is stored when packed, for the size suite.
+
+    :param bits: bits of each element's code (a k-bit quantized weight: ``k``).
+    :param index_bits: extra bits per element that select among several codebooks or scales
+        (SplitQuant's cluster index: 2); 0 for plain quantization.
+    :param scales: float32 scale factors stored with the tensor (one per output channel for
+        per-channel quantization, per cluster and channel for SplitQuant).
+    :param zero_points: integer zero points stored with the tensor, one byte each (0 when symmetric).
+
+    Packed size: ``ceil(numel * (bits + index_bits) / 8) + 4 * scales + zero_points`` bytes. Sparse
+    formats are not assumed: a zero costs as much as any other code.
+    """
+
+    bits: int
+    index_bits: int = 0
+    scales: int = 0
+    zero_points: int = 0
+
+    def packed_bytes(self, numel: int) -> int:
+        """Bytes of a tensor of ``numel`` elements stored this way."""
+        return -(-numel * (self.bits + self.index_bits) // 8) + 4 * self.scales + self.zero_points
+
+    def as_dict(self) -> dict:
+        """The JSON form recorded in ``ApplyContext.encodings`` and the manifest."""
+        return {"bits": self.bits, "index_bits": self.index_bits, "scales": self.scales,
+                "zero_points": self.zero_points}
+
+    @classmethod
+    def from_dict(cls, d: Mapping[str, Any]) -> WeightEncoding:
+        """Read a recorded encoding back."""
+        return cls(bits=int(d["bits"]), index_bits=int(d.get("index_bits", 0)), scales=int(d.get("scales", 0)),
+                   zero_points=int(d.get("zero_points", 0)))
 
 
 @dataclass(frozen=True)
@@ -197,8 +270,17 @@ class MethodSpec:
         ``("onnx",)`` for an ONNX file). The planner uses it to skip backends that cannot run the
         artifact before anything is built.
     :param claims: ``claims(params) -> dict``: what the method promises about its artifact, e.g.
-        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``.
+        ``{"sparsity": 0.9, "sparsity_scope": "conv+linear weights"}`` or ``{"weight_bits": 8}``, for
+        the soundness suite to check. The first-party methods use: ``sparsity`` (share of zeros) with
+        ``sparsity_scope``; ``n_m`` (``"2:4"``); ``block_shape`` (zeros in whole tiles);
+        ``channel_sparsity`` with ``channel_rule`` and ``structured`` (layers really shrank);
+        ``weight_bits`` with ``weight_scope``, ``granularity``, ``symmetric`` and
+        ``max_levels_per_channel``; ``weight_bits_mean_max`` (mixed precision: the per-tensor bits are in
+        the artifact's ``encodings``); ``max_rank`` or ``retained_energy`` with ``rank_scope``.
     :param source: the paper or library the method follows.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -208,15 +290,19 @@ class MethodSpec:
     claims: Callable[[Mapping[str, Any]], dict] | None = None
     source: str = ""
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.apply):
-            raise SpecError(f"{self.name}: apply must be callable")
+        must_be_callable(self, "apply", "apply(ctx) -> torch.nn.Module | pathlib.Path")
+        if self.claims is not None:
+            must_be_callable(self, "claims", "claims(params) -> dict")
         bad = [f for f in self.produces if f not in FORMATS]
-        if not self.produces or bad:
-            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces}")
+        if not self.produces or bad or isinstance(self.produces, str):
+            raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces!r}: "
+                            "('torch', 'onnx') when apply returns a torch module, ('onnx',) when it returns "
+                            "the path of an ONNX file")
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -308,6 +394,12 @@ class BackendSpec:
         (stored with every result).
     :param setup: ``setup(cache_dir) -> str``: prepare what the backend needs (an npm package, an
         emulated root), idempotently; ``harness setup NAME`` calls it and prints the message.
+    :param resources: ``resources(params) -> dict``: the Ray resources a cell on this backend needs
+        (``{"GPU": 1}``, a custom ``{"wasm": 1}``); the ray executor schedules it only on nodes that
+        offer them.
+    :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
+        contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
+        only when a required parameter has no default the check can guess (a path, a free string).
     """
 
     name: str
@@ -317,16 +409,21 @@ class BackendSpec:
     available: Callable[[], tuple[bool, str]] = field(default=lambda: (True, ""))
     fingerprint: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     setup: Callable[[Path], str] | None = None
+    resources: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         bad = [f for f in self.accepts if f not in FORMATS]
-        if not self.accepts or bad:
-            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts}")
-        if not callable(self.session):
-            raise SpecError(f"{self.name}: session must be callable")
+        if not self.accepts or bad or isinstance(self.accepts, str):
+            raise SpecError(f"{self.name}: accepts must name formats among {FORMATS}, got {self.accepts!r}: "
+                            "('onnx',) for a runtime of ONNX files, ('torch',) for torch modules, both in "
+                            "order of preference")
+        must_be_callable(self, "session", "session(artifact, params) -> Session")
+        must_be_callable(self, "available", "available() -> (bool, str)")
+        must_be_callable(self, "fingerprint", "fingerprint(params) -> dict")
 
 
 # --------------------------------------------------------------------------- suites
@@ -425,6 +522,11 @@ class SuiteSpec:
     :param on_benchmark: the suite runs on the verification benchmarks of ``[[verification]]``
         tables (once per benchmark, method, seed and verifier), not on a model and dataset.
     :param metrics: the metrics it produces.
+    :param exclusive: its cells time things, so no other cell may run beside them on the same
+        machine (the local executor runs one cell at a time anyway; the ray executor reserves the
+        node).
+    :param example: ``example(workdir) -> dict``: settings ``harness check-plugin`` runs it with
+        (default: the declared defaults).
     """
 
     name: str
@@ -435,7 +537,9 @@ class SuiteSpec:
     per_verifier: bool = False
     on_benchmark: bool = False
     metrics: tuple[MetricSpec, ...] = ()
+    exclusive: bool = False
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     @property
     def params(self) -> tuple[Param, ...]:
@@ -445,8 +549,7 @@ class SuiteSpec:
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if not callable(self.run):
-            raise SpecError(f"{self.name}: run must be callable")
+        must_be_callable(self, "run", "run(ctx) -> list[Measurement]")
         if self.on_benchmark and not self.per_verifier:
             raise SpecError(f"{self.name}: a suite on verification benchmarks runs per verifier "
                             "(set per_verifier=True)")
@@ -456,76 +559,50 @@ class SuiteSpec:
 
 
 @dataclass(frozen=True)
-class VerifyContext:
-    """Handed to :attr:`VerifierSpec.verify`, inside the verifier's own process.
-
-    :param onnx_path: the network.
-    :param vnnlib_path: the property (the unsafe set, VNN-LIB).
-    :param timeout_s: the time allowed; answer ``timeout`` (or ``unknown``) rather than run over:
-        the host kills the process a little after it.
-    :param params: the verifier's validated parameters.
-    :param workdir: an empty folder for the verifier's files.
-    :param deadline: ``time.monotonic()`` by which to answer (start + ``timeout_s``).
-    """
-
-    onnx_path: Path
-    vnnlib_path: Path
-    timeout_s: float
-    params: Mapping[str, Any]
-    workdir: Path
-    deadline: float
-
-    def remaining(self) -> float:
-        """Seconds left before the deadline."""
-        import time
-
-        return self.deadline - time.monotonic()
-
-    def property(self) -> Any:
-        """The parsed property (:class:`harness.verify.vnnlib.Property`)."""
-        from harness.verify.vnnlib import read_vnnlib
-
-        return read_vnnlib(self.vnnlib_path)
-
-
-@dataclass(frozen=True)
 class VerifierSpec:
     """A neural-network verifier: an ONNX network, a VNN-LIB property and a timeout in; ``holds``,
     ``violated`` (with a witness), ``unknown`` or ``timeout`` out.
 
-    Every verifier runs in a process of its own, one per instance, so that a crash or a hang costs
-    one verdict and tools with conflicting dependencies keep their own environments. Give exactly
-    one of:
+    Every verifier runs one instance per process of its own (:mod:`harness.verify.process`): a
+    crash or a hang costs one verdict, and tools with conflicting dependencies keep their own
+    environments. Give exactly one of:
 
-    :param verify: ``verify(ctx: VerifyContext) -> dict`` with ``result`` (a verdict), ``witness``
-        (the counterexample's flat inputs, for ``violated``), optionally ``outputs`` and ``info``.
-        The host runs it in a fresh Python process (``python -m harness.verify.child``) that loads
-        the plugins again.
+    :param verify: ``verify(onnx_path, vnnlib_path, timeout_s, **params) -> dict`` with ``result``
+        one of ``holds``, ``violated`` (with ``witness``), ``unknown`` or ``timeout``. A ``witness``
+        is ``{"x": [inputs...], "y": [outputs...]}``, flat lists as VNN-COMP's counterexample files;
+        ``info`` (a dict) and ``error`` (a string) are recorded too. The verifier's parameters
+        arrive as keyword arguments. The host calls it in a fresh Python process
+        (``python -m harness.verify.child``) that loads the plugins again; answer within
+        ``timeout_s`` (the process is killed a little after it).
     :param tool: ``tool(params) -> folder``: a tool in VNN-COMP's layout, with ``run_instance.sh``
         (and optionally ``prepare_instance.sh``), called as the competition calls it; it brings its
         own environment (a conda env, a container) inside its scripts.
     :param complete: the verifier decides every instance given time (MILP, branch and bound);
-        ``False`` for incomplete verifiers and falsifiers.
+        ``False`` for incomplete verifiers and falsifiers. Shown in listings.
     :param available: ``available(params) -> (ok, reason)``; an unavailable verifier's cells are
         ``skipped`` with the reason.
+    :param example: see :class:`MethodSpec`.
     """
 
     name: str
-    verify: Callable[[VerifyContext], dict] | None = None
+    verify: Callable[..., dict] | None = None
     tool: Callable[[Mapping[str, Any]], Any] | None = None
     params: tuple[Param, ...] = ()
     complete: bool = False
     available: Callable[[Mapping[str, Any]], tuple[bool, str]] = field(default=lambda params: (True, ""))
     description: str = ""
+    example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
-        if (self.verify is None) == (self.tool is None):
-            raise SpecError(f"{self.name}: give exactly one of verify (a Python function) and tool "
-                            "(a VNN-COMP tool folder)")
-        if not callable(self.verify or self.tool):
-            raise SpecError(f"{self.name}: {'verify' if self.verify is not None else 'tool'} must be callable")
+        if self.verify is not None and self.tool is not None:
+            raise SpecError(f"{self.name}: give verify (a Python function) or tool (a VNN-COMP tool folder), "
+                            "not both")
+        if self.tool is not None:
+            must_be_callable(self, "tool", "tool(params) -> the tool's folder")
+        else:
+            must_be_callable(self, "verify", "verify(onnx_path, vnnlib_path, timeout_s, **params) -> dict")
 
 
 #: Plugin kinds, their hook suffix and spec class.

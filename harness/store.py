@@ -199,6 +199,12 @@ class Store:
         return {r["cell_key"]: r["status"] for r in self.db.query(
             "SELECT cell_key, status FROM cells WHERE run_id = ?", [run_id])}
 
+    def measurement_values(self, run_id: int, cell_key: str) -> list[tuple[str, str, float]]:
+        """``(metric, params JSON, value)`` of an ok cell of a run (a baseline's values), or ``[]``."""
+        return [(r["metric"], r["params"], r["value"]) for r in self.db.query(
+            "SELECT m.metric, m.params, m.value FROM measurements m JOIN cells c ON m.cell_id = c.id "
+            "WHERE c.run_id = ? AND c.cell_key = ? AND c.status = 'ok'", [run_id, cell_key])]
+
     def register_metrics(self, suite: str, metrics: Iterable[Any]) -> None:
         """Upsert the metric catalogue (name, unit, direction, description)."""
         rows = [{"name": m.name, "suite": suite, "unit": m.unit,

@@ -2,18 +2,22 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from harness.specs import Splits
 
 
 def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30, lr: float = 1e-2,
-                     batch_size: int = 64, weight_decay: float = 0.0) -> dict:
+                     batch_size: int = 64, weight_decay: float = 0.0,
+                     after_step: Callable[[int], None] | None = None) -> dict:
     """Train ``module`` in place with Adam and cross-entropy on ``splits.train``.
 
     Deterministic for a given seed on CPU: torch is seeded, runs on one thread with
     deterministic algorithms, and the shuffling comes from a seeded generator.
-    Returns ``{"epochs", "train_loss", "test_top1"}`` for the record.
+    ``after_step(step)`` runs after every optimizer step (``step`` counts from 1), under
+    ``torch.no_grad()``: fine-tuning a pruned model re-applies its mask there.
+    Returns ``{"epochs", "steps", "train_loss", "test_top1"}`` for the record.
     """
     import numpy as np
     import torch
@@ -30,6 +34,7 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
         loss_fn = torch.nn.CrossEntropyLoss()
         module.train()
         loss = torch.tensor(0.0)
+        step = 0
         for _ in range(epochs):
             order = torch.randperm(len(x), generator=gen)
             for start in range(0, len(x), batch_size):
@@ -38,12 +43,16 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
                 loss = loss_fn(module(x[idx]), y[idx])
                 loss.backward()
                 opt.step()
+                step += 1
+                if after_step is not None:
+                    with torch.no_grad():
+                        after_step(step)
         module.eval()
         with torch.no_grad():
             tx = torch.from_numpy(np.ascontiguousarray(splits.test.x))
             pred = module(tx).argmax(1).numpy()
         top1 = float((pred == splits.test.y).mean())
-        return {"epochs": epochs, "train_loss": float(loss.item()), "test_top1": top1}
+        return {"epochs": epochs, "steps": step, "train_loss": float(loss.item()), "test_top1": top1}
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(prev_threads)

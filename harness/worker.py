@@ -19,7 +19,7 @@ import traceback
 from pathlib import Path
 from typing import Any
 
-from harness.specs import CellContext, Measurement, Skip
+from harness.specs import Artifact, CellContext, Measurement, Skip
 
 _HOST = None
 
@@ -52,33 +52,29 @@ def _limit_memory(mb: int) -> None:
 
 
 def _baseline_lookup(task: dict):
-    """``baseline(metric, **params)``: the dense cell's value in this run, read-only from the store."""
-    cache: dict = {}
+    """``baseline(metric, **params)``: the dense cell's value in this run, which the driver read from
+    the store and put in the task (workers never open the database: on a cluster they cannot)."""
+    from harness.store import to_json
+
+    rows = {(metric, params): value for metric, params, value in task.get("baselines") or ()}
 
     def baseline(metric: str, **params: Any) -> float | None:
-        key = task.get("baseline_key")
-        if not key:
-            return None
-        if key == task["cell_key"]:
-            return None
-        from harness.store import open_readonly, to_json
-
-        if not cache:
-            conn = open_readonly(task["db"])
-            try:
-                rows = conn.execute(
-                    "SELECT m.metric, m.params, m.value FROM measurements m JOIN cells c ON m.cell_id = c.id "
-                    "WHERE c.run_id = ? AND c.cell_key = ? AND c.status = 'ok'",
-                    [task["run_id"], key]).fetchall()
-            finally:
-                conn.close()
-            cache["rows"] = {(r["metric"], r["params"]): r["value"] for r in rows}
-        return cache["rows"].get((metric, to_json(params)))
+        return rows.get((metric, to_json(params)))
 
     return baseline
 
 
 def run_cell(task: dict, config: dict, report: Any = None) -> dict:
+    """Run one cell (see :func:`_run_cell`), stamping when it started."""
+    from harness.store import now
+
+    started = now()
+    result = _run_cell(task, config, report)
+    result["started_at"] = started
+    return result
+
+
+def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
     """Run one cell; return ``{"status", "measurements", "info", ...}``. Never raises.
 
     ``report(stage)`` is told each stage as it starts, so that the driver knows where a
@@ -101,7 +97,8 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
         from harness.artifacts import build_artifact, load_dataset
         from harness.suitefile import Component
 
-        suite = registry.get("suite", task["suite"]).spec
+        suite_reg = registry.get("suite", task["suite"])
+        suite = suite_reg.spec
         artifact = splits = benchmark = None
         if cell.get("benchmark"):
             from harness.verify.benchmarks import compress, materialize
@@ -111,13 +108,21 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
             benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir)
             info["benchmark"] = {"name": benchmark.name, "counts": benchmark.counts(),
                                  "generated": benchmark.info.get("generated")}
+            if task.get("build_only"):
+                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
         else:
             stage = enter("dataset")
             splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
             stage = enter("artifact")
-            artifact = build_artifact(registry, cell, splits, cache_dir)
+            prebuilt = task.get("artifact_key") and cache_dir / "artifacts" / task["artifact_key"]
+            if prebuilt and (prebuilt / "artifact.json").is_file():
+                artifact = Artifact.open(prebuilt)  # built once elsewhere and shipped here (ray executor)
+            else:
+                artifact = build_artifact(registry, cell, splits, cache_dir)
             info["artifact_key"] = artifact.key
             info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
+            if task.get("build_only"):  # the ray executor builds each artifact once, up front
+                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
         open_session = None
         backend_name = None
         if cell.get("backend"):
@@ -156,10 +161,14 @@ def run_cell(task: dict, config: dict, report: Any = None) -> dict:
             measurements = suite.run(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
+        if not isinstance(measurements, list):
+            raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label}: run(ctx) returned "
+                            f"{type(measurements).__name__}; return a list of harness.api.Measurement")
         rows = []
         for m in measurements:
             if not isinstance(m, Measurement):
-                raise TypeError(f"suite {task['suite']} returned {m!r}, expected harness.api.Measurement")
+                raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label} returned {m!r} in its "
+                                "list; return harness.api.Measurement(metric, value, unit, ...) objects")
             if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
                 raise TypeError(f"suite {task['suite']}: flag of {m.metric} must be a non-empty reason string, "
                                 f"got {m.flag!r}")
@@ -229,8 +238,6 @@ def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_pa
     """A fresh process that opens one session, times it and sends the result back."""
     _die_with_parent()
     try:
-        from harness.specs import Artifact
-
         spec = _host(config).registry.get("backend", backend).spec
         session = spec.session(Artifact.open(Path(artifact_path)), params)
         try:

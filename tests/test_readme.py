@@ -61,6 +61,9 @@ suites = ["accuracy", "size"]
     listed = json.loads(cli("plugins", "--json").stdout)
     mine = [p for p in listed if p["name"] == "halfprune"]
     assert mine and mine[0]["distribution"] == "harness-halfprune" and mine[0]["version"] == "0.1.0"
+    check = cli("check-plugin", "harness-halfprune")
+    assert check.returncode == 0, check.stdout + check.stderr
+    assert "PASS  claim channel_sparsity: share of all-zero output channels: torch 0.5000" in check.stdout
     run = cli("run", suite, "--db", db, "-q")
     assert run.returncode == 0, run.stderr
     board = json.loads(cli("leaderboard", "--db", db, "--format", "json", "--sort", "top1").stdout)

@@ -329,7 +329,9 @@ def test_backends_may_be_left_out_when_no_suite_runs_per_backend(registry):
 @pytest.mark.parametrize("mkey, bad, kind, known", [
     ("models", "lenet6", "model", "lenet5, mlp, resnet-small, resnet18"),
     ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
-    ("methods", "magnitude", "method", "dense, global-magnitude, int8-dynamic, layer-magnitude, random"),
+    ("methods", "magnitude", "method", "block, channel-l1, dense, finetune, global-magnitude, gradient, int8-dynamic, "
+                                       "int8-static, kbit, layer-magnitude, lottery-ticket, mixed-precision, n-m, "
+                                       "random, splitquant, svd, wanda"),
     ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, wasm"),
     ("suites", "speed", "suite", "accuracy, latency, robustness, size, soundness, verification"),
 ])

@@ -22,7 +22,7 @@ METRICS = (
     MetricSpec("throughput_sps", "samples/s", True, "samples per second: batch size over mean latency"),
     MetricSpec("speedup", "ratio", True, "dense p50 over this p50, same backend and batch size (realized speedup)"),
     MetricSpec("speedup_efficiency", "ratio", True,
-               "realized speedup over theoretical speedup (flops / nonzero_flops): 1 means the savings are real"),
+               "realized speedup over theoretical speedup (dense flops / nonzero_flops): 1 means the savings are real"),
     MetricSpec("peak_device_mb", "MiB", False, "peak device memory allocated while timing (GPU backends)"),
 )
 
@@ -57,10 +57,10 @@ def merge(results: list[TimingResult]) -> TimingResult:
 
 
 def theoretical_speedup(ctx: CellContext) -> float | None:
-    """flops / nonzero_flops of the artifact, from its build-time analysis."""
-    analysis = ctx.artifact.manifest.get("analysis") or {}
-    flops, nz = analysis.get("flops"), analysis.get("nonzero_flops")
-    return flops / nz if flops and nz else None
+    """The artifact's theoretical speedup, from its build-time analysis (as the size suite reports it)."""
+    from harness.analysis import theoretical_speedup as from_analysis
+
+    return from_analysis(ctx.artifact.manifest.get("analysis") or {})
 
 
 def run(ctx: CellContext) -> list[Measurement]:
@@ -134,7 +134,7 @@ def run(ctx: CellContext) -> list[Measurement]:
 def harness_register_suites(register):
     """Register the standard latency suite."""
     register(SuiteSpec(
-        name="latency", run=run, metrics=METRICS, needs_baseline=True,
+        name="latency", run=run, metrics=METRICS, needs_baseline=True, exclusive=True,
         settings=(
             Param("batch_sizes", list, default=[1], item_type=int, min=1,
                   help="batch sizes; 1 is the single-stream scenario, the largest the offline one"),

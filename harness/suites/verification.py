@@ -34,7 +34,7 @@ def run(ctx: CellContext) -> list[Measurement]:
     from harness.verify.replay import Network, check_witness
     from harness.verify.results import VIOLATED
     from harness.verify.scoring import score
-    from harness.verify.vnnlib import read_vnnlib
+    from harness.vnnlib import load
 
     bench = ctx.benchmark
     instances = bench.instances[: ctx.settings["max_instances"] or None]
@@ -51,7 +51,7 @@ def run(ctx: CellContext) -> list[Measurement]:
         valid, reason = None, ""
         if verdict.result == VIOLATED:
             net = nets.setdefault(inst.onnx, Network(inst.onnx))
-            check = check_witness(net, read_vnnlib(inst.vnnlib), verdict.witness)
+            check = check_witness(net, load(inst.vnnlib), verdict.witness)
             valid, reason = check.valid, check.reason
         outcome = score(inst.kind, verdict.result, valid, reason)
         total += outcome.points

@@ -235,7 +235,7 @@ def confirm_planted(bench: Benchmark) -> int:
     """Replay every planted counterexample on its network; one that no longer violates makes its
     instance unlabelled. Returns how many were removed."""
     from harness.verify.replay import Network, check_witness
-    from harness.verify.vnnlib import read_vnnlib
+    from harness.vnnlib import load
 
     nets: dict[Path, Network] = {}
     removed = 0
@@ -243,7 +243,7 @@ def confirm_planted(bench: Benchmark) -> int:
         if inst.kind != PLANTED:
             continue
         net = nets.setdefault(inst.onnx, Network(inst.onnx))
-        check = check_witness(net, read_vnnlib(inst.vnnlib), inst.counterexample)
+        check = check_witness(net, load(inst.vnnlib), inst.counterexample)
         if not check.valid:
             inst.kind = UNLABELLED
             inst.note = f"planted counterexample does not violate on this network: {check.reason}"

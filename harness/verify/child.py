@@ -1,8 +1,9 @@
 """``python -m harness.verify.child``: one Python verifier on one instance, in this fresh process.
 
 Reads a JSON request on stdin (verifier, parameters, network, property, timeout, result file),
-loads the plugins, calls the verifier's ``verify`` and writes a VNN-COMP result file, with a JSON
-sidecar (``result.json``) for what that file cannot hold: the verifier's ``info`` and errors.
+loads the plugins, calls ``verify(onnx_path, vnnlib_path, timeout_s, **params)`` with the time
+left after this interpreter's start, and writes a VNN-COMP result file, with a JSON sidecar
+(``result.json``) for what that file cannot hold: the verifier's ``info`` and errors.
 """
 
 from __future__ import annotations
@@ -16,8 +17,13 @@ from pathlib import Path
 from harness.verify.results import UNKNOWN, VERDICTS, write_result_file
 
 
-def _answer(result_path: Path, result: str, witness=None, outputs=None, info=None, error=None) -> None:
-    write_result_file(result_path, result, witness, outputs)
+def _answer(result_path: Path, result: str, witness=None, info=None, error=None) -> None:
+    x = y = None
+    if isinstance(witness, dict):
+        x, y = witness.get("x"), witness.get("y")
+    elif witness is not None:
+        x = witness
+    write_result_file(result_path, result, x, y)
     result_path.with_suffix(".json").write_text(json.dumps({"info": info or {}, "error": error}, default=str))
 
 
@@ -27,18 +33,11 @@ def main() -> int:
     result_path = Path(req["result"])
     # The time already spent (this interpreter's start) counts against the verifier.
     remaining = req["timeout_s"] - max(0.0, time.time() - req.get("started", time.time()))
-    deadline = time.monotonic() + remaining
     try:
-        from harness.api import VerifyContext
         from harness.plugins import load_host
 
         spec = load_host(req.get("plugins_dir")).registry.get("verifier", req["verifier"]).spec
-        workdir = Path(req["workdir"])
-        workdir.mkdir(parents=True, exist_ok=True)
-        ctx = VerifyContext(onnx_path=Path(req["onnx"]), vnnlib_path=Path(req["vnnlib"]),
-                            timeout_s=float(req["timeout_s"]), params=req["params"], workdir=workdir,
-                            deadline=deadline)
-        out = spec.verify(ctx)
+        out = spec.verify(Path(req["onnx"]), Path(req["vnnlib"]), max(remaining, 0.1), **req["params"])
     except Exception as exc:  # noqa: BLE001 - a verifier's crash is an unknown verdict with its reason
         _answer(result_path, UNKNOWN, error=f"{type(exc).__name__}: {exc}",
                 info={"traceback": traceback.format_exc()[-4000:]})
@@ -48,7 +47,7 @@ def main() -> int:
         _answer(result_path, UNKNOWN, error=f"verifier {req['verifier']} returned {shown!r}; expected a dict "
                                              f"with result one of {', '.join(VERDICTS)}")
         return 0
-    _answer(result_path, out["result"], out.get("witness"), out.get("outputs"), out.get("info"), out.get("error"))
+    _answer(result_path, out["result"], out.get("witness"), out.get("info"), out.get("error"))
     return 0
 
 

@@ -88,8 +88,8 @@ def run_verifier(spec: Any, params: Mapping[str, Any], onnx_path: str | Path, vn
     if spec.tool is not None:
         return _run_tool(spec, params, onnx_path, vnnlib_path, timeout_s, workdir, result_file, grace_s)
     request = {"verifier": spec.name, "params": dict(params), "onnx": str(onnx_path), "vnnlib": str(vnnlib_path),
-               "timeout_s": timeout_s, "workdir": str(workdir / "scratch"), "result": str(result_file),
-               "plugins_dir": plugins_dir, "started": time.time()}
+               "timeout_s": timeout_s, "result": str(result_file), "plugins_dir": plugins_dir,
+               "started": time.time()}
     code, took = _run([sys.executable, "-m", "harness.verify.child"], limit_s=timeout_s + grace_s,
                       workdir=workdir, stem="child", stdin=json.dumps(request))
     if code is None:

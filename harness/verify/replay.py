@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.verify.vnnlib import Property
+from harness.vnnlib import Property
 
 #: VNN-COMP's tolerance on a witness's inputs.
 INPUT_TOL = 1e-4
@@ -69,20 +69,26 @@ def check_witness(network: Network | str | Path, prop: Property, witness: Any,
 
     if witness is None:
         return WitnessCheck(False, "no witness")
-    x = np.asarray(witness, dtype=np.float64).reshape(-1)
-    if x.size != prop.n_inputs:
-        return WitnessCheck(False, f"the witness has {x.size} inputs, the property {prop.n_inputs}")
+    if isinstance(witness, dict):
+        witness = witness.get("x")
+    try:
+        x = np.asarray(witness, dtype=np.float64).reshape(-1)
+    except (TypeError, ValueError):
+        return WitnessCheck(False, "the witness's inputs are not numbers")
+    n_in = len(prop.lower)
+    if x.size != n_in:
+        return WitnessCheck(False, f"the witness has {x.size} inputs, the property {n_in}")
     if not np.all(np.isfinite(x)):
         return WitnessCheck(False, "the witness has a non-finite input")
-    if not prop.in_box(x, input_tol):
+    if not prop.contains(list(x), atol=input_tol):
         return WitnessCheck(False, f"the witness lies outside the property's box (tolerance {input_tol:g})")
     net = network if isinstance(network, Network) else Network(network)
-    if net.n_inputs != prop.n_inputs:
-        return WitnessCheck(False, f"the network takes {net.n_inputs} inputs, the property declares {prop.n_inputs}")
+    if net.n_inputs != n_in:
+        return WitnessCheck(False, f"the network takes {net.n_inputs} inputs, the property declares {n_in}")
     y = net(x)
-    if y.size != prop.n_outputs:
-        return WitnessCheck(False, f"the network gives {y.size} outputs, the property declares {prop.n_outputs}",
+    if y.size != prop.num_outputs:
+        return WitnessCheck(False, f"the network gives {y.size} outputs, the property declares {prop.num_outputs}",
                             outputs=y)
-    if not prop.violated_by(x, y, input_tol):
+    if not prop.is_unsafe(list(y)):
         return WitnessCheck(False, "replayed in onnxruntime, the witness's outputs satisfy the property", outputs=y)
     return WitnessCheck(True, "replayed in onnxruntime: violates the property", outputs=y)

@@ -15,9 +15,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-#: The verdicts a verifier can give.
-HOLDS, VIOLATED, UNKNOWN, TIMEOUT = "holds", "violated", "unknown", "timeout"
-VERDICTS = (HOLDS, VIOLATED, UNKNOWN, TIMEOUT)
+from harness.vnnlib import VERDICTS
+
+#: The verdicts a verifier can give (:data:`harness.vnnlib.VERDICTS`).
+HOLDS, VIOLATED, UNKNOWN, TIMEOUT = VERDICTS
 
 #: Result-file words (VNN-COMP 2022 on, and the 2021 words) and the verdict each means.
 WORDS = {

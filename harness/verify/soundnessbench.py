@@ -198,7 +198,7 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
     from harness.artifacts import export_onnx
     from harness.verify.attack import stack_outputs, strong_pgd
     from harness.verify.replay import Network, check_witness
-    from harness.verify.vnnlib import format_vnnlib, read_vnnlib, robustness_outputs
+    from harness.vnnlib import load, robustness
 
     if recipe.arch not in ARCHS:
         raise ValueError(f"unknown architecture {recipe.arch!r} (known: {', '.join(ARCHS)})")
@@ -222,7 +222,7 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
         trained_s = time.perf_counter() - t0
         X = torch.tensor(pts, dtype=torch.float32).reshape(-1, *shape)
         lo, hi = torch.clamp(X - eps, -r, r), torch.clamp(X + eps, -r, r)
-        a, b = stack_outputs(robustness_outputs(1, 2))
+        a, b = stack_outputs(robustness([0.0], [0.0], 1, 2).matrices())
         gen = torch.Generator().manual_seed(recipe.seed + 1)
         with torch.no_grad():
             correct = (_margin(model(X)) > 0).numpy()
@@ -238,8 +238,8 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
         def write(i: int, x: Any) -> Any:
             lo_i, hi_i = np.maximum(x - eps, -r), np.minimum(x + eps, r)
             path = folder / "vnnlib" / f"{i}.vnnlib"
-            path.write_text(format_vnnlib(lo_i, hi_i, robustness_outputs(1, 2), 2,
-                                          comment=f"SoundnessBench-style instance {i} ({recipe.arch}), label 1"))
+            path.write_text(f"; SoundnessBench-style instance {i} ({recipe.arch}), label 1\n"
+                            + robustness(lo_i, hi_i, 1, 2).text())
             return path
 
         for j in range(n_pl + n_cl):
@@ -256,7 +256,7 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
                 continue
             i = len(rows)
             path = write(i, pts[j])
-            if planted and not check_witness(net, read_vnnlib(path), cex[j]).valid:
+            if planted and not check_witness(net, load(path), cex[j]).valid:
                 rejected["planted_not_misclassified"] += 1
                 path.unlink()
                 continue

@@ -222,6 +222,26 @@ def load_imagefolder(ctx: DatasetContext) -> Splits:
     )
 
 
+def imagefolder_example(workdir: Path) -> dict:
+    """A small image folder for ``harness check-plugin``: 3 classes of 10 seeded 8x8 PNGs.
+
+    Returns the parameters that load it (``root`` and a grayscale 8x8 size).
+    """
+    import numpy as np
+    from PIL import Image
+
+    rng = np.random.default_rng(0)
+    root = Path(workdir) / "images"
+    for c in range(3):
+        folder = root / f"class{c}"
+        folder.mkdir(parents=True, exist_ok=True)
+        for i in range(10):
+            # Each class has its own brightness, so the images are learnable as well as readable.
+            pixels = np.clip(rng.normal(60 + 70 * c, 20, size=(8, 8)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(folder / f"{i}.png")
+    return {"root": str(root), "size": [8, 8], "grayscale": True}
+
+
 # --------------------------------------------------------------------------- registration
 
 DIGITS = DatasetSpec(
@@ -254,6 +274,7 @@ IMAGEFOLDER = DatasetSpec(
         Param("split_seed", int, default=0, help="seed of the split"),
     ),
     description="images in class folders (png, jpg, jpeg, bmp), resized and scaled to [0, 1]",
+    example=imagefolder_example,
 )
 
 

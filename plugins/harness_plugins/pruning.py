@@ -1,6 +1,12 @@
 """Unstructured pruning with ``torch.nn.utils.prune``: ``dense``, ``random``, ``global-magnitude``
 and ``layer-magnitude``.
 
+- ``random``: Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (the baseline every
+  scoring rule must beat);
+- ``global-magnitude`` and ``layer-magnitude``: Han et al. 2015, Learning both Weights and Connections
+  for Efficient Neural Networks, compared as in Blalock et al. 2020, What is the State of Neural
+  Network Pruning? (ShrinkBench).
+
 Each method prunes the ``weight`` of every ``nn.Conv2d`` and ``nn.Linear`` (biases untouched)
 and then calls ``prune.remove`` so the zeros are baked into plain weight tensors: the artifact
 is an ordinary module, saved and exported to ONNX like the dense one.
@@ -12,18 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, Param, hookimpl
-
-SCOPE = "conv+linear weights"
-
-
-def prunable(module: Any) -> list[tuple[Any, str]]:
-    """``(layer, "weight")`` for every Conv2d and Linear layer of ``module``, in module order."""
-    from torch import nn
-
-    targets = [(m, "weight") for m in module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
-    if not targets:
-        raise ValueError(f"nothing to prune: {type(module).__name__} has no Conv2d or Linear layer")
-    return targets
+from harness_plugins._layers import SCOPE, prunable
 
 
 def _finish(targets: list[tuple[Any, str]]) -> None:

@@ -56,3 +56,31 @@ def harness_register_methods(register):
 def harness_register_backends(register):
     register(BackendSpec(name="faulty-backend", session=FaultySession, accepts=("onnx",),
                          params=(Param("mode", str, choices=MODES),)))
+    register_ray_backends(register)
+
+
+class RayKillerSession(FaultySession):
+    """Kills the process that started the cell's worker (a Ray worker, under --executor ray) once or always."""
+
+    def __init__(self, artifact, params):
+        super().__init__(artifact, {"mode": "ok"})
+        self.marker = params["marker"]
+        self.always = params["always"]
+
+    def time(self, batches, plan):
+        import signal
+
+        if self.always or not os.path.exists(self.marker):
+            open(self.marker, "a").close()
+            os.kill(os.getppid(), signal.SIGKILL)
+            time.sleep(60)  # the worker dies with its parent (PR_SET_PDEATHSIG)
+        return super().time(batches, plan)
+
+
+def register_ray_backends(register):
+    """Backends for the ray executor's tests: one kills its Ray worker, one needs a resource no node has."""
+    register(BackendSpec(name="ray-killer", session=RayKillerSession, accepts=("onnx",),
+                         params=(Param("marker", str), Param("always", bool, default=False))))
+    register(BackendSpec(name="needs-unicorn", session=FaultySession, accepts=("onnx",),
+                         params=(Param("mode", str, default="ok", choices=MODES),),
+                         resources=lambda params: {"unicorn": 1}))

@@ -76,6 +76,52 @@ def trained_lenet5(model_ctx: Callable[..., ModelContext]) -> Any:
     return module.eval()
 
 
+@pytest.fixture(scope="session")
+def trained(model_ctx: Callable[..., ModelContext], trained_lenet5: Any) -> Callable[[str], Any]:
+    """``trained(name)``: mlp, lenet5 or resnet-small trained with its reference recipe on digits (seed 0),
+    once per session. Methods get a deep copy, so the cached module stays dense."""
+    from harness_plugins.models import MLP, RESNET_SMALL
+
+    cache = {"lenet5": trained_lenet5}
+
+    def get(name: str) -> Any:
+        if name not in cache:
+            spec = {"mlp": MLP, "resnet-small": RESNET_SMALL}[name]
+            ctx = model_ctx(spec)
+            module = build(spec, ctx)
+            spec.train(module, ctx)
+            cache[name] = module.eval()
+        return cache[name]
+
+    return get
+
+
+def layers(module: Any) -> list:
+    """The Conv2d and Linear layers of a module, in module order."""
+    import torch
+
+    return [m for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
+
+
+def weight_sparsity(module: Any) -> float:
+    """Share of zeros over the conv and linear weights (the pruning methods' claimed scope)."""
+    weights = [m.weight for m in layers(module)]
+    return sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+
+
+def predictions(module: Any, x: Any) -> Any:
+    """Top-1 predictions of a torch module on numpy inputs."""
+    import torch
+
+    with torch.no_grad():
+        return module.eval()(torch.from_numpy(x)).argmax(1).numpy()
+
+
+def agreement(a: Any, b: Any, x: Any) -> float:
+    """Share of inputs on which two torch modules predict the same class."""
+    return float((predictions(a, x) == predictions(b, x)).mean())
+
+
 @pytest.fixture
 def apply_ctx(digits: Splits, tmp_path: Path) -> Callable[..., ApplyContext]:
     """A factory of method contexts on digits, with a fresh workdir each."""
@@ -91,8 +137,10 @@ def apply_ctx(digits: Splits, tmp_path: Path) -> Callable[..., ApplyContext]:
 
 
 def make_artifact(folder: Path, module: Any = None, onnx_file: Path | None = None,
-                  input_shape: tuple[int, ...] = (1, 8, 8)) -> Artifact:
-    """An artifact folder holding ``module.pt`` and/or ``model.onnx``, opened with ``Artifact.open``."""
+                  input_shape: tuple[int, ...] = (1, 8, 8), export: bool = True, **manifest_extra: Any) -> Artifact:
+    """An artifact folder holding ``module.pt`` and/or ``model.onnx`` (``export=False``: no ONNX export of
+    the module), opened with ``Artifact.open``; ``manifest_extra`` (``encodings``, ``analysis``, ...) goes
+    into its manifest."""
     import shutil
 
     import torch
@@ -102,13 +150,13 @@ def make_artifact(folder: Path, module: Any = None, onnx_file: Path | None = Non
     if module is not None:
         torch.save(module, folder / "module.pt")
         formats.append("torch")
-        if onnx_file is None:
+        if onnx_file is None and export:
             export_onnx(module, folder / "model.onnx")
             formats.append("onnx")
     if onnx_file is not None:
         shutil.copyfile(onnx_file, folder / "model.onnx")
         formats.append("onnx")
-    manifest = {"key": "test", "formats": formats, "input_shape": list(input_shape)}
+    manifest = {"key": "test", "formats": formats, "input_shape": list(input_shape), **manifest_extra}
     (folder / "artifact.json").write_text(json.dumps(manifest))
     return Artifact.open(folder)
 
@@ -119,4 +167,5 @@ def h() -> Any:
     from types import SimpleNamespace
 
     return SimpleNamespace(defaults=defaults, export_onnx=export_onnx, build=build,
-                           make_artifact=make_artifact)
+                           make_artifact=make_artifact, layers=layers, weight_sparsity=weight_sparsity,
+                           predictions=predictions, agreement=agreement)

@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, cache_dir, hookimpl
+from harness.api import Artifact, BackendSpec, Param, Skip, cache_dir, hookimpl
 
 TRANSPORTS = ("auto", "native", "ssh", "qemu")
 SUITE = "bookworm"
@@ -194,7 +194,7 @@ def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
 
     if transport == "native":
         if not is_aarch64():
-            raise RuntimeError(f"transport native needs an aarch64 host; this one is {platform.machine()}")
+            raise Skip(f"transport native needs an aarch64 host; this one is {platform.machine()}")
         return [sys.executable, runner_files()["onnx_runner.py"]]
     if transport == "ssh":
         if not params["host"]:
@@ -203,7 +203,7 @@ def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
         return [*_ssh_base(params), params["python"], f"{remote}/onnx_runner.py"]
     root = Path(params["root"]) if params["root"] else root_dir()
     if not (root / ".harness-ready").is_file():
-        raise RuntimeError(f"no emulated arm64 root at {root}: run 'harness setup arm' (as root) first")
+        raise Skip(f"no emulated arm64 root at {root}: run 'harness setup arm' (as root) first")
     ensure_binfmt()
     # No /sys in the chroot: onnxruntime's aarch64 build segfaults under qemu when it can read the host's.
     return ["chroot", str(root), "/usr/bin/env", f"PYTHONPATH={SITE}:{RUNNER}", "/usr/bin/python3",
@@ -239,9 +239,15 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
     return out
 
 
+def resources(params: Mapping[str, Any]) -> dict:
+    """Ray resources: an aarch64 node natively, a node with the emulated root for qemu, any for ssh."""
+    transport = pick_transport(params)
+    return {"native": {"aarch64": 1}, "qemu": {"arm_qemu": 1}}.get(transport, {})
+
+
 ARM = BackendSpec(
     name="arm", session=open_session, accepts=("onnx",), available=available, fingerprint=fingerprint,
-    setup=setup,
+    setup=setup, resources=resources,
     params=(
         Param("transport", str, default="auto", choices=TRANSPORTS,
               help="auto: native on aarch64, else ssh when host is set, else qemu"),

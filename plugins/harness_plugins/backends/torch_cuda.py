@@ -234,6 +234,7 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
 TORCH_CUDA = BackendSpec(
     name="torch-cuda", session=open_session, accepts=("torch",), available=available,
     fingerprint=fingerprint,
+    resources=lambda params: {"GPU": 1},
     params=(
         Param("dtype", str, default="fp32", choices=DTYPES, help="compute dtype of weights and inputs"),
         Param("mode", str, default="graph", choices=MODES,

@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, cache_dir, hookimpl
+from harness.api import Artifact, BackendSpec, Param, Skip, cache_dir, hookimpl
 
 RUNNER_DIR = Path(__file__).with_name("wasm_runner")
 PACKAGE = json.loads((RUNNER_DIR / "package.json").read_text())
@@ -45,7 +45,7 @@ def ensure_installed(base: Path | None = None) -> Path:
         return target
     problem = _missing_tools()
     if problem:
-        raise RuntimeError(problem)
+        raise Skip(problem)
     target.parent.mkdir(parents=True, exist_ok=True)
     with open(target.parent / ".install.lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
@@ -97,6 +97,7 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
 WASM = BackendSpec(
     name="wasm", session=open_session, accepts=("onnx",), available=available, fingerprint=fingerprint,
     setup=setup,
+    resources=lambda params: {"wasm": 1},
     params=(Param("threads", int, default=1, min=1, help="WebAssembly threads (ort.env.wasm.numThreads)"),),
     description=f"onnxruntime-web {ORT_WEB_VERSION}, wasm execution provider, in Node.js; timed inside Node",
 )

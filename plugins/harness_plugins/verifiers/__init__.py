@@ -1,83 +1,85 @@
 """Built-in verifiers: ``ibp`` and ``crown`` (sound, incomplete), ``milp`` (complete, HiGHS),
 ``pgd`` (a falsifier), and ``unsound-pgd``, a deliberately unsound canary for soundness benchmarks.
 
-Each runs in its own process per instance (the host's ``harness.verify.child``); this module
-imports nothing heavy, the verify functions do.
+Each runs in its own process per instance (the host's ``harness.verify.child``) as
+``verify(onnx_path, vnnlib_path, timeout_s, **params)``; this module imports nothing heavy,
+the verify functions do.
 """
 
 from __future__ import annotations
 
 import time
+from pathlib import Path
 from typing import Any
 
-from harness.api import Param, VerifierSpec, VerifyContext, hookimpl
+from harness.api import Param, VerifierSpec, hookimpl
 
 
 def _unsupported(exc: Exception) -> dict:
     return {"result": "unknown", "error": f"unsupported network: {exc}", "info": {"unsupported": str(exc)}}
 
 
-def _load(ctx: VerifyContext) -> tuple[Any, Any]:
+def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]:
+    """The network, and the property's box and output conjunctions as numpy arrays."""
+    import numpy as np
+
+    from harness.vnnlib import load
     from harness_plugins.verifiers.network import load_network
 
-    net = load_network(ctx.onnx_path)
-    prop = ctx.property()
-    if prop.n_inputs != net.n_inputs or prop.n_outputs != net.n_outputs:
-        raise ValueError(f"the property declares {prop.n_inputs} inputs and {prop.n_outputs} outputs, the "
+    net = load_network(onnx_path)
+    prop = load(vnnlib_path)
+    if len(prop.lower) != net.n_inputs or prop.num_outputs != net.n_outputs:
+        raise ValueError(f"the property declares {len(prop.lower)} inputs and {prop.num_outputs} outputs, the "
                          f"network has {net.n_inputs} and {net.n_outputs}")
-    return net, prop
+    return net, prop, np.array(prop.lower, dtype=np.float64), np.array(prop.upper, dtype=np.float64), prop.matrices()
 
 
-def verify_bounds(ctx: VerifyContext, method: str) -> dict:
-    """Prove every box of the property with IBP or CROWN bounds: ``holds``, else ``unknown``."""
+def _witness(x: Any, y: Any) -> dict:
+    return {"x": [float(v) for v in x], "y": [float(v) for v in y]}
+
+
+def verify_bounds(onnx_path: Path, vnnlib_path: Path, method: str) -> dict:
+    """Prove the property with IBP or CROWN bounds: ``holds``, else ``unknown``."""
     from harness_plugins.verifiers.bounds import prove
     from harness_plugins.verifiers.network import Unsupported
 
     try:
-        net, prop = _load(ctx)
+        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    margins = []
-    for lower, upper, outputs in prop.boxes():
-        proved, info = prove(net, lower, upper, outputs, method)
-        margins.append(info["margins"])
-        if not proved:
-            return {"result": "unknown", "info": {"method": method, "margins": margins}}
-    return {"result": "holds", "info": {"method": method, "margins": margins}}
+    proved, info = prove(net, lower, upper, outputs, method)
+    return {"result": "holds" if proved else "unknown", "info": {"method": method, **info}}
 
 
-def verify_ibp(ctx: VerifyContext) -> dict:
+def verify_ibp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
     """Interval bound propagation."""
-    return verify_bounds(ctx, "ibp")
+    return verify_bounds(onnx_path, vnnlib_path, "ibp")
 
 
-def verify_crown(ctx: VerifyContext) -> dict:
+def verify_crown(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
     """CROWN's backward linear relaxation."""
-    return verify_bounds(ctx, "crown")
+    return verify_bounds(onnx_path, vnnlib_path, "crown")
 
 
-def verify_milp(ctx: VerifyContext) -> dict:
-    """Exact MILP encoding per box, solved by HiGHS within the timeout."""
+def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
+    """Exact MILP encoding, solved by HiGHS within the timeout."""
     from harness_plugins.verifiers.milp import verify_box
     from harness_plugins.verifiers.network import Unsupported
 
+    deadline = time.monotonic() + timeout_s - 0.5
     try:
-        net, prop = _load(ctx)
+        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    outcome: dict = {"result": "holds", "info": {"boxes": []}}
-    for lower, upper, outputs in prop.boxes():
-        res = verify_box(net, lower, upper, outputs, ctx.deadline - 1.0)
-        outcome["info"]["boxes"].append(res.get("info", {}))
-        if res["result"] == "violated":
-            return {**res, "info": outcome["info"]}
-        if res["result"] != "holds":
-            outcome["result"] = res["result"]
-    return outcome
+    res = verify_box(net, lower, upper, outputs, deadline)
+    if res["result"] == "violated":
+        res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
+    return res
 
 
-def _attack(ctx: VerifyContext, restarts: int, schedule: tuple) -> tuple[dict | None, dict]:
-    """Run PGD on every box; a ``violated`` result with its witness, or ``None``."""
+def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int, schedule: tuple,
+            seed: int) -> tuple[dict | None, dict]:
+    """Run PGD on the property's box; a ``violated`` result with its witness, or ``None``."""
     import numpy as np
     import torch
 
@@ -86,45 +88,40 @@ def _attack(ctx: VerifyContext, restarts: int, schedule: tuple) -> tuple[dict | 
     from harness_plugins.verifiers.torchnet import to_torch
 
     try:
-        net, prop = _load(ctx)
+        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc), {}
     torch.set_num_threads(1)
-    forward = to_torch(net)
-    generator = torch.Generator().manual_seed(int(ctx.params.get("seed", 0)))
-    best = float("inf")
-    for lower, upper, outputs in prop.boxes():
-        if time.monotonic() > ctx.deadline - 1.0:
-            return {"result": "timeout", "info": {"best_margin": best}}, {}
-        a, b = stack_outputs(outputs, torch.float64)
-        lo = torch.tensor(lower, dtype=torch.float64).unsqueeze(0)
-        hi = torch.tensor(upper, dtype=torch.float64).unsqueeze(0)
-        x, m = strong_pgd(forward, lo, hi, a, b, restarts=restarts, schedule=schedule, generator=generator)
-        best = min(best, float(m[0]))
-        if float(m[0]) <= 0:
-            witness = x[0].numpy()
-            out = net.forward(witness)[0]
-            if any(np.all(oa @ out <= ob) for oa, ob in outputs):
-                return {"result": "violated", "witness": witness, "outputs": out,
-                        "info": {"margin": float(m[0])}}, {}
+    generator = torch.Generator().manual_seed(seed)
+    a, b = stack_outputs(outputs, torch.float64)
+    lo = torch.tensor(lower, dtype=torch.float64).unsqueeze(0)
+    hi = torch.tensor(upper, dtype=torch.float64).unsqueeze(0)
+    x, m = strong_pgd(to_torch(net), lo, hi, a, b, restarts=restarts, schedule=schedule, generator=generator)
+    best = float(m[0])
+    if best <= 0:
+        witness = x[0].numpy()
+        out = net.forward(witness)[0]
+        if any(np.all(oa @ out <= ob) for oa, ob in outputs):
+            return {"result": "violated", "witness": _witness(witness, out), "info": {"margin": best}}, {}
     return None, {"best_margin": best}
 
 
-def verify_pgd(ctx: VerifyContext) -> dict:
+def verify_pgd(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int = 50, steps: int = 100,
+               seed: int = 0) -> dict:
     """A falsifier: ``violated`` with a witness when PGD finds one, else ``unknown`` (never ``holds``)."""
-    p = ctx.params
-    found, info = _attack(ctx, p["restarts"], tuple((s, p["steps"]) for s in (0.25, 0.1, 0.02)))
+    found, info = _attack(onnx_path, vnnlib_path, timeout_s, restarts, tuple((s, steps) for s in (0.25, 0.1, 0.02)),
+                          seed)
     return found or {"result": "unknown", "info": info}
 
 
-def verify_unsound_pgd(ctx: VerifyContext) -> dict:
+def verify_unsound_pgd(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int = 2, steps: int = 10,
+                       seed: int = 0) -> dict:
     """DELIBERATELY UNSOUND: ``holds`` whenever a short PGD attack finds no counterexample.
 
     Attack-based "verification" is the classic soundness bug; a benchmark that hides its
     counterexamples from attacks must catch this verifier on every planted instance.
     """
-    p = ctx.params
-    found, info = _attack(ctx, p["restarts"], ((0.25, p["steps"]),))
+    found, info = _attack(onnx_path, vnnlib_path, timeout_s, restarts, ((0.25, steps),), seed)
     if found is not None:
         return found
     return {"result": "holds", "info": {**info, "note": "deliberately unsound: no attack succeeded"}}

@@ -1,0 +1,96 @@
+"""The minimal VNN-LIB reader: box inputs, output constraints in DNF, clear refusals outside the subset."""
+
+import pytest
+
+from harness.vnnlib import Atom, Property, VnnlibError, parse
+
+ROBUSTNESS = """
+; a VNN-COMP style local robustness property: is class 0 ever beaten?
+(declare-const X_0 Real)
+(declare-const X_1 Real)
+(declare-const Y_0 Real)
+(declare-const Y_1 Real)
+(declare-const Y_2 Real)
+(assert (<= X_0 0.5))
+(assert (>= X_0 -0.5))
+(assert (and (>= X_1 0.0) (<= X_1 1.0)))
+(assert (or
+    (and (>= Y_1 Y_0))
+    (and (>= Y_2 Y_0) (<= Y_2 3))
+))
+"""
+
+
+def test_parses_box_and_disjunction():
+    prop = parse(ROBUSTNESS)
+    assert prop.lower == (-0.5, 0.0) and prop.upper == (0.5, 1.0)
+    assert prop.num_outputs == 3
+    assert prop.unsafe == ((Atom("Y_0", "Y_1"),), (Atom("Y_0", "Y_2"), Atom("Y_2", 3.0)))
+
+
+@pytest.mark.parametrize("y, unsafe", [
+    ([1.0, 0.0, 0.0], False),   # class 0 wins
+    ([1.0, 2.0, 0.0], True),    # Y_1 >= Y_0
+    ([1.0, 0.0, 2.0], True),    # Y_2 >= Y_0 and Y_2 <= 3
+    ([1.0, 0.0, 4.0], False),   # Y_2 >= Y_0 but Y_2 > 3
+])
+def test_unsafe_set(y, unsafe):
+    assert parse(ROBUSTNESS).is_unsafe(y) is unsafe
+
+
+def test_tolerance_on_outputs_and_box():
+    prop = parse(ROBUSTNESS)
+    assert not prop.is_unsafe([1.0, 0.99995, 0.0])
+    assert prop.is_unsafe([1.0, 0.99995, 0.0], atol=1e-4)
+    assert prop.contains([0.5, 1.0]) and not prop.contains([0.50001, 1.0])
+    assert prop.contains([0.50001, 1.0], atol=1e-4)
+    assert not prop.contains([0.0])  # wrong length
+
+
+def test_text_round_trip():
+    prop = parse(ROBUSTNESS)
+    assert parse(prop.text()) == prop
+
+
+def test_strict_comparisons_read_as_non_strict():
+    prop = parse("(declare-const X_0 Real)(declare-const Y_0 Real)"
+                 "(assert (> X_0 -1))(assert (< X_0 1))(assert (> Y_0 2))")
+    assert prop.lower == (-1.0,) and prop.upper == (1.0,)
+    assert prop.unsafe == ((Atom(2.0, "Y_0"),),)
+
+
+def test_several_output_asserts_are_conjoined():
+    prop = parse("(declare-const X_0 Real)(declare-const Y_0 Real)(declare-const Y_1 Real)"
+                 "(assert (>= X_0 0))(assert (<= X_0 1))"
+                 "(assert (or (>= Y_0 1) (>= Y_1 1)))(assert (<= Y_0 5))")
+    assert prop.is_unsafe([2.0, 0.0]) and prop.is_unsafe([0.0, 2.0])
+    assert not prop.is_unsafe([6.0, 0.0]) and not prop.is_unsafe([0.0, 0.0])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (<= X_0 1))(assert (>= Y_0 0))",
+     "inputs without both bounds: X_0"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))",
+     "no output constraint"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
+     "(assert (<= (+ Y_0 Y_0) 1))", "only variables and numbers"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
+     "(assert (<= Y_0 X_0))", "mixing inputs and outputs"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (or (>= X_0 0) (<= X_0 1)))(assert (<= Y_0 0))",
+     "input constraints must be bounds"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
+     "(assert (<= Y_3 0))", "Y_3 is used but not declared"),
+    ("(declare-const X_0 Real)(assert (>= X_0 0)", "unbalanced '('"),
+    ("(declare-fun f (Real) Real)", "unsupported command"),
+    ("(declare-const Z_0 Real)", "unsupported declaration"),
+])
+def test_refuses_what_it_cannot_read(text, message):
+    with pytest.raises(VnnlibError) as info:
+        parse(text)
+    assert message in str(info.value)
+
+
+def test_property_written_by_hand_matches_the_parser():
+    prop = Property(lower=(0.0,), upper=(1.0,), num_outputs=1, unsafe=((Atom(0.5, "Y_0"),),))
+    assert parse(prop.text()) == prop
+    assert prop.is_unsafe([0.7]) and not prop.is_unsafe([0.2])
