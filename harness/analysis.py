@@ -56,6 +56,14 @@ def onnx_param_counts(path: Path) -> dict:
     return {"params": total, "nonzero_params": nonzero, "weights": weights, "nonzero_weights": nonzero_weights}
 
 
+def output_channels(module: Any) -> dict[str, int]:
+    """``{layer name: output channels}`` of every Conv and Linear layer, in module order."""
+    import torch
+
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    return {name: int(m.weight.shape[0]) for name, m in module.named_modules() if isinstance(m, layers)}
+
+
 def flop_counts(module: Any, input_shape: tuple[int, ...]) -> dict:
     """Dense and non-zero FLOPs of one batch-1 forward pass, per ShrinkBench.
 

@@ -202,11 +202,13 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
                         "return the compressed torch.nn.Module (ctx.module changed in place will do), or the "
                         "path of an ONNX file written under ctx.workdir")
     shutil.rmtree(work, ignore_errors=True)
-    from harness.analysis import flop_counts
+    from harness.analysis import flop_counts, output_channels
 
     analysis = flop_counts(analysed, input_shape)
     # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
     analysis["reference_flops"] = flop_counts(module, input_shape)["flops"]
+    # The dense model's output channels per layer: what structured pruning's claims are measured against.
+    analysis["reference_channels"] = output_channels(module)
     claims = dict(spec.claims(method.params)) if spec.claims else {}
     manifest = {
         "key": key, "formats": formats, "input_shape": list(input_shape),

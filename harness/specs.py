@@ -480,9 +480,6 @@ class CellContext:
     :param time_in_processes: ``time_in_processes(batches, plan, processes) -> list[TimingResult]``:
         time the cell's backend in that many fresh processes, one after another (pyperf's worker
         processes), each opening its own session; ``None`` for suites that are not per backend.
-    :param open_backend: ``open_backend(name, params=None) -> Session``: a session of *another*
-        backend on the same artifact (the soundness suite's reference backend); raises
-        :class:`Skip` when that backend is not available or cannot run the artifact.
     :param verifier_name: the cell's verifier, for suites with ``per_verifier`` (else ``None``).
     :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> harness.verify.results.Verdict``:
         run the cell's verifier on one instance, in its own process (``None`` without a verifier).
@@ -500,7 +497,6 @@ class CellContext:
     backend_name: str | None = None
     is_baseline: bool = False
     time_in_processes: Callable[..., list] | None = None
-    open_backend: Callable[..., Session] | None = None
     verifier_name: str | None = None
     verify: Callable[..., Any] | None = None
     benchmark: Any = None

@@ -154,7 +154,6 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
                           settings=task["settings"], open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
                           is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
-                          open_backend=None if artifact is None else _backend_opener(registry, artifact),
                           verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir)
         stage = enter("suite")
         try:
@@ -193,30 +192,6 @@ def _scratch(cache_dir: Path) -> Path:
     folder = cache_dir / "scratch"
     folder.mkdir(parents=True, exist_ok=True)
     return folder
-
-
-def _backend_opener(registry: Any, artifact: Any) -> Any:
-    """``open_backend(name, params=None) -> Session`` on ``artifact`` (the soundness suite's reference)."""
-    from harness.params import ParamError, validate
-
-    def open_backend(name: str, params: dict | None = None) -> Any:
-        try:
-            spec = registry.get("backend", name).spec
-        except KeyError as exc:
-            raise Skip(f"reference backend: {exc.args[0]}") from None
-        try:
-            checked = validate(spec.params, params or {}, where=f"backend {name}")
-        except ParamError as exc:
-            raise Skip(f"reference backend: {exc}") from None
-        ok, reason = spec.available()
-        if not ok:
-            raise Skip(f"reference backend {name} is not available: {reason}")
-        if not set(spec.accepts) & set(artifact.formats):
-            raise Skip(f"reference backend {name} runs {'/'.join(spec.accepts)}; the artifact has "
-                       f"{'/'.join(artifact.formats)}")
-        return spec.session(artifact, checked)
-
-    return open_backend
 
 
 def _verifier_runner(spec: Any, params: dict, workdir: Path, plugins_dir: str | None) -> Any:

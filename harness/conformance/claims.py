@@ -1,146 +1,57 @@
-"""Do a method's claims hold on the artifact it built?
+"""Do a method's claims hold on the artifact it built? (``harness check-plugin``'s claims clauses)
 
-Checked claims (keys of ``MethodSpec.claims(params)``):
-
-- ``sparsity``: the share of zeros over ``sparsity_scope`` is within 0.5 percentage points.
-  Scopes: ``"conv+linear weights"`` and ``"weights"`` (tensors of two or more dimensions,
-  the default) or ``"all parameters"``.
-- ``channel_sparsity``: the share of output channels (dimension-0 slices of conv and linear
-  weights) that are entirely zero is within 0.5 percentage points (torch artifacts).
-- ``weight_bits``: every weight tensor holds at most ``2 ** weight_bits`` distinct values.
-- ``weight_dtype``: every weight tensor of the ONNX file (or module) has this numpy dtype.
-
-``sparsity_scope`` qualifies ``sparsity``; other keys (``activation``, ...) are recorded,
-not measured. Every format the artifact holds is checked: a claim must hold on what runs.
+The measuring is :mod:`harness.claims`, the same checker the soundness suite runs on every
+result; this module words its checks as clauses: ``(claim, ok, reason)``, ``ok`` ``None`` for
+claims that are recorded, not measured.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
+from harness.claims import QUALIFIERS, Check, OnnxReader, Report, TorchReader
+from harness.claims import check_claims as measure
 from harness.specs import Artifact
 
-#: How far a measured share may be from a claimed one: 0.5 percentage points.
-SHARE_TOLERANCE = 0.005
-SCOPES = ("weights", "conv+linear weights", "all parameters")
-MEASURED = ("sparsity", "channel_sparsity", "weight_bits", "weight_dtype")
-#: Keys that qualify a measured claim rather than make one.
-QUALIFIERS = ("sparsity_scope",)
+
+def _value(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
 
 
-def _torch_tensors(artifact: Artifact) -> tuple[list[Any], list[Any], list[Any]]:
-    """(all parameters, weight tensors, conv/linear weights) of the torch module, as numpy arrays."""
-    import torch
-
-    module = artifact.load_torch()
-    params = [p.detach().numpy() for p in module.parameters()]
-    weights = [p for p in params if p.ndim >= 2]
-    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
-    conv_linear = [m.weight.detach().numpy() for m in module.modules() if isinstance(m, layers)]
-    return params, weights, conv_linear
-
-
-def _onnx_tensors(artifact: Artifact) -> tuple[list[Any], list[Any]]:
-    """(all numeric initializers but quantization scales/zero points, those of 2+ dimensions)."""
-    import numpy as np
-    import onnx
-    from onnx import numpy_helper
-
-    model = onnx.load(str(artifact.file("onnx")))
-    params = []
-    for init in model.graph.initializer:
-        name = init.name.lower()
-        if len(init.dims) == 0 or "scale" in name or "zero_point" in name:
-            continue
-        arr = numpy_helper.to_array(init)
-        if np.issubdtype(arr.dtype, np.number):
-            params.append(arr)
-    return params, [a for a in params if a.ndim >= 2]
-
-
-def _zeros_share(tensors: list[Any]) -> float | None:
-    import numpy as np
-
-    total = sum(t.size for t in tensors)
-    return None if not total else 1.0 - sum(int(np.count_nonzero(t)) for t in tensors) / total
-
-
-def _tensors(artifact: Artifact) -> dict[str, dict[str, list[Any]]]:
-    """Per format present: ``{"all": [...], "weights": [...], "conv+linear": [...] (torch only)}``."""
-    out: dict[str, dict[str, list[Any]]] = {}
-    if "torch" in artifact.formats:
-        params, weights, conv_linear = _torch_tensors(artifact)
-        out["torch"] = {"all": params, "weights": weights, "conv+linear": conv_linear}
-    if "onnx" in artifact.formats:
-        params, weights = _onnx_tensors(artifact)
-        # In an exported graph conv and linear weights are the initializers of 2+ dimensions.
-        out["onnx"] = {"all": params, "weights": weights, "conv+linear": weights}
-    return out
+def _failure(c: Check) -> str:
+    tol = f" (tolerance {c.tolerance * 100:g} percentage points)" if c.tolerance is not None else ""
+    if isinstance(c.claimed, (int, float)) and isinstance(c.measured, float):
+        return f"{c.format}: measured {_value(c.measured)} {c.detail}, claimed {float(c.claimed):.4f}{tol}"
+    return f"{c.format}: {c.detail} (measured {_value(c.measured)}, claimed {c.claimed!r})"
 
 
 def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | None, str]]:
     """``(claim, ok, reason)`` for every claim; ``ok`` is ``None`` for claims that are not measured."""
+    report = _report(artifact, claims)
     results: list[tuple[str, bool | None, str]] = []
-    tensors = _tensors(artifact)
     for key, claimed in claims.items():
+        if key in report.unchecked:
+            results.append((key, None, report.unchecked[key]))
+            continue
         if key in QUALIFIERS:
             continue
-        if key not in MEASURED:
-            results.append((key, None, f"{key}={claimed!r} is recorded, not measured"))
+        checks = report.of(key)
+        if not checks:
             continue
-        try:
-            results.append((key, *_check_one(key, claimed, claims, tensors)))
-        except (TypeError, ValueError) as exc:
-            results.append((key, False, f"{key}={claimed!r}: {exc}"))
+        bad = [c for c in checks if not c.ok]
+        if bad:
+            results.append((key, False, "; ".join(_failure(c) for c in bad[:4])))
+            continue
+        what = f"{key} {checks[0].detail}" if checks[0].detail.startswith(("over ", "of ")) else key
+        measured = ", ".join(f"{c.format} {_value(c.measured)}" for c in checks if not c.claim.startswith(f"{key}["))
+        results.append((key, True, f"{what}: {measured or f'{len(checks)} layers'} (claimed {claimed!r})"))
     return results
 
 
-def _check_one(key: str, claimed: Any, claims: dict, tensors: dict) -> tuple[bool, str]:
-    import numpy as np
-
-    measured = []
-    bad = []
-    if key == "sparsity":
-        scope = claims.get("sparsity_scope", "weights")
-        if scope not in SCOPES:
-            return False, (f"unknown sparsity_scope {scope!r}; use one of {', '.join(map(repr, SCOPES))}")
-        pick = {"weights": "weights", "conv+linear weights": "conv+linear", "all parameters": "all"}[scope]
-        for fmt, t in tensors.items():
-            share = _zeros_share(t[pick])
-            if share is None:
-                bad.append(f"{fmt}: no tensors in scope {scope!r}")
-                continue
-            measured.append(f"{fmt} {share:.4f}")
-            if abs(share - float(claimed)) > SHARE_TOLERANCE:
-                bad.append(f"{fmt}: measured {share:.4f} over {scope}, claimed {float(claimed):.4f} "
-                           f"(tolerance {SHARE_TOLERANCE * 100:g} percentage points)")
-        what = f"sparsity over {scope}"
-    elif key == "channel_sparsity":
-        if "torch" not in tensors:
-            return True, "not measurable on an ONNX-only artifact (channel layout is ambiguous); not checked"
-        rows = [(w.reshape(w.shape[0], -1) == 0).all(axis=1) for w in tensors["torch"]["conv+linear"]]
-        total = sum(len(r) for r in rows)
-        share = sum(int(r.sum()) for r in rows) / total if total else 0.0
-        measured.append(f"torch {share:.4f}")
-        if abs(share - float(claimed)) > SHARE_TOLERANCE:
-            bad.append(f"torch: {share:.4f} of output channels are all zero, claimed {float(claimed):.4f}")
-        what = "share of all-zero output channels"
-    elif key == "weight_bits":
-        bits = int(claimed)
-        limit = 2 ** bits
-        for fmt, t in tensors.items():
-            worst = max((len(np.unique(w)) for w in t["weights"]), default=0)
-            measured.append(f"{fmt} at most {worst} distinct values per weight tensor")
-            if worst > limit:
-                bad.append(f"{fmt}: a weight tensor holds {worst} distinct values, more than 2**{bits} = {limit}")
-        what = f"{bits}-bit weights"
-    else:  # weight_dtype
-        for fmt, t in tensors.items():
-            dtypes = sorted({str(w.dtype) for w in t["weights"]})
-            measured.append(f"{fmt} {'/'.join(dtypes)}")
-            if dtypes != [str(claimed)]:
-                bad.append(f"{fmt}: weight tensors are {'/'.join(dtypes)}, claimed {claimed}")
-        what = "weight dtype"
-    if bad:
-        return False, "; ".join(bad)
-    return True, f"{what}: {', '.join(measured)} (claimed {claimed!r})"
+def _report(artifact: Artifact, claims: dict) -> Report:
+    readers = []
+    if "torch" in artifact.formats:
+        readers.append(TorchReader(artifact.load_torch()))
+    if "onnx" in artifact.formats:
+        readers.append(OnnxReader(artifact.file("onnx")))
+    return measure(claims, readers, (artifact.manifest.get("analysis") or {}).get("reference_channels"))

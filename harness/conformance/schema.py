@@ -59,7 +59,8 @@ def _bad_values(p: Param) -> list[Any]:
     if p.type is list:
         bad = ["not-a-list"]
     if p.choices:
-        bad.append(f"{p.choices[0]}-not-a-choice" if isinstance(p.choices[0], str) else "not-a-choice")
+        wrong = f"{p.choices[0]}-not-a-choice" if isinstance(p.choices[0], str) else "not-a-choice"
+        bad.append([wrong] if p.type is list else wrong)  # a list's choices are its items'
     if p.type in (int, float) and not p.choices:
         if p.min is not None:
             bad.append(p.min if p.min_exclusive else p.min - 1)
@@ -82,7 +83,7 @@ def soundness(params: Sequence[Param]) -> list[str]:
             problems.append(f"{where}: item_type {p.item_type!r} is not one of int, float, str, bool")
         for c in p.choices or ():
             try:
-                p.check(c, p.name)
+                p.check([c] if p.type is list else c, p.name)
             except ParamError as exc:
                 problems.append(f"{where}: choice {c!r} does not fit its own declaration ({exc.reason})")
         if not p.required:

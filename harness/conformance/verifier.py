@@ -99,9 +99,9 @@ class VerifierContract(Contract):
         c.run("parameters", self.parameters)
         c.run("network and properties", self.prepare)
         c.run("verdict on a violated property", lambda: self.verdict(VIOLATED, "violated"),
-              needs=["network and properties"])
+              needs=["parameters", "network and properties"])
         c.run("verdict on a property that holds", lambda: self.verdict(HOLDS, "holds"),
-              needs=["network and properties"])
+              needs=["parameters", "network and properties"])
 
     def prepare(self) -> str:
         for module in ("onnx", "onnxruntime"):

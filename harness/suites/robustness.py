@@ -110,4 +110,5 @@ def harness_register_suites(register):
                   help="clip each box to the range of the training inputs (e.g. pixels in [0, 1])"),
         ),
         description="certified robust accuracy at epsilon by a verifier, against dense under the same verifier",
+        example=lambda workdir: {"samples": 3, "timeout_s": 20.0},
     ))

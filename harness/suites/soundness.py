@@ -4,9 +4,9 @@ Per backend cell, four checks (``[settings.soundness] checks`` selects them):
 
 - **claims**: the method's claims measured on the artifact (:mod:`harness.claims`): ``claims_ok``.
 - **agreement**: the backend's outputs on the whole test split against the reference backend's
-  (``onnxruntime-cpu`` for artifacts with ONNX, else ``torch-cpu``): ``max_abs_diff`` (relative to
-  the largest reference output, at least 1) and ``top1_agreement``, against per-precision
-  thresholds (:data:`THRESHOLDS`).
+  (:mod:`harness.reference`: onnxruntime's CPU provider on the ONNX file, torch eager for
+  torch-only artifacts): ``max_abs_diff`` and ``top1_agreement``, against per-precision
+  tolerances (:data:`THRESHOLDS`).
 - **test01** (MLPerf's TEST01): outputs produced by the timing path
   (:meth:`harness.api.Session.timed_outputs`) equal the accuracy-mode outputs (``Session.run``) on
   sampled inputs, within the precision's tolerance.
@@ -20,12 +20,14 @@ ranked.
 from __future__ import annotations
 
 from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, TimingPlan, hookimpl
+from harness.reference import ATOL, RTOL
 
-#: Per precision: (largest max_abs_diff relative to max(1, max |reference output|), smallest top-1
-#: agreement). fp32 kernels differ in summation order only (~1e-6 on logits); fp16 keeps ~3 decimal
-#: digits and bf16 ~2, accumulated over layers; int8 runs of the same quantized graph may differ
-#: by a quantization step where runtimes quantize activations differently.
-THRESHOLDS = {"fp32": (1e-4, 0.99), "fp16": (1e-2, 0.98), "bf16": (5e-2, 0.97), "int8": (5e-2, 0.98)}
+#: Per precision: (atol, rtol) of the outputs against the reference, as numpy.allclose takes them,
+#: and the smallest top-1 agreement. fp32 is the reference module's own tolerance (kernels differ in
+#: summation order only, ~1e-6 on logits); fp16 keeps ~3 decimal digits and bf16 ~2, accumulated
+#: over layers; int8 runtimes may quantize activations differently by a step.
+THRESHOLDS = {"fp32": (ATOL, RTOL, 0.99), "fp16": (1e-2, 1e-2, 0.98), "bf16": (5e-2, 5e-2, 0.97),
+              "int8": (5e-2, 5e-2, 0.98)}
 CHECKS = ("claims", "agreement", "test01", "test04")
 #: A short timing plan for the audits (they compare, they do not report latency).
 AUDIT_PLAN = TimingPlan(warmup_iters=10, warmup_s=0.05, min_samples=20, min_time_s=0.1, max_time_s=2.0)
@@ -34,11 +36,10 @@ TEST04_ROUNDS = 3
 METRICS = (
     MetricSpec("claims_ok", "bool", True, "1 when every checked claim of the method holds on the artifact"),
     MetricSpec("claims_unchecked", "count", False, "claims the suite has no check for (reported, not passed)"),
-    MetricSpec("max_abs_diff", "ratio", False,
-               "largest output difference from the reference backend, over max(1, max |reference output|)"),
+    MetricSpec("max_abs_diff", "abs", False, "largest output difference from the reference backend"),
     MetricSpec("top1_agreement", "fraction", True, "share of test samples whose top-1 class matches the reference"),
     MetricSpec("test01_ok", "bool", True, "1 when outputs of the timing path equal accuracy-mode outputs (TEST01)"),
-    MetricSpec("test01_max_abs_diff", "ratio", False, "largest difference between timed and accuracy-mode outputs"),
+    MetricSpec("test01_max_abs_diff", "abs", False, "largest difference between timed and accuracy-mode outputs"),
     MetricSpec("test04_ok", "bool", True, "1 when a repeated input is not much faster than rotated inputs (TEST04)"),
     MetricSpec("test04_ratio", "ratio", None, "median latency of one repeated input over rotated inputs"),
 )
@@ -54,14 +55,6 @@ def precision(ctx: CellContext) -> str:
     if isinstance(bits, (int, float)) and bits <= 8:
         return "int8"
     return "fp32"
-
-
-def _relative_diff(a, b) -> float:
-    import numpy as np
-
-    a, b = np.asarray(a, dtype=np.float64), np.asarray(b, dtype=np.float64)
-    scale = max(1.0, float(np.abs(b).max()) if b.size else 1.0)
-    return float(np.abs(a - b).max()) / scale if a.size else 0.0
 
 
 def _outputs(session, x, bs: int):
@@ -90,36 +83,32 @@ def check_claims(ctx: CellContext) -> list[Measurement]:
 
 def check_agreement(ctx: CellContext, session, prec: str) -> list[Measurement]:
     """max_abs_diff and top1_agreement against the reference backend on the test split."""
-    s = ctx.settings
-    ref_name = s["reference_onnx"] if "onnx" in ctx.artifact.formats else s["reference_torch"]
+    from harness.reference import ReferenceSession, compare
+
     x = ctx.splits.test.x
     if not len(x):
         raise Skip("the dataset's test split is empty")
-    mine = _outputs(session, x, s["batch_size"])
-    info = {"reference": ref_name, "precision": prec, "n": int(len(x))}
-    if ctx.backend_name == ref_name and not ctx.cell.get("backend_params", {}).get("dtype"):
-        info["note"] = "this backend is the reference"
-        ref = mine
-    else:
-        ref_session = ctx.open_backend(ref_name)
-        try:
-            ref = _outputs(ref_session, x, s["batch_size"])
-            info["reference_session"] = dict(ref_session.info)
-        finally:
-            ref_session.close()
-    if mine.shape != ref.shape:
-        flag = f"soundness: outputs shaped {mine.shape[1:]}, reference {ref_name} gives {ref.shape[1:]}"
-        return [Measurement("max_abs_diff", None, "ratio", info=info, flag=flag)]
-    diff = _relative_diff(mine, ref)
-    agree = float((mine.argmax(axis=1) == ref.argmax(axis=1)).mean())
-    max_diff, min_agree = THRESHOLDS[prec]
-    info["thresholds"] = {"max_abs_diff": max_diff, "top1_agreement": min_agree}
+    bs = ctx.settings["batch_size"]
+    mine = _outputs(session, x, bs)
+    ref_session = ReferenceSession(ctx.artifact)
+    try:
+        ref = _outputs(ref_session, x, bs)
+        ref_info = dict(ref_session.info)
+    finally:
+        ref_session.close()
+    atol, rtol, min_agree = THRESHOLDS[prec]
+    res = compare(mine, ref, atol=atol, rtol=rtol)
+    info = {"reference": ref_info, "precision": prec, "n": int(len(x)),
+            "thresholds": {"atol": atol, "rtol": rtol, "top1_agreement": min_agree}}
+    if "max_abs_diff" not in res:
+        flag = f"soundness: outputs unlike the reference's ({ref_info['runtime']}): {res['why']}"
+        return [Measurement("max_abs_diff", None, "abs", info=info, flag=flag)]
     flag = None
-    if diff > max_diff or agree < min_agree:
-        flag = (f"soundness: disagrees with {ref_name}: max_abs_diff {diff:.3g} (limit {max_diff:g}), "
-                f"top1_agreement {agree:.4g} (limit {min_agree:g}), {prec}")
-    return [Measurement("max_abs_diff", diff, "ratio", info=info, flag=flag),
-            Measurement("top1_agreement", agree, "fraction", info=info, flag=flag)]
+    if not res["ok"] or res["top1_agreement"] < min_agree:
+        why = res["why"] or f"top1_agreement {res['top1_agreement']:.4g} < {min_agree:g}"
+        flag = f"soundness: disagrees with the reference ({ref_info['runtime']}, {prec}): {why}"
+    return [Measurement("max_abs_diff", res["max_abs_diff"], "abs", info=info, flag=flag),
+            Measurement("top1_agreement", res["top1_agreement"], "fraction", info=info, flag=flag)]
 
 
 def audit_batches(ctx: CellContext) -> list:
@@ -132,27 +121,29 @@ def audit_batches(ctx: CellContext) -> list:
 
 def check_test01(ctx: CellContext, session, prec: str) -> list[Measurement]:
     """Outputs of the timing path against accuracy-mode outputs (after a timing run)."""
+    import numpy as np
+
+    from harness.reference import compare
+
     batches = audit_batches(ctx)
     if not hasattr(session, "timed_outputs"):
         return [Measurement("test01_ok", None, "bool",
                             info={"note": f"backend {ctx.backend_name} has no timed_outputs: TEST01 cannot run"})]
     session.time(batches, AUDIT_PLAN)  # through the timing path first, as a performance run would
-    timed = session.timed_outputs(batches)
-    accurate = [session.run(b) for b in batches]
-    tol = THRESHOLDS[prec][0]
-    if len(timed) != len(accurate) or any(getattr(t, "shape", None) != getattr(a, "shape", None)
-                                          for t, a in zip(timed, accurate)):
-        diff = float("inf")
+    timed = [np.asarray(t) for t in session.timed_outputs(batches)]
+    accurate = [np.asarray(session.run(b)) for b in batches]
+    atol, rtol, _ = THRESHOLDS[prec]
+    if len(timed) != len(accurate) or any(t.shape != a.shape for t, a in zip(timed, accurate)):
+        res = {"ok": False, "why": "the timing path's outputs are shaped unlike accuracy-mode outputs"}
     else:
-        diff = max(_relative_diff(t, a) for t, a in zip(timed, accurate))
-    ok = diff <= tol
-    info = {"batches": len(batches), "batch_size": ctx.settings["audit_batch_size"], "tolerance": tol,
+        flat = [np.concatenate([o.reshape(len(o), -1) for o in outs]) for outs in (timed, accurate)]
+        res = compare(flat[0], flat[1], atol=atol, rtol=rtol)
+    info = {"batches": len(batches), "batch_size": ctx.settings["audit_batch_size"], "atol": atol, "rtol": rtol,
             "precision": prec}
-    flag = None if ok else (f"soundness: TEST01: outputs of the timing path differ from accuracy-mode outputs "
-                            f"(max_abs_diff {diff:.3g} > {tol:g})")
-    return [Measurement("test01_ok", float(ok), "bool", info=info, flag=flag),
-            Measurement("test01_max_abs_diff", diff if diff != float("inf") else None, "ratio", info=info,
-                        flag=flag)]
+    flag = None if res["ok"] else f"soundness: TEST01: outputs of the timing path differ from accuracy-mode " \
+                                  f"outputs: {res['why']}"
+    return [Measurement("test01_ok", float(res["ok"]), "bool", info=info, flag=flag),
+            Measurement("test01_max_abs_diff", res.get("max_abs_diff"), "abs", info=info, flag=flag)]
 
 
 def check_test04(ctx: CellContext, session) -> list[Measurement]:
@@ -216,10 +207,6 @@ def harness_register_suites(register):
                   help="distinct input batches sampled for TEST01 and rotated in TEST04"),
             Param("test04_threshold", float, default=0.10, min=0.0, max=1.0, grid=False,
                   help="a repeated input may be at most this much faster than rotated inputs (MLPerf: 10%)"),
-            Param("reference_onnx", str, default="onnxruntime-cpu", grid=False,
-                  help="reference backend for artifacts with an ONNX file"),
-            Param("reference_torch", str, default="torch-cpu", grid=False,
-                  help="reference backend for torch-only artifacts"),
         ),
         description="claims true of the artifact, agreement with the reference backend, MLPerf TEST01 and TEST04",
     ))
