@@ -15,6 +15,7 @@ measured on every format of the artifact (the torch module, and the ONNX file as
 - ``n_m`` (``"2:4"``): at most n non-zeros in every group of m consecutive inputs of an output, in
   every conv and linear layer whose input size is a multiple of m.
 - ``block_shape`` (``[rows, cols]``): zeros come in whole tiles of the ``(out, in x kh x kw)`` matrix.
+- ``comparison_group: "output row"``: every output row of a layer prunes as many weights (to one).
 - ``weight_bits``: at most ``2 ** bits`` distinct values (``max_levels_per_channel`` if given) per
   quantization group: each output channel (``granularity`` ``per-channel``, the default),
   ``per-tensor``, or a ``quantization_group`` size. With ``symmetric: true`` the values must lie
@@ -50,8 +51,8 @@ NM_SCOPE_PREFIX = "conv+linear weights whose input size"
 QUALIFIERS = ("sparsity_scope", "weight_scope", "granularity", "quantization_group", "symmetric",
               "max_levels_per_channel", "weight_bits_choices", "weight_bits_per_tensor", "rank_scope",
               "block_layout", "channel_rule", "structured")
-MEASURED = ("sparsity", "layer_sparsity", "channel_sparsity", "n_m", "block_shape", "weight_bits",
-            "weight_bits_mean_max", "weight_dtype", "max_rank", "activation_bits", "format")
+MEASURED = ("sparsity", "layer_sparsity", "channel_sparsity", "n_m", "block_shape", "comparison_group",
+            "weight_bits", "weight_bits_mean_max", "weight_dtype", "max_rank", "activation_bits", "format")
 #: ONNX operators whose weight input (index) is a conv or linear weight, and its output-channel axis
 #: (``None``: Gemm, decided by ``transB``).
 WEIGHT_INPUTS = {"Conv": (1, 0), "ConvInteger": (1, 0), "QLinearConv": (3, 0), "Gemm": (1, None),
@@ -362,9 +363,7 @@ class _Checker:
         if self.claims.get("structured"):
             now = self.reader.output_channels()
             if now is None or not self.reference:
-                self.report.unchecked.setdefault("channel_sparsity", "structured: the removed channels are "
-                                                 "counted on the torch module against the dense model")
-                return
+                return  # removed channels are counted on the torch module against the dense model
             layers = [n for n in self.reference if n in now][:-1]  # the classifier keeps all
             bad = [f"{n} kept {now[n]} of {self.reference[n]}" for n in layers
                    if abs((1 - now[n] / self.reference[n]) - float(claimed)) > max(SHARE_TOLERANCE,
@@ -396,6 +395,21 @@ class _Checker:
         self.add("n_m", claimed, f"at most {worst} of {m}" if fits else None, bool(fits) and worst <= n,
                  f"{len(fits)} layers fit; most non-zeros in a group of {m}: {worst}"
                  + (f" (layer {where})" if where else ""))
+
+    def comparison_group(self, claimed: str) -> None:
+        if claimed != "output row":
+            self.report.unchecked["comparison_group"] = f"comparison_group={claimed!r}: only 'output row' is measured"
+            return
+        import numpy as np
+
+        worst, where = 0, ""
+        for t in (t for t in self.all if t.kind == "conv+linear"):
+            zeros = (t.matrix() == t.zero).sum(axis=1)
+            if int(np.ptp(zeros)) > worst:
+                worst, where = int(np.ptp(zeros)), t.layer
+        self.add("comparison_group", claimed, f"rows differ by up to {worst} zeros", worst <= 1,
+                 "every output row of a layer prunes the same share (to one weight)"
+                 + (f"; layer {where}" if worst > 1 else ""))
 
     def block_shape(self, claimed: Any) -> None:
         br, bc = (int(v) for v in claimed)

@@ -94,3 +94,41 @@ def test_property_written_by_hand_matches_the_parser():
     prop = Property(lower=(0.0,), upper=(1.0,), num_outputs=1, unsafe=((Atom(0.5, "Y_0"),),))
     assert parse(prop.text()) == prop
     assert prop.is_unsafe([0.7]) and not prop.is_unsafe([0.2])
+
+
+# --------------------------------------------------------------------------- matrices, robustness, gzip
+
+
+def test_matrices_state_the_unsafe_set_as_a_at_y_le_b():
+    import numpy as np
+
+    prop = parse(ROBUSTNESS)
+    (a0, b0), (a1, b1) = prop.matrices()
+    assert a0.tolist() == [[1.0, -1.0, 0.0]] and b0.tolist() == [0.0]                  # Y_0 - Y_1 <= 0
+    assert a1.tolist() == [[1.0, 0.0, -1.0], [0.0, 0.0, 1.0]] and b1.tolist() == [0.0, 3.0]
+    rng = np.random.default_rng(0)
+    for y in rng.normal(0, 3, (200, 3)):
+        assert prop.is_unsafe(list(y)) == any(bool(np.all(a @ y <= b)) for a, b in prop.matrices())
+
+
+def test_robustness_property_round_trips_and_names_every_other_class():
+    from harness.vnnlib import robustness
+
+    prop = robustness([0.0, -1.0], [1.0, 1.0], label=1, num_outputs=3)
+    assert parse(prop.text()) == prop
+    assert prop.unsafe == ((Atom("Y_1", "Y_0"),), (Atom("Y_1", "Y_2"),))
+    assert prop.is_unsafe([2.0, 1.0, 0.0]) and not prop.is_unsafe([0.0, 1.0, 0.5])
+
+
+def test_gzipped_files_load_and_errors_name_the_file(tmp_path):
+    import gzip
+
+    from harness.vnnlib import load
+
+    packed = tmp_path / "p.vnnlib.gz"
+    packed.write_bytes(gzip.compress(ROBUSTNESS.encode()))
+    assert load(packed) == parse(ROBUSTNESS)
+    bad = tmp_path / "bad.vnnlib"
+    bad.write_text("(declare-const X_0 Real)(assert (<= X_0 1))")
+    with pytest.raises(VnnlibError, match="bad.vnnlib: "):
+        load(bad)

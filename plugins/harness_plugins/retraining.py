@@ -144,6 +144,8 @@ LOTTERY_TICKET = MethodSpec(
            "Connectivity and the Lottery Ticket Hypothesis (rewinding) (torch.nn.utils.prune, harness.training)",
     description="iterative global magnitude pruning, rewinding survivors to early weights and retraining "
                 "each round",
+    # check-plugin's toy dataset trains two steps an epoch: rewind to a step its first round reaches.
+    example=lambda workdir: {"sparsity": 0.5, "rewind_step": 1},
 )
 
 

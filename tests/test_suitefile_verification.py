@@ -1,0 +1,123 @@
+"""Suite files with verifiers: a matrix's verifiers key for per-verifier suites, [[verification]]
+tables of benchmarks, and the errors that name the file, the key and the reason."""
+
+from __future__ import annotations
+
+import pytest
+
+from harness.plugins import load_host
+from harness.suitefile import BENCHMARK_DATASET, SuiteFileError, plan_from_dict
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return load_host().registry
+
+
+def verification(**overrides) -> dict:
+    table = {"benchmarks": [{"name": "soundnessbench", "arch": ["mlp", "cnn"], "planted": 2}],
+             "verifiers": ["ibp", {"name": "pgd", "restarts": [5, 10]}]}
+    table.update(overrides)
+    return table
+
+
+def problems(data: dict, registry, tmp_path=None) -> dict[str, str]:
+    with pytest.raises(SuiteFileError) as info:
+        plan_from_dict({"name": "t", **data}, registry, path="bad.toml", base_dir=tmp_path)
+    assert str(info.value).startswith("bad.toml: ")
+    return dict(info.value.problems)
+
+
+def test_verification_tables_expand_benchmarks_methods_and_verifiers(registry):
+    plan = plan_from_dict({"name": "t", "seeds": [0, 1], "verification": [verification(
+        methods=["dense", {"name": "global-magnitude", "sparsity": 0.5}])]}, registry)
+    cells = plan.cells
+    assert len(cells) == 2 * 2 * 2 * 3  # archs x methods x seeds x (ibp, pgd x 2)
+    assert {c.suite for c in cells} == {"verification"} and all(c.benchmark for c in cells)
+    c = cells[0]
+    assert c.identity["model"] == "soundnessbench" and c.identity["dataset"] == BENCHMARK_DATASET
+    assert c.identity["backend"] in ("ibp", "pgd") and c.backend is None and c.verifier is not None
+    assert {c.model.params["arch"] for c in cells} == {"mlp", "cnn"}
+    assert c.model.params["epochs"] == 2000  # defaults are part of the identity
+    assert {c.identity["backend_params"].get("restarts") for c in cells if c.verifier.name == "pgd"} == {5, 10}
+    # Dense cells come first, and no baselines are added: verdicts are scored against ground truth.
+    assert [c.method.name for c in cells][:12] == ["dense"] * 12 and not any(c.implicit for c in cells)
+
+
+def test_a_suite_file_of_verification_tables_alone_needs_no_matrix(registry):
+    plan = plan_from_dict({"name": "t", "verification": [verification(benchmarks=["soundnessbench"])]}, registry)
+    assert len(plan.cells) == 3
+
+
+def test_per_verifier_suites_run_on_the_matrix_verifiers(registry):
+    plan = plan_from_dict({"name": "t", "matrix": [{
+        "models": ["mlp"], "datasets": ["digits"], "methods": [{"name": "global-magnitude", "sparsity": 0.5}],
+        "verifiers": ["crown", "milp"], "backends": ["onnxruntime-cpu"], "suites": ["robustness", "accuracy"]}]},
+        registry)
+    robust = [c for c in plan.cells if c.suite == "robustness"]
+    assert {(c.method.name, c.identity["backend"]) for c in robust} == {
+        (m, v) for m in ("dense", "global-magnitude") for v in ("crown", "milp")}  # dense added as baseline
+    assert {c.identity["backend"] for c in plan.cells if c.suite == "accuracy"} == {"onnxruntime-cpu"}
+
+
+def test_robustness_skips_methods_without_onnx_and_unavailable_verifiers(registry, tmp_path):
+    plan = plan_from_dict({"name": "t", "matrix": [{
+        "models": ["mlp"], "datasets": ["digits"], "methods": ["dense"],
+        "verifiers": [{"name": "vnncomp", "tool": str(tmp_path)}], "suites": ["robustness"]}]}, registry)
+    (cell,) = plan.cells
+    assert cell.skip_reason == f"verifier vnncomp is not available: no run_instance.sh in {tmp_path}"
+
+
+def test_tool_and_folder_paths_resolve_against_the_suite_file(registry, tmp_path):
+    (tmp_path / "tools" / "t").mkdir(parents=True)
+    (tmp_path / "tools" / "t" / "run_instance.sh").write_text("#!/bin/bash\n")
+    (tmp_path / "bench").mkdir()
+    plan = plan_from_dict({"name": "t", "verification": [{
+        "benchmarks": [{"name": "folder", "path": "bench"}],
+        "verifiers": [{"name": "vnncomp", "tool": "tools/t"}]}]}, registry, base_dir=tmp_path)
+    (cell,) = plan.cells
+    assert cell.model.params["path"] == str((tmp_path / "bench").resolve())
+    assert cell.verifier.params["tool"] == str((tmp_path / "tools" / "t").resolve()) and cell.skip_reason is None
+
+
+@pytest.mark.parametrize("table, key, reason", [
+    ({"benchmarks": ["acme"]}, "verification[0].benchmarks[0]", "unknown benchmark source 'acme' (known: "
+                                                                 "soundnessbench, folder)"),
+    ({"benchmarks": [{"name": "soundnessbench", "arch": "rnn"}]}, "verification[0].benchmarks[0].arch",
+     "'rnn' is not one of 'mlp', 'cnn'"),
+    ({"benchmarks": [{"name": "soundnessbench", "epsilon": 0}]}, "verification[0].benchmarks[0].epsilon",
+     "out of range"),
+    ({"benchmarks": [{"name": "folder", "path": "nowhere"}]}, "verification[0].benchmarks[0].path", "not found:"),
+    ({"verifiers": ["z3"]}, "verification[0].verifiers[0]", "unknown verifier 'z3' (known: crown, ibp, milp, pgd, "
+                                                            "unsound-pgd, vnncomp)"),
+    ({"verifiers": [{"name": "pgd", "restarts": 0}]}, "verification[0].verifiers[0].restarts", "out of range"),
+    ({"verifiers": [{"name": "vnncomp"}]}, "verification[0].verifiers[0].tool", "is required"),
+    ({"verifiers": [{"name": "vnncomp", "tool": "no/such/tool"}]}, "verification[0].verifiers[0].tool",
+     "not found:"),
+    ({"verifiers": []}, "verification[0].verifiers", "is required: a non-empty list"),
+    ({"suites": ["accuracy"]}, "verification[0].suites[0]", "does not run on verification benchmarks"),
+    ({"methods": ["magnitude"]}, "verification[0].methods[0]", "unknown method 'magnitude'"),
+    ({"models": ["mlp"]}, "verification[0].models", "unknown key (known: benchmarks, methods, verifiers, suites)"),
+])
+def test_verification_table_errors(registry, tmp_path, table, key, reason):
+    found = problems({"verification": [verification(**table)]}, registry, tmp_path)
+    assert key in found, found
+    assert reason in found[key], found[key]
+
+
+def test_missing_benchmarks(registry):
+    table = verification()
+    del table["benchmarks"]
+    assert "is required" in problems({"verification": [table]}, registry)["verification[0].benchmarks"]
+
+
+def test_matrix_errors_about_verifiers(registry):
+    base = {"models": ["mlp"], "datasets": ["digits"], "methods": ["dense"]}
+    found = problems({"matrix": [{**base, "suites": ["robustness"]}]}, registry)
+    assert found["matrix[0].verifiers"] == "is required: a non-empty list (suite robustness runs per verifier)"
+    found = problems({"matrix": [{**base, "backends": ["torch-cpu"], "verifiers": ["ibp"], "suites": ["size"]}]},
+                     registry)
+    assert "no suite of this table runs per verifier" in found["matrix[0].verifiers"]
+    found = problems({"matrix": [{**base, "verifiers": ["ibp"], "suites": ["verification"]}]}, registry)
+    assert "list it in a [[verification]] table" in found["matrix[0].suites[0]"]
+    assert "unknown key" not in str(found)

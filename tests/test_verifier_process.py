@@ -1,0 +1,164 @@
+"""Verifiers in processes of their own: VNN-COMP tool folders (real scripts written here) through
+the vnncomp verifier, Python verifiers through ``harness.verify.child``, timeouts that kill a tool
+and its children, and crashes that become unknown verdicts with the reason."""
+
+from __future__ import annotations
+
+import os
+import sys
+import textwrap
+import time
+
+import pytest
+
+from harness.plugins import load_host
+from harness.verify.process import run_verifier
+from harness.verify.replay import check_witness
+from harness.vnnlib import load
+
+#: A falsifier in VNN-COMP's layout: random inputs of the box in onnxruntime; sat with the first
+#: counterexample, else unknown. prepare_instance.sh leaves a mark, as real tools convert the network.
+SAMPLE = textwrap.dedent("""
+    import sys
+    import numpy as np
+    import onnxruntime as ort
+    from harness.vnnlib import load
+
+    onnx_path, vnnlib_path, result, timeout = sys.argv[1:5]
+    prop = load(vnnlib_path)
+    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
+    inp = sess.get_inputs()[0]
+    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
+    lo, hi = np.array(prop.lower), np.array(prop.upper)
+    for x in lo + np.random.default_rng(0).random((500, len(lo))) * (hi - lo):
+        y = sess.run(None, {inp.name: x.astype(np.float32).reshape(shape)})[0].reshape(-1)
+        if prop.is_unsafe(list(y)):
+            cex = [f"(X_{i} {v!r})" for i, v in enumerate(x.tolist())] + [f"(Y_{j} {v!r})" for j, v in enumerate(y.tolist())]
+            open(result, "w").write("sat\\n(" + "\\n ".join(cex) + ")\\n")
+            break
+    else:
+        open(result, "w").write("unknown\\n")
+""")
+
+
+def make_tool(folder, run_body: str, prepare_body: str | None = None):
+    """A tool folder with VNN-COMP's scripts; ``run_body`` sees $ONNX $VNNLIB $RESULT $TIMEOUT."""
+    folder.mkdir(parents=True)
+    header = 'ONNX="$3"; VNNLIB="$4"; RESULT="$5"; TIMEOUT="$6"\n'
+    (folder / "run_instance.sh").write_text("#!/bin/bash\n" + header + run_body + "\n")
+    if prepare_body is not None:
+        (folder / "prepare_instance.sh").write_text("#!/bin/bash\n" + prepare_body + "\n")
+    return folder
+
+
+@pytest.fixture(scope="module")
+def host():
+    return load_host()
+
+
+def vnncomp(host, folder, **extra):
+    spec = host.registry.get("verifier", "vnncomp").spec
+    return spec, {"tool": str(folder), "category": "test", "prepare_timeout_s": 30.0, "label": "", **extra}
+
+
+def test_a_competition_tool_finds_a_counterexample_that_replays(host, toy_vnnlib, tmp_path):
+    tool = make_tool(tmp_path / "sampler", f'exec {sys.executable} "$(dirname "$0")/sample.py" "$ONNX" "$VNNLIB" '
+                     '"$RESULT" "$TIMEOUT"', prepare_body='echo "$1 $2" > "$(dirname "$0")/prepared"')
+    (tool / "sample.py").write_text(SAMPLE)
+    spec, params = vnncomp(host, tool)
+    verdict = run_verifier(spec, params, toy_vnnlib.onnx, toy_vnnlib.violated, 30.0, workdir=tmp_path / "run")
+    assert verdict.result == "violated" and verdict.raw == "sat", verdict.error
+    assert check_witness(toy_vnnlib.onnx, load(toy_vnnlib.violated), verdict.witness).valid
+    assert (tool / "prepared").read_text().split() == ["v1", "test"]  # the competition's arguments
+    honest = run_verifier(spec, params, toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "run2")
+    assert honest.result == "unknown" and honest.error is None
+
+
+@pytest.mark.parametrize("written, verdict", [("unsat", "holds"), ("sat", "violated"), ("timeout", "timeout"),
+                                              ("holds", "holds"), ("unsat\n", "holds")])
+def test_verdict_words_from_a_tool(host, toy_vnnlib, tmp_path, written, verdict):
+    tool = make_tool(tmp_path / "t", f'printf "{written}\\n" > "$RESULT"')
+    v = run_verifier(*vnncomp(host, tool), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "run")
+    assert v.result == verdict
+    if verdict == "violated":  # sat with no witness: read as such; the scorer will find it invalid
+        assert v.witness is None
+
+
+def test_garbage_and_failures_are_unknown_with_the_reason(host, toy_vnnlib, tmp_path):
+    garbage = make_tool(tmp_path / "g", 'echo "probably safe" > "$RESULT"')
+    v = run_verifier(*vnncomp(host, garbage), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "g-run")
+    assert v.result == "unknown" and "unrecognised verdict 'probably safe'" in v.error
+    silent = make_tool(tmp_path / "s", 'echo "segfault" >&2; exit 3')
+    v = run_verifier(*vnncomp(host, silent), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "s-run")
+    assert v.result == "unknown" and v.error == "the tool wrote no result file"
+    unprepared = make_tool(tmp_path / "p", 'echo unsat > "$RESULT"', prepare_body='echo "no licence" >&2; exit 1')
+    v = run_verifier(*vnncomp(host, unprepared), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "p-run")
+    assert v.result == "unknown" and "prepare_instance.sh exited with status 1: no licence" in v.error
+
+
+def test_a_tool_past_its_timeout_is_killed_with_its_children(host, toy_vnnlib, tmp_path):
+    pidfile = tmp_path / "child.pid"
+    tool = make_tool(tmp_path / "slow", f'sleep 300 & echo $! > {pidfile}; wait')
+    v = run_verifier(*vnncomp(host, tool), toy_vnnlib.onnx, toy_vnnlib.holds, 1.0, workdir=tmp_path / "run",
+                     grace_s=0.5)
+    assert v.result == "timeout" and "killed" in v.error
+    child = int(pidfile.read_text())
+    for _ in range(50):  # the kill is sent; give the kernel a moment to reap
+        try:
+            os.kill(child, 0)
+        except ProcessLookupError:
+            break
+        time.sleep(0.1)
+    else:
+        pytest.fail(f"the tool's child {child} outlived the timeout")
+
+
+PLUGIN = '''
+import time
+from harness.api import Param, VerifierSpec, hookimpl
+
+
+def crash(onnx_path, vnnlib_path, timeout_s):
+    raise RuntimeError("solver exploded")
+
+
+def sleepy(onnx_path, vnnlib_path, timeout_s):
+    time.sleep(60)
+
+
+def confused(onnx_path, vnnlib_path, timeout_s):
+    return {"result": "sat"}
+
+
+def tuned(onnx_path, vnnlib_path, timeout_s, answer="holds"):
+    return {"result": answer, "info": {"timeout_s": timeout_s}}
+
+
+@hookimpl
+def harness_register_verifiers(register):
+    register(VerifierSpec(name="crash", verify=crash))
+    register(VerifierSpec(name="sleepy", verify=sleepy))
+    register(VerifierSpec(name="confused", verify=confused))
+    register(VerifierSpec(name="tuned", verify=tuned, params=(Param("answer", str, default="holds"),)))
+'''
+
+
+def test_python_verifiers_from_a_plugin_folder(plugin_dir, toy_vnnlib, tmp_path):
+    plugin_dir.write("myverifiers", PLUGIN)
+    host = load_host(plugin_dir.path)
+
+    def run(name, params=None, timeout=30.0, **kw):
+        spec = host.registry.get("verifier", name).spec
+        return run_verifier(spec, params or {}, toy_vnnlib.onnx, toy_vnnlib.holds, timeout,
+                            workdir=tmp_path / name, plugins_dir=str(plugin_dir.path), **kw)
+
+    crashed = run("crash")
+    assert crashed.result == "unknown" and crashed.error == "RuntimeError: solver exploded"
+    assert "solver exploded" in crashed.info["traceback"]
+    confused = run("confused")
+    assert confused.result == "unknown" and "returned 'sat'; expected a dict with result one of" in confused.error
+    tuned = run("tuned", {"answer": "unknown"})
+    assert tuned.result == "unknown" and 0 < tuned.info["timeout_s"] <= 30.0  # parameters arrive as keywords
+    assert run("tuned", {"answer": "holds"}).result == "holds"
+    slept = run("sleepy", timeout=1.0, grace_s=0.5)
+    assert slept.result == "timeout" and "killed" in slept.error
