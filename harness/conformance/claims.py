@@ -14,6 +14,11 @@ from harness.claims import check_claims as measure
 from harness.specs import Artifact
 
 
+#: How a passing claim is named in its clause's reason.
+WHAT = {"channel_sparsity": "share of all-zero output channels", "weight_bits": "most distinct values in a group",
+        "n_m": "N:M pattern", "block_shape": "zeros in whole blocks", "max_rank": "widest factored layer"}
+
+
 def _value(v: Any) -> str:
     return f"{v:.4f}" if isinstance(v, float) else str(v)
 
@@ -42,7 +47,9 @@ def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | Non
         if bad:
             results.append((key, False, "; ".join(_failure(c) for c in bad[:4])))
             continue
-        what = f"{key} {checks[0].detail}" if checks[0].detail.startswith(("over ", "of ")) else key
+        what = f"{key} {checks[0].detail}" if checks[0].detail.startswith(("over ", "of ")) else WHAT.get(key, key)
+        if key == "channel_sparsity" and claims.get("structured"):
+            what = "share of output channels removed"
         measured = ", ".join(f"{c.format} {_value(c.measured)}" for c in checks if not c.claim.startswith(f"{key}["))
         results.append((key, True, f"{what}: {measured or f'{len(checks)} layers'} (claimed {claimed!r})"))
     return results

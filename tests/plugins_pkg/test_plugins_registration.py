@@ -32,6 +32,7 @@ ENTRY_POINTS = {
     "torch-cuda": "harness_plugins.backends.torch_cuda",
     "wasm": "harness_plugins.backends.wasm",
     "arm": "harness_plugins.backends.arm",
+    "verifiers": "harness_plugins.verifiers",
 }
 
 EXPECTED = {
@@ -41,6 +42,7 @@ EXPECTED = {
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
                 "mixed-precision", "svd"},
     "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
+    "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd"},
 }
 
 HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL", "scipy", "torch_pruning")
