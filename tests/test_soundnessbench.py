@@ -123,9 +123,11 @@ def test_importing_a_vnncomp_folder_with_gzipped_files(bench, tmp_path):
     (comp / "net.onnx.gz").write_bytes(gzip.compress((folder / "model.onnx").read_bytes()))
     for i in range(2):
         shutil.copy(folder / "vnnlib" / f"{i}.vnnlib", tmp_path / "acme" / "vnnlib" / f"p{i}.vnnlib")
-    (tmp_path / "acme" / "instances.csv").write_text("onnx/net.onnx,vnnlib/p0.vnnlib,12\nonnx/net.onnx,vnnlib/p1.vnnlib,7\n")
+    (tmp_path / "acme" / "instances.csv").write_text(
+        "onnx/net.onnx,vnnlib/p0.vnnlib,12\nonnx/net.onnx,vnnlib/p1.vnnlib,7\n")
     b = read_folder(tmp_path / "acme", tmp_path / "cache")
-    assert [i.kind for i in b.instances] == ["unlabelled", "unlabelled"] and [i.timeout for i in b.instances] == [12, 7]
+    assert [i.kind for i in b.instances] == ["unlabelled", "unlabelled"]
+    assert [i.timeout for i in b.instances] == [12, 7]
     assert b.instances[0].onnx.read_bytes() == (folder / "model.onnx").read_bytes()  # unpacked into the cache
     with pytest.raises(FileNotFoundError, match="no instances.csv"):
         read_folder(tmp_path / "acme" / "onnx", tmp_path / "cache")

@@ -33,7 +33,8 @@ SAMPLE = textwrap.dedent("""
     for x in lo + np.random.default_rng(0).random((500, len(lo))) * (hi - lo):
         y = sess.run(None, {inp.name: x.astype(np.float32).reshape(shape)})[0].reshape(-1)
         if prop.is_unsafe(list(y)):
-            cex = [f"(X_{i} {v!r})" for i, v in enumerate(x.tolist())] + [f"(Y_{j} {v!r})" for j, v in enumerate(y.tolist())]
+            cex = [f"(X_{i} {v!r})" for i, v in enumerate(x.tolist())]
+            cex += [f"(Y_{j} {v!r})" for j, v in enumerate(y.tolist())]
             open(result, "w").write("sat\\n(" + "\\n ".join(cex) + ")\\n")
             break
     else:

@@ -13,7 +13,6 @@ from harness.claims import QUALIFIERS, Check, OnnxReader, Report, TorchReader
 from harness.claims import check_claims as measure
 from harness.specs import Artifact
 
-
 #: How a passing claim is named in its clause's reason.
 WHAT = {"channel_sparsity": "share of all-zero output channels", "weight_bits": "most distinct values in a group",
         "n_m": "N:M pattern", "block_shape": "zeros in whole blocks", "max_rank": "widest factored layer"}
