@@ -69,6 +69,26 @@ def test_graph_pool_keeps_one_replay_and_static_output_per_input():
         GraphPool(module, [], eager_capture)
 
 
+def test_graph_pool_timed_outputs_are_each_replays_static_output():
+    """TEST01 in graph mode: replay each graph, copy its static output before the next replay reuses it."""
+    import torch
+
+    module = torch.nn.Linear(3, 2)
+    inputs = [torch.full((1, 3), float(i)) for i in range(3)]
+    shared = torch.zeros(1, 2)  # one static buffer for every graph: what a shared memory pool may do
+
+    def shared_capture(fn):
+        def replay(fn=fn):
+            shared.copy_(fn().detach())
+
+        replay()
+        return replay, shared
+
+    with torch.no_grad():
+        outs = GraphPool(module, inputs, shared_capture).replayed_outputs()
+        assert [o.tolist() for o in outs] == [module(x).tolist() for x in inputs]
+
+
 def test_available_answers_with_a_reason():
     ok, reason = available()
     import torch
@@ -114,3 +134,5 @@ def test_on_a_gpu_graph_replay_agrees_with_eager(tmp_path):
     result = session.time([x, x * 2], TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0))
     assert len(result.samples_s) >= 5 and result.info["peak_device_bytes"] > 0
     assert abs(session.run(x) - module(torch.from_numpy(x)).detach().numpy()).max() < 1e-4
+    timed = session.timed_outputs([x, x * 2])  # TEST01: the replayed graphs compute what run() does
+    assert all(abs(t - session.run(b)).max() < 1e-4 for t, b in zip(timed, [x, x * 2]))

@@ -72,6 +72,15 @@ class GraphPool:
         for j in range(offset, offset + n):
             self.replays[j % k]()
 
+    def replayed_outputs(self) -> list[Any]:
+        """Replay each graph once and copy its static output right after (the graphs share one memory
+        pool, so a later replay may reuse an earlier output's memory): TEST01's timed outputs."""
+        outs = []
+        for i in range(len(self.replays)):
+            self.block(1, i)
+            outs.append(self.outputs[i].float().cpu().numpy().copy())
+        return outs
+
 
 def cuda_capture(stream: Any, pool_holder: dict) -> Callable[[Callable[[], Any]], tuple[Callable[[], None], Any]]:
     """A capture function for :class:`GraphPool`: warm up on ``stream``, capture, share one memory pool."""
@@ -154,12 +163,8 @@ class TorchCudaSession:
         with torch.inference_mode():
             inputs = [self._to_device(b) for b in batches]
             if self.params["mode"] == "graph":
-                pool = GraphPool(self.module, inputs, cuda_capture(torch.cuda.Stream(self.device), {}))
-                outs = []
-                for i in range(len(pool)):
-                    pool.block(1, i)
-                    outs.append(pool.outputs[i].float().cpu().numpy().copy())
-                return outs
+                capture = cuda_capture(torch.cuda.Stream(self.device), {})
+                return GraphPool(self.module, inputs, capture).replayed_outputs()
             return [self.module(x).float().cpu().numpy() for x in inputs]
 
     def close(self) -> None:
