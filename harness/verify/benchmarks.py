@@ -28,7 +28,6 @@ import gzip
 import json
 import shutil
 import time
-from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -321,8 +320,3 @@ def _splits_of(folder: Path, module: Any) -> Any:
     split = Split(x=x, y=y)
     return Splits(train=split, calibration=split, test=split, input_shape=tuple(x.shape[1:]),
                   num_classes=int(max(y.max() + 1, 2)), labelled=True, fingerprint=digest(x.tobytes().hex()))
-
-
-def describe(component: Component) -> Mapping[str, Any]:
-    """A benchmark entry as shown in listings."""
-    return {"source": component.name, **component.params}

@@ -89,6 +89,22 @@ def input_shape(recipe: Recipe) -> tuple[int, ...]:
     return (s,) if recipe.arch == "mlp" else (1, s, s)
 
 
+def relu_units(model: Any, shape: tuple[int, ...]) -> int:
+    """ReLU units of one forward pass (what a MILP encoding may need a binary for)."""
+    import torch
+
+    count = [0]
+    hooks = [m.register_forward_hook(lambda _m, _i, out: count.__setitem__(0, count[0] + out[0].numel()))
+             for m in model.modules() if isinstance(m, torch.nn.ReLU)]
+    try:
+        with torch.no_grad():
+            model(torch.zeros((1, *shape)))
+    finally:
+        for h in hooks:
+            h.remove()
+    return count[0]
+
+
 def _points(rng: Any, n: int, d: int, r: float, eps: float) -> Any:
     import numpy as np
 
@@ -172,7 +188,10 @@ def train(recipe: Recipe, x0: Any, cex: Any, clean: Any, log: Any = None) -> Any
         u = torch.rand(SHELL_SAMPLES, n_pl, d, generator=gen) * 2 - 1
         shell = flat(Xc).unsqueeze(0) + u / u.abs().amax(-1, keepdim=True) * radius
         box = flat(lo_p) + torch.rand(BOX_SAMPLES, n_pl, d, generator=gen) * flat(hi_p - lo_p)
-        ramp = torch.cat([flat(pts[:, :n_pl]), flat(X[:n_pl]).unsqueeze(0), shell, box])
+        # Corners and faces, where sign-gradient attacks end up: every coordinate at a bound or inside.
+        side = torch.randint(0, 3, (BOX_SAMPLES, n_pl, d), generator=gen)
+        corners = torch.where(side == 0, flat(lo_p), torch.where(side == 1, flat(hi_p), box))
+        ramp = torch.cat([flat(pts[:, :n_pl]), flat(X[:n_pl]).unsqueeze(0), shell, box, corners])
         ramp = torch.min(torch.max(ramp, flat(lo_p)), flat(hi_p))
         dist = (ramp - flat(Xc)).abs().amax(-1)
         keep = dist >= well
@@ -269,8 +288,7 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
         summary = {"generator": "soundnessbench", "recipe": asdict(recipe), "input_shape": list(shape),
                    "instances": len(rows), "planted": kinds.count("planted"), "clean": kinds.count("clean"),
                    "candidates": {"planted": n_pl, "clean": n_cl}, "rejected": rejected, "kinds": kinds,
-                   "relu_units": sum(m.out_features if hasattr(m, "out_features") else 0 for m in model[:-1]) +
-                   (recipe.channels * recipe.input_size ** 2 if recipe.arch == "cnn" else 0),
+                   "relu_units": relu_units(model, shape),
                    "train_s": round(trained_s, 2), "total_s": round(time.perf_counter() - t0, 2),
                    "torch": torch.__version__}
         (folder / "benchmark.json").write_text(json.dumps(summary, indent=1))
