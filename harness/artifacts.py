@@ -207,6 +207,10 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     analysis = flop_counts(analysed, input_shape)
     # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
     analysis["reference_flops"] = flop_counts(module, input_shape)["flops"]
+    # Output channels of the reference's conv/linear layers: what structured claims are measured against.
+    analysis["reference_out_channels"] = {
+        name: int(m.weight.shape[0]) for name, m in module.named_modules()
+        if isinstance(m, (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear))}
     claims = dict(spec.claims(method.params)) if spec.claims else {}
     manifest = {
         "key": key, "formats": formats, "input_shape": list(input_shape),

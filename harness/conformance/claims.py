@@ -23,7 +23,7 @@ from harness.specs import Artifact
 #: How far a measured share may be from a claimed one: 0.5 percentage points.
 SHARE_TOLERANCE = 0.005
 SCOPES = ("weights", "conv+linear weights", "all parameters")
-MEASURED = ("sparsity", "channel_sparsity", "weight_bits", "weight_dtype")
+MEASURED = ("sparsity", "channel_sparsity", "weight_bits", "max_levels_per_channel", "weight_dtype")
 #: Keys that qualify a measured claim rather than make one.
 QUALIFIERS = ("sparsity_scope",)
 
@@ -88,7 +88,14 @@ def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | Non
         if key not in MEASURED:
             results.append((key, None, f"{key}={claimed!r} is recorded, not measured"))
             continue
+        if key == "sparsity" and claims.get("sparsity_scope", "weights") not in SCOPES:
+            results.append((key, None, f"sparsity over {claims['sparsity_scope']!r} is recorded, not measured "
+                                       f"(the check measures the scopes {', '.join(map(repr, SCOPES))})"))
+            continue
         try:
+            if key == "channel_sparsity" and claims.get("structured"):
+                results.append((key, *_check_removed_channels(float(claimed), artifact)))
+                continue
             results.append((key, *_check_one(key, claimed, claims, tensors)))
         except (TypeError, ValueError) as exc:
             results.append((key, False, f"{key}={claimed!r}: {exc}"))
@@ -96,7 +103,6 @@ def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | Non
 
 
 def _check_one(key: str, claimed: Any, claims: dict, tensors: dict) -> tuple[bool, str]:
-    import numpy as np
 
     measured = []
     bad = []
@@ -125,15 +131,22 @@ def _check_one(key: str, claimed: Any, claims: dict, tensors: dict) -> tuple[boo
         if abs(share - float(claimed)) > SHARE_TOLERANCE:
             bad.append(f"torch: {share:.4f} of output channels are all zero, claimed {float(claimed):.4f}")
         what = "share of all-zero output channels"
-    elif key == "weight_bits":
-        bits = int(claimed)
-        limit = 2 ** bits
+    elif key in ("weight_bits", "max_levels_per_channel"):
+        # A quantization group is a tensor, or one output channel when the claim says per-channel
+        # (each channel has its own scale); clusters with their own scales multiply the levels.
+        per_channel = str(claims.get("granularity", "")).startswith("per-channel")
+        if key == "weight_bits":
+            bits = int(claimed)
+            limit = 2 ** bits * (int(claims.get("clusters", 1)) if per_channel else 1)
+        else:
+            per_channel, limit = True, int(claimed)
+        group = "output channel" if per_channel else "weight tensor"
         for fmt, t in tensors.items():
-            worst = max((len(np.unique(w)) for w in t["weights"]), default=0)
-            measured.append(f"{fmt} at most {worst} distinct values per weight tensor")
+            worst = max((_levels(w, per_channel) for w in t["weights"]), default=0)
+            measured.append(f"{fmt} at most {worst} distinct values per {group}")
             if worst > limit:
-                bad.append(f"{fmt}: a weight tensor holds {worst} distinct values, more than 2**{bits} = {limit}")
-        what = f"{bits}-bit weights"
+                bad.append(f"{fmt}: a {group} holds {worst} distinct values, more than the {limit} claimed")
+        what = f"{claimed}-bit weights" if key == "weight_bits" else f"at most {claimed} levels per channel"
     else:  # weight_dtype
         for fmt, t in tensors.items():
             dtypes = sorted({str(w.dtype) for w in t["weights"]})
@@ -144,3 +157,43 @@ def _check_one(key: str, claimed: Any, claims: dict, tensors: dict) -> tuple[boo
     if bad:
         return False, "; ".join(bad)
     return True, f"{what}: {', '.join(measured)} (claimed {claimed!r})"
+
+
+def _levels(w: Any, per_channel: bool) -> int:
+    """Distinct values in ``w``, or the most in any one output channel. Exporters may store a Linear
+    weight transposed, so a 2-D tensor counts by whichever axis holds the channels (the fewer levels)."""
+    import numpy as np
+
+    if not per_channel or w.ndim < 2:
+        return len(np.unique(w))
+    rows = max(len(np.unique(r)) for r in w.reshape(w.shape[0], -1))
+    if w.ndim == 2:
+        return min(rows, max(len(np.unique(c)) for c in w.T))
+    return rows
+
+
+def _check_removed_channels(claimed: float, artifact: Artifact) -> tuple[bool, str]:
+    """Structured pruning removes channels: each pruned layer keeps max(1, floor(C x (1 - s))) of the
+    reference model's C output channels (the artifact records C per layer); untouched layers keep C."""
+    import math
+
+    import torch
+
+    reference = (artifact.manifest.get("analysis") or {}).get("reference_out_channels")
+    if "torch" not in artifact.formats or not reference:
+        return False, "structured claim, but the artifact lacks the torch module or the reference channel counts"
+    layers = (torch.nn.Conv1d, torch.nn.Conv2d, torch.nn.Conv3d, torch.nn.Linear)
+    now = {name: int(m.weight.shape[0]) for name, m in artifact.load_torch().named_modules() if isinstance(m, layers)}
+    pruned, bad = 0, []
+    for name, before in reference.items():
+        if name not in now or now[name] == before:
+            continue
+        expected = max(1, math.floor(before * (1 - claimed)))
+        pruned += 1
+        if now[name] != expected:
+            bad.append(f"{name}: {now[name]} of {before} output channels kept, the rule keeps {expected}")
+    if claimed > 0 and pruned == 0:
+        bad.append("no layer lost an output channel")
+    if bad:
+        return False, "; ".join(bad)
+    return True, f"{pruned} layer(s) shrunk to max(1, floor(C x (1 - {claimed}))) output channels of the reference"
