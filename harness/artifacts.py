@@ -139,6 +139,8 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
             raise ValueError(f"model {model.name}: weights file {weights_file} does not fit the "
                              f"architecture: {exc}") from exc
         return module.eval(), {"source": "file", "path": weights_file, "sha256": file_sha256(weights_file)}
+    if spec.pretrained is not None:
+        return module.eval(), dict(spec.pretrained(ctx))
     if spec.train is None or not splits.labelled:
         why = "no training recipe" if spec.train is None else f"dataset {dataset.name} is unlabelled"
         return module.eval(), {"source": "seeded initialisation", "why": why, "seed": seed}

@@ -159,6 +159,9 @@ class ModelSpec:
         hash (model, plugin version, dataset fingerprint, seed, parameters), so it runs once.
         ``None`` keeps the seeded initialisation.
     :param weights: one line on where the reference weights come from, for listings.
+    :param pretrained: ``pretrained(ctx) -> dict`` for a model whose ``build`` loads pretrained weights
+        (a local Hugging Face folder): where they come from, with a ``sha256`` of their content, which
+        keys the artifact cache instead of the seed.
     :param provides: the format of the dense model ``build`` returns: ``("torch",)`` for a torch
         module, ``("onnx",)`` for the path of an ONNX file (a model that never was a torch module).
         Methods that consume neither are skipped by the planner with the reason.
@@ -174,6 +177,7 @@ class ModelSpec:
     params: tuple[Param, ...] = ()
     weights: str = "seeded initialisation"
     provides: tuple[str, ...] = ("torch",)
+    pretrained: Callable[[ModelContext], dict] | None = None
     description: str = ""
 
     def check(self) -> None:
