@@ -56,19 +56,22 @@ def onnx_param_counts(path: Path) -> dict:
     return {"params": total, "nonzero_params": nonzero, "weights": weights, "nonzero_weights": nonzero_weights}
 
 
-def flop_counts(module: Any, input_shape: tuple[int, ...]) -> dict:
+def flop_counts(module: Any, input_shape: tuple[int, ...], example: Any = None) -> dict:
     """Dense and non-zero FLOPs of one batch-1 forward pass, per ShrinkBench.
 
-    Returns ``flops``, ``nonzero_flops`` and ``layers`` (per Conv/Linear module: flops and
-    weight density).
+    ``example`` is one sample (an array or a feed of named arrays, see :mod:`harness.inputs`);
+    without it, zeros of ``(1, *input_shape)``. Returns ``flops``, ``nonzero_flops`` and ``layers``
+    (per Conv/Linear module: flops and weight density).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros((1, *input_shape))
+    from harness.inputs import torch_args
+
+    args = torch_args(example) if example is not None else (torch.zeros((1, *input_shape)),)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(x)
+        module(*args)
     total = int(counter.get_total_flops())
     per_module = counter.get_flop_counts()
     layers = {}

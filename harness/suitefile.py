@@ -347,10 +347,16 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
     """Turn combinations that cannot run into explicit skips, with the reason."""
     availability: dict[str, tuple[bool, str]] = {}
     for c in cells:
+        method = pipeline.resolve(registry, c.method.name, c.method.params)
+        model = registry.items["model"][c.model.name].spec
+        if not set(model.provides) & set(method.consumes):
+            c.skip_reason = (f"method {c.method.name} works on {'/'.join(method.consumes)} models; "
+                             f"model {c.model.name} is {'/'.join(model.provides)}")
+            continue
         if c.backend is None:
             continue
         backend = registry.items["backend"][c.backend.name].spec
-        method = pipeline.resolve(registry, c.method.name, c.method.params)
+        method_produces = method.produces
         if c.backend.name not in availability:
             try:
                 availability[c.backend.name] = tuple(backend.available())  # type: ignore[assignment]
@@ -360,6 +366,9 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
         if not ok:
             c.skip_reason = f"backend {c.backend.name} is not available: {reason}"
             continue
-        if not set(backend.accepts) & set(method.produces):
+        if model.provides == ("onnx",):
+            # A model that is an ONNX file yields ONNX artifacts whatever the method.
+            method_produces = ("onnx",)
+        if not set(backend.accepts) & set(method_produces):
             c.skip_reason = (f"backend {c.backend.name} runs {'/'.join(backend.accepts)} artifacts; "
-                             f"method {c.method.name} produces {'/'.join(method.produces)}")
+                             f"method {c.method.name} produces {'/'.join(method_produces)}")

@@ -109,7 +109,7 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
         suite_reg = registry.get("suite", task["suite"])
         suite = suite_reg.spec
-        open_session = None
+        open_session = open_dense_session = None
         backend_name = None
         if cell.get("backend"):
             backend_name = cell["backend"]["name"]
@@ -124,6 +124,11 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             def open_session(_spec=bspec, _params=bparams):
                 return _spec.session(artifact, _params)
 
+            def open_dense_session(_spec=bspec, _params=bparams):
+                # The dense artifact of the same model, data and seed: cached, so usually a lookup.
+                dense_cell = {**cell, "method": {"name": "dense", "params": {}}}
+                return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir), _params)
+
         timed_elsewhere = None
         if backend_name is not None:
             def timed_elsewhere(batches, plan, processes, _name=backend_name, _params=bparams):
@@ -132,7 +137,9 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
         ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
                           settings=task["settings"], open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
-                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere)
+                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
+                          task=registry.get("dataset", cell["dataset"]["name"]).spec.task,
+                          open_dense_session=open_dense_session)
         stage = enter("suite")
         measurements = suite.run(ctx)
         if not isinstance(measurements, list):
