@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api import ModelContext, ModelSpec, Param, hookimpl
+from harness.api import ModelContext, ModelSpec, Param, Skip, hookimpl
 
 PATH_HELP = "local model folder, or package:NAME/sub for a folder inside an installed package"
 
@@ -54,7 +54,7 @@ def build_tiny_lm(ctx: ModelContext) -> Any:
     from harness_plugins import hf
 
     if not ctx.num_classes or len(ctx.input_shape) != 1:
-        raise ValueError("tiny-lm needs a language-modelling dataset (token windows and a vocabulary size)")
+        raise Skip("tiny-lm needs a language-modelling dataset (token windows and a vocabulary size)")
     p = ctx.params
     return hf.tiny_llama(vocab=int(ctx.num_classes), hidden=int(p["hidden"]), layers=int(p["layers"]),
                          heads=int(p["heads"]), max_len=max(256, int(ctx.input_shape[0])))
