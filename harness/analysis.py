@@ -164,8 +164,9 @@ def onnx_packed_size(path: Path) -> dict:
     return {"packed_bytes": packed, "bits_per_weight": weight_bits / weight_count if weight_count else None}
 
 
-def peak_forward_memory(module: Any, input_shape: tuple[int, ...]) -> dict:
-    """Peak tensor memory of one batch-1 forward pass of a torch module on CPU.
+def peak_forward_memory(module: Any, args: tuple) -> dict:
+    """Peak tensor memory of one batch-1 forward pass of a torch module on CPU, on ``args`` (one sample
+    of the test split, as torch tensors: an image, or token ids and a mask).
 
     Tracked per tensor storage by torch's ``MemTracker`` (``torch.distributed._tools.mem_tracker``):
     the highest total, over the pass, of the bytes held by parameters, buffers, the input and the
@@ -178,12 +179,11 @@ def peak_forward_memory(module: Any, input_shape: tuple[int, ...]) -> dict:
     import torch
     from torch.distributed._tools.mem_tracker import MemTracker
 
-    x = torch.zeros((1, *input_shape))
     module = module.eval()
     tracker = MemTracker()
-    tracker.track_external(module, x)
+    tracker.track_external(module, *args)
     with torch.no_grad(), tracker:
-        module(x)
+        module(*args)
     snapshot = tracker.get_tracker_snapshot("peak")
     per_device = snapshot.get(torch.device("cpu"), {})
     by_kind = {str(getattr(k, "value", k)): int(v) for k, v in per_device.items() if k != "Total"}
