@@ -64,19 +64,22 @@ def output_channels(module: Any) -> dict[str, int]:
     return {name: int(m.weight.shape[0]) for name, m in module.named_modules() if isinstance(m, layers)}
 
 
-def flop_counts(module: Any, input_shape: tuple[int, ...]) -> dict:
+def flop_counts(module: Any, input_shape: tuple[int, ...], example: Any = None) -> dict:
     """Dense and non-zero FLOPs of one batch-1 forward pass, per ShrinkBench.
 
-    Returns ``flops``, ``nonzero_flops`` and ``layers`` (per Conv/Linear module: flops and
-    weight density).
+    ``example`` is one sample (an array or a feed of named arrays, see :mod:`harness.inputs`);
+    without it, zeros of ``(1, *input_shape)``. Returns ``flops``, ``nonzero_flops`` and ``layers``
+    (per Conv/Linear module: flops and weight density).
     """
     import torch
     from torch.utils.flop_counter import FlopCounterMode
 
-    x = torch.zeros((1, *input_shape))
+    from harness.inputs import torch_args
+
+    args = torch_args(example) if example is not None else (torch.zeros((1, *input_shape)),)
     counter = FlopCounterMode(display=False)
     with torch.no_grad(), counter:
-        module(x)
+        module(*args)
     total = int(counter.get_total_flops())
     per_module = counter.get_flop_counts()
     layers = {}
@@ -169,8 +172,9 @@ def onnx_packed_size(path: Path) -> dict:
     return {"packed_bytes": packed, "bits_per_weight": weight_bits / weight_count if weight_count else None}
 
 
-def peak_forward_memory(module: Any, input_shape: tuple[int, ...]) -> dict:
-    """Peak tensor memory of one batch-1 forward pass of a torch module on CPU.
+def peak_forward_memory(module: Any, args: tuple) -> dict:
+    """Peak tensor memory of one batch-1 forward pass of a torch module on CPU, on ``args`` (one sample
+    of the test split, as torch tensors: an image, or token ids and a mask).
 
     Tracked per tensor storage by torch's ``MemTracker`` (``torch.distributed._tools.mem_tracker``):
     the highest total, over the pass, of the bytes held by parameters, buffers, the input and the
@@ -183,12 +187,11 @@ def peak_forward_memory(module: Any, input_shape: tuple[int, ...]) -> dict:
     import torch
     from torch.distributed._tools.mem_tracker import MemTracker
 
-    x = torch.zeros((1, *input_shape))
     module = module.eval()
     tracker = MemTracker()
-    tracker.track_external(module, x)
+    tracker.track_external(module, *args)
     with torch.no_grad(), tracker:
-        module(x)
+        module(*args)
     snapshot = tracker.get_tracker_snapshot("peak")
     per_device = snapshot.get(torch.device("cpu"), {})
     by_kind = {str(getattr(k, "value", k)): int(v) for k, v in per_device.items() if k != "Total"}

@@ -65,22 +65,39 @@ def load_dataset(registry: Registry, dataset: Component, cache_dir: Path) -> Spl
     return _DATASETS[key]
 
 
-def export_onnx(module: Any, path: Path, input_shape: tuple[int, ...]) -> Path:
-    """Export a torch module to a single-file ONNX model with a dynamic batch dimension."""
+def example_input(splits: Splits, n: int = 2) -> Any:
+    """``n`` samples of the dataset's inputs (an array or a feed), to trace and export models with."""
+    from harness.inputs import prepare, take
+
+    split = splits.test if len(splits.test) else splits.train
+    return prepare(take(split.x, slice(0, n)))
+
+
+def export_onnx(module: Any, path: Path, input_shape: tuple[int, ...], example: Any = None) -> Path:
+    """Export a torch module to a single-file ONNX model with a dynamic batch dimension.
+
+    ``example`` (an array or a feed of named arrays, see :mod:`harness.inputs`) is what the module
+    is traced with; without it, zeros of ``(2, *input_shape)``. Integer inputs of a feed (token
+    ids, masks) also get a dynamic sequence axis; the ONNX inputs take the module's argument names.
+    """
     import logging
     import warnings
 
+    import numpy as np
     import torch
+
+    from harness.inputs import dynamic_shapes, torch_args
 
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     module = module.eval()
-    x = torch.zeros((2, *input_shape))
+    if example is None:
+        example = np.zeros((2, *input_shape), dtype=np.float32)
     logging.getLogger("torch.onnx").setLevel(logging.ERROR)
     with warnings.catch_warnings():
         warnings.simplefilter("ignore")
-        torch.onnx.export(module, (x,), str(path), dynamo=True, external_data=False,
-                          dynamic_shapes=({0: torch.export.Dim("batch")},), verbose=False)
+        torch.onnx.export(module, torch_args(example), str(path), dynamo=True, external_data=False,
+                          dynamic_shapes=dynamic_shapes(example), verbose=False)
     return path
 
 
@@ -109,6 +126,12 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
                        num_classes=splits.num_classes, seed=seed, splits=splits)
     seed_everything(seed)
     module = spec.build(ctx)
+    if spec.provides == ("onnx",):
+        # A model that never was a torch module: build returns its ONNX file, passed through as is.
+        path = Path(module)
+        if not path.is_file():
+            raise ValueError(f"model {model.name}: build() returned {module!r}, not an ONNX file")
+        return path, {"source": "onnx file", "path": str(path), "sha256": file_sha256(path)}
     if not isinstance(module, torch.nn.Module):
         raise TypeError(f"model {model.name} of plugin {reg.plugin.label}: build(ctx) returned "
                         f"{type(module).__name__}; return a torch.nn.Module")
@@ -121,6 +144,8 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
             raise ValueError(f"model {model.name}: weights file {weights_file} does not fit the "
                              f"architecture: {exc}") from exc
         return module.eval(), {"source": "file", "path": weights_file, "sha256": file_sha256(weights_file)}
+    if spec.pretrained is not None:
+        return module.eval(), dict(spec.pretrained(ctx))
     if spec.train is None or not splits.labelled:
         why = "no training recipe" if spec.train is None else f"dataset {dataset.name} is unlabelled"
         return module.eval(), {"source": "seeded initialisation", "why": why, "seed": seed}
@@ -173,12 +198,13 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     tmp = _atomic_dir(final)
     t0 = time.perf_counter()
     input_shape = tuple(splits.input_shape)
+    example = example_input(splits)
     work = tmp / "work"
     work.mkdir()
     source = copy.deepcopy(module)
     seed_everything(seed)
     ctx = ApplyContext(module=source, params=method.params, seed=seed, splits=splits, workdir=work,
-                       input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape))
+                       input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape, example))
     out = spec.apply(ctx)
     formats: list[str] = []
     if isinstance(out, torch.nn.Module):
@@ -187,7 +213,7 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
         formats.append("torch")
         analysed = out
         if "onnx" in spec.produces:
-            export_onnx(out, tmp / "model.onnx", input_shape)
+            export_onnx(out, tmp / "model.onnx", input_shape, example)
             formats.append("onnx")
     elif isinstance(out, (str, os.PathLike)) and Path(out).is_file():
         shutil.copyfile(out, tmp / "model.onnx")
@@ -203,15 +229,19 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
                         "path of an ONNX file written under ctx.workdir")
     shutil.rmtree(work, ignore_errors=True)
     from harness.analysis import flop_counts, output_channels
+    from harness.inputs import describe, take
 
-    analysis = flop_counts(analysed, input_shape)
-    # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
-    analysis["reference_flops"] = flop_counts(module, input_shape)["flops"]
-    # The dense model's output channels per layer: what structured pruning's claims are measured against.
-    analysis["reference_channels"] = output_channels(module)
+    # FLOPs are counted on a torch module; an ONNX-file model has none to count.
+    is_torch = isinstance(analysed, torch.nn.Module)
+    analysis = flop_counts(analysed, input_shape, take(example, slice(0, 1))) if is_torch else {}
+    if is_torch and isinstance(module, torch.nn.Module):
+        # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
+        analysis["reference_flops"] = flop_counts(module, input_shape, take(example, slice(0, 1)))["flops"]
+        # Output channels of the reference's conv/linear layers: what structured claims are measured against.
+        analysis["reference_out_channels"] = output_channels(module)
     claims = dict(spec.claims(method.params)) if spec.claims else {}
     manifest = {
-        "key": key, "formats": formats, "input_shape": list(input_shape),
+        "key": key, "formats": formats, "input_shape": list(input_shape), "inputs": describe(example),
         "num_classes": splits.num_classes, "identity": identity, "claims": claims,
         "encodings": dict(ctx.encodings) if "torch" in formats else {},
         "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,

@@ -545,5 +545,5 @@ def check_artifact(artifact: Any) -> Report:
         readers.append(TorchReader(artifact.load_torch()))
     if "onnx" in artifact.formats:
         readers.append(OnnxReader(artifact.file("onnx")))
-    reference = (artifact.manifest.get("analysis") or {}).get("reference_channels")
+    reference = (artifact.manifest.get("analysis") or {}).get("reference_out_channels")
     return check_claims(claims, readers, reference)

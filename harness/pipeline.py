@@ -87,6 +87,7 @@ def resolve(registry: Registry, name: str, params: Mapping[str, Any]) -> MethodS
         return merged
 
     return MethodSpec(name=name.replace(SEPARATOR, "-then-"), apply=apply, produces=steps[-1][0].produces,
+                      consumes=steps[0][0].consumes,
                       claims=claims, source="; ".join(s.source for s, _ in steps if s.source),
                       description="pipeline: " + " then ".join(s.name for s, _ in steps))
 

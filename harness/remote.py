@@ -5,19 +5,29 @@ onnxruntime on an aarch64 device, ...) that reads requests on its standard input
 responses on its standard output, one *frame* each:
 
     frame  = u32 big-endian length of the header | header (JSON, UTF-8) | blob bytes ...
-    header = {"op": ..., ..., "blobs": [{"dtype": "float32", "shape": [...], "nbytes": N}, ...]}
+    header = {"op": ..., ..., "blobs": [{"dtype": "float32", "shape": [...], "nbytes": N, ...}, ...]}
+
+A blob is a C-contiguous little-endian array of ``dtype`` (``float32``, ``int64`` or ``int32``) and
+``shape``. Input blobs also carry ``name``, the model input they feed: a model with several inputs
+(a transformer's ``input_ids`` and ``attention_mask``, int64) gets one blob per input. A runner
+feeds blobs to the model's inputs by name, or by position when the names do not match the
+model's (a single unnamed image input is sent as ``input``).
 
 Requests and their responses (every response has ``"ok": true``, or ``"ok": false`` and ``"error"``):
 
 - ``hello`` -> ``protocol``, ``runtime``, ``version``, ``features`` (device facts for the fingerprint)
 - ``load`` (``threads``; blob 0: the ONNX model's bytes) -> ``info`` (runtime, version, threads, provider)
-- ``run`` (blob 0: one float32 input batch) -> blob 0: the float32 output
+- ``run`` (blobs: one named input blob per model input, one batch) -> blob 0: the first output, float32
 - ``time`` (``plan``: a :class:`harness.timing.TimingPlan` as a dict; blobs: the distinct input
-  batches to rotate among) -> ``samples_s``, ``inner_loops``, ``warmup_iters``, ``timer``, ``info``
-- ``outputs`` (blobs: input batches) -> blobs: the output of each batch, computed by the very call
+  batches to rotate among, each blob's ``batch`` saying which batch it belongs to, 0, 1, ...)
+  -> ``samples_s``, ``inner_loops``, ``warmup_iters``, ``timer``, ``info``
+- ``outputs`` (blobs: input batches, as for ``time``) -> blobs: the output of each batch, computed by the very call
   the ``time`` loop times (the soundness suite's TEST01 audit compares them with ``run``'s). A
   runner that does not implement it answers ``ok: false`` and the audit records it as not run.
 - ``close`` -> the runner exits
+
+Protocol 2 added names, integer dtypes and the ``batch`` index (protocol 1 carried one float32
+input per batch).
 
 Timing happens inside the runner, by its own clock, following the same plan as in-process
 backends (warm-up until stable, calibrated inner loop, minimum samples and time): the frames
@@ -39,7 +49,7 @@ from typing import Any
 
 from harness.timing import TimingPlan, TimingResult
 
-PROTOCOL = 1
+PROTOCOL = 2
 
 
 class RunnerError(RuntimeError):
@@ -116,23 +126,25 @@ class RunnerSession:
     # -------------------------------------------------------------- Session
 
     @staticmethod
-    def _blob(x: Any) -> tuple[dict, bytes]:
-        import numpy as np
+    def _blobs(x: Any, **extra: Any) -> list[tuple[dict, bytes]]:
+        """One named blob per input of a batch (an array or a feed of named arrays)."""
+        from harness.inputs import named
 
-        arr = np.ascontiguousarray(x, dtype=np.float32)
-        return {"dtype": "float32", "shape": list(arr.shape)}, arr.tobytes()
+        return [({"name": name, "dtype": str(arr.dtype), "shape": list(arr.shape), **extra}, arr.tobytes())
+                for name, arr in named(x).items()]
 
     def run(self, x: Any) -> Any:
         """Outputs for one batch, computed by the runner."""
         import numpy as np
 
-        resp, data = self.request({"op": "run"}, [self._blob(x)])
+        resp, data = self.request({"op": "run"}, self._blobs(x))
         desc = resp["blobs"][0]
         return np.frombuffer(data[0], dtype=desc["dtype"]).reshape(desc["shape"])
 
     def time(self, batches: Sequence[Any], plan: TimingPlan) -> TimingResult:
         """Time inside the runner, rotating among ``batches``."""
-        resp, _ = self.request({"op": "time", "plan": plan.as_dict()}, [self._blob(b) for b in batches])
+        blobs = [blob for i, b in enumerate(batches) for blob in self._blobs(b, batch=i)]
+        resp, _ = self.request({"op": "time", "plan": plan.as_dict()}, blobs)
         return TimingResult(samples_s=[float(v) for v in resp["samples_s"]], inner_loops=int(resp["inner_loops"]),
                             warmup_iters=int(resp["warmup_iters"]), timer=resp["timer"], info=resp.get("info", {}))
 
@@ -140,7 +152,8 @@ class RunnerSession:
         """The outputs of the runner's timed call on each batch (the ``outputs`` request)."""
         import numpy as np
 
-        resp, data = self.request({"op": "outputs"}, [self._blob(b) for b in batches])
+        blobs = [blob for i, b in enumerate(batches) for blob in self._blobs(b, batch=i)]
+        resp, data = self.request({"op": "outputs"}, blobs)
         return [np.frombuffer(d, dtype=desc["dtype"]).reshape(desc["shape"]) for desc, d in zip(resp["blobs"], data)]
 
     def close(self) -> None:

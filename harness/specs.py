@@ -70,20 +70,30 @@ def _check_common(spec: Any) -> None:
 
 @dataclass(frozen=True)
 class Split:
-    """One split of a dataset: inputs ``x`` (float32, ``(N, *input_shape)``) and labels ``y`` (int64, ``(N,)``)."""
+    """One split of a dataset: inputs ``x`` and labels ``y`` (int64, ``(N,)``, or ``None``).
 
-    x: np.ndarray
+    ``x`` is one float32 array ``(N, *input_shape)`` (images, features), or a dict of named arrays
+    sharing the batch dimension, passed to the model by name and in order: integer token ids
+    ``{"input_ids": (N, T) int64, "attention_mask": (N, T) int64}`` for transformers. ``y`` is
+    ``None`` where the task needs no labels (language modelling scores next tokens of ``x``;
+    embeddings are compared with the dense model's).
+    """
+
+    x: np.ndarray | Mapping[str, np.ndarray]
     y: np.ndarray | None
 
     def __len__(self) -> int:
-        return len(self.x)
+        from harness.inputs import batch_len
+
+        return batch_len(self.x)
 
 
 @dataclass(frozen=True)
 class Splits:
     """A loaded dataset: train, calibration and test splits.
 
-    :param input_shape: shape of one sample, without the batch dimension.
+    :param input_shape: shape of one sample, without the batch dimension (of the first input,
+        for named inputs: ``(T,)`` for token ids).
     :param num_classes: number of classes for classification, else ``None``.
     :param labelled: ``False`` for inputs without meaningful labels (latency-only data);
         the accuracy suite skips such datasets and models are not trained on them.
@@ -111,8 +121,12 @@ class DatasetContext:
 class DatasetSpec:
     """A dataset. ``load(ctx) -> Splits`` must be deterministic: the same splits every call.
 
-    :param task: e.g. ``"classification"``.
-    :param metric: the metric the accuracy suite scores it by (``"top1"``).
+    :param task: what the accuracy suite scores, one of :data:`TASKS`: ``"classification"`` (top1,
+        and top5 above 5 classes, from the model's logits), ``"language-modelling"`` (perplexity of
+        the next tokens of ``x["input_ids"]`` from the model's ``(N, T, vocab)`` logits) or
+        ``"embedding"`` (fidelity and neighbour retrieval of the model's ``(N, D)`` embeddings
+        against the dense model's on the same backend).
+    :param metric: the headline metric of the task (``"top1"``, ``"perplexity"``, ``"fidelity"``).
     :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
         contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
         only when a required parameter has no default the check can guess (a path, a free string).
@@ -130,6 +144,12 @@ class DatasetSpec:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
         must_be_callable(self, "load", "load(ctx) -> Splits")
+        if self.task not in TASKS:
+            raise SpecError(f"{self.name}: task must be one of {TASKS}, got {self.task!r}")
+
+
+#: The tasks the accuracy suite knows how to score.
+TASKS = ("classification", "language-modelling", "embedding")
 
 
 # --------------------------------------------------------------------------- models
@@ -166,6 +186,12 @@ class ModelSpec:
     :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
         contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
         only when a required parameter has no default the check can guess (a path, a free string).
+    :param pretrained: ``pretrained(ctx) -> dict`` for a model whose ``build`` loads pretrained weights
+        (a local Hugging Face folder): where they come from, with a ``sha256`` of their content, which
+        keys the artifact cache instead of the seed.
+    :param provides: the format of the dense model ``build`` returns: ``("torch",)`` for a torch
+        module, ``("onnx",)`` for the path of an ONNX file (a model that never was a torch module).
+        Methods that consume neither are skipped by the planner with the reason.
 
     Every model also takes the host-handled parameter ``weights``: the path of a ``state_dict``
     file saved with ``torch.save``, loaded instead of training.
@@ -177,12 +203,17 @@ class ModelSpec:
     task: str = "classification"
     params: tuple[Param, ...] = ()
     weights: str = "seeded initialisation"
+    provides: tuple[str, ...] = ("torch",)
+    pretrained: Callable[[ModelContext], dict] | None = None
     description: str = ""
     example: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""
         _check_common(self)
+        bad = [f for f in self.provides if f not in FORMATS]
+        if len(self.provides) != 1 or bad:
+            raise SpecError(f"{self.name}: provides must name one format among {FORMATS}, got {self.provides}")
         if any(p.name == "weights" for p in self.params):
             raise SpecError(f"{self.name}: 'weights' is a host parameter of every model; do not declare it "
                             "(the host loads a state_dict file given as weights = \"file.pt\" for you)")
@@ -198,13 +229,16 @@ class ModelSpec:
 class ApplyContext:
     """Handed to :attr:`MethodSpec.apply`.
 
-    :param module: the dense model (a private copy: change it in place or build a new one).
+    :param module: the dense model (a private copy: change it in place or build a new one): a torch
+        module, or, for a model that provides ``onnx`` (and methods that consume it), the
+        :class:`pathlib.Path` of its ONNX file.
     :param params: validated method parameters (one grid point).
     :param seed: the cell's seed (the host seeds torch, numpy and random before ``apply``).
     :param splits: the dataset; use ``splits.calibration`` for calibration data.
     :param workdir: an empty folder for files the method writes.
     :param export_onnx: ``export_onnx(module, path)`` writes a single-file ONNX model with a dynamic
-        batch dimension, the same way the host exports every artifact.
+        batch dimension (and sequence dimension for token inputs), the same way the host exports
+        every artifact.
     :param encodings: how the returned torch module's tensors are meant to be stored when that is
         not their dtype: a method whose float weights hold fake-quantized values (k-bit codes times a
         scale) records ``encodings["fc1.weight"] = WeightEncoding(bits=4, scales=120).as_dict()`` for
@@ -266,6 +300,10 @@ class MethodSpec:
     :param apply: ``apply(ctx) -> torch.nn.Module | pathlib.Path``: the compressed model, either a
         torch module (the host saves it and exports it to ONNX) or the path of an ONNX file the
         method wrote under ``ctx.workdir``.
+    :param consumes: the formats of dense model ``apply`` can work on: ``("torch",)`` (the default)
+        for methods that need a torch module, ``("torch", "onnx")`` for methods that also take an
+        ONNX file (``ctx.module`` is then a :class:`pathlib.Path`). The planner skips a model whose
+        format the method does not consume, with the reason.
     :param produces: the artifact formats ``apply`` yields (``("torch", "onnx")`` for a torch module,
         ``("onnx",)`` for an ONNX file). The planner uses it to skip backends that cannot run the
         artifact before anything is built.
@@ -287,6 +325,7 @@ class MethodSpec:
     apply: Callable[[ApplyContext], Any]
     params: tuple[Param, ...] = ()
     produces: tuple[str, ...] = ("torch", "onnx")
+    consumes: tuple[str, ...] = ("torch",)
     claims: Callable[[Mapping[str, Any]], dict] | None = None
     source: str = ""
     description: str = ""
@@ -303,6 +342,9 @@ class MethodSpec:
             raise SpecError(f"{self.name}: produces must name formats among {FORMATS}, got {self.produces!r}: "
                             "('torch', 'onnx') when apply returns a torch module, ('onnx',) when it returns "
                             "the path of an ONNX file")
+        bad = [f for f in self.consumes if f not in FORMATS]
+        if not self.consumes or bad or isinstance(self.consumes, str):
+            raise SpecError(f"{self.name}: consumes must name formats among {FORMATS}, got {self.consumes!r}")
 
 
 # --------------------------------------------------------------------------- artifacts
@@ -363,10 +405,11 @@ class Session(Protocol):
 
     info: dict
 
-    def run(self, x: np.ndarray) -> np.ndarray:
-        """Outputs for one batch of inputs (numpy in, numpy out)."""
+    def run(self, x: np.ndarray | Mapping[str, np.ndarray]) -> np.ndarray:
+        """Outputs (the model's first output) for one batch of inputs: an array, or a dict of named
+        arrays (see :class:`Split`); numpy in, numpy out."""
 
-    def time(self, batches: Sequence[np.ndarray], plan: TimingPlan) -> TimingResult:
+    def time(self, batches: Sequence[Any], plan: TimingPlan) -> TimingResult:
         """Time inference inside the runtime, rotating among ``batches``; follow ``plan``."""
 
     def timed_outputs(self, batches: Sequence[np.ndarray]) -> list[np.ndarray]:
@@ -480,6 +523,11 @@ class CellContext:
     :param time_in_processes: ``time_in_processes(batches, plan, processes) -> list[TimingResult]``:
         time the cell's backend in that many fresh processes, one after another (pyperf's worker
         processes), each opening its own session; ``None`` for suites that are not per backend.
+    :param task: the dataset's task (:data:`TASKS`).
+    :param open_dense_session: ``open_dense_session() -> Session`` on the same backend for the
+        ``dense`` artifact of the same model, data and seed (built or taken from the cache), for
+        metrics that compare outputs with the dense model's (embedding fidelity); ``None`` for
+        suites that are not per backend.
     :param verifier_name: the cell's verifier, for suites with ``per_verifier`` (else ``None``).
     :param verify: ``verify(onnx_path, vnnlib_path, timeout_s) -> harness.verify.results.Verdict``:
         run the cell's verifier on one instance, in its own process (``None`` without a verifier).
@@ -497,6 +545,8 @@ class CellContext:
     backend_name: str | None = None
     is_baseline: bool = False
     time_in_processes: Callable[..., list] | None = None
+    task: str = "classification"
+    open_dense_session: Callable[[], Session] | None = None
     verifier_name: str | None = None
     verify: Callable[..., Any] | None = None
     benchmark: Any = None

@@ -545,10 +545,16 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
         if c.verifier is not None:
             c.skip_reason = _verifier_skip(c, registry)
             continue
+        method = pipeline.resolve(registry, c.method.name, c.method.params)
+        model = registry.items["model"][c.model.name].spec
+        if not set(model.provides) & set(method.consumes):
+            c.skip_reason = (f"method {c.method.name} works on {'/'.join(method.consumes)} models; "
+                             f"model {c.model.name} is {'/'.join(model.provides)}")
+            continue
         if c.backend is None:
             continue
         backend = registry.items["backend"][c.backend.name].spec
-        method = pipeline.resolve(registry, c.method.name, c.method.params)
+        method_produces = method.produces
         if c.backend.name not in availability:
             try:
                 availability[c.backend.name] = tuple(backend.available())  # type: ignore[assignment]
@@ -558,9 +564,12 @@ def _mark_incompatible(cells: list[Cell], registry: Registry) -> None:
         if not ok:
             c.skip_reason = f"backend {c.backend.name} is not available: {reason}"
             continue
-        if not set(backend.accepts) & set(method.produces):
+        if model.provides == ("onnx",):
+            # A model that is an ONNX file yields ONNX artifacts whatever the method.
+            method_produces = ("onnx",)
+        if not set(backend.accepts) & set(method_produces):
             c.skip_reason = (f"backend {c.backend.name} runs {'/'.join(backend.accepts)} artifacts; "
-                             f"method {c.method.name} produces {'/'.join(method.produces)}")
+                             f"method {c.method.name} produces {'/'.join(method_produces)}")
 
 
 def _verifier_skip(cell: Cell, registry: Registry) -> str | None:
@@ -574,7 +583,11 @@ def _verifier_skip(cell: Cell, registry: Registry) -> str | None:
         return f"verifier {cell.verifier.name} is not available: {reason}"
     if not cell.benchmark:
         method = pipeline.resolve(registry, cell.method.name, cell.method.params)
-        if "onnx" not in method.produces:
+        model = registry.items["model"][cell.model.name].spec
+        if not set(model.provides) & set(method.consumes):
+            return (f"method {cell.method.name} works on {'/'.join(method.consumes)} models; "
+                    f"model {cell.model.name} is {'/'.join(model.provides)}")
+        if "onnx" not in method.produces and model.provides != ("onnx",):
             return (f"verifiers read ONNX networks; method {cell.method.name} produces "
                     f"{'/'.join(method.produces)}")
     return None

@@ -56,3 +56,48 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
     finally:
         torch.use_deterministic_algorithms(False)
         torch.set_num_threads(prev_threads)
+
+
+def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300, lr: float = 3e-3,
+                    batch_size: int = 32, weight_decay: float = 0.0) -> dict:
+    """Train a causal LM in place with AdamW on next-token cross-entropy over ``splits.train``.
+
+    ``module(input_ids) -> (N, T, vocab)`` logits; ``splits.train.x["input_ids"]`` holds fixed-length
+    token windows. Deterministic for a seed on CPU (seeded batches, one thread, deterministic
+    algorithms). Returns ``{"steps", "train_loss", "test_perplexity"}`` for the record.
+    """
+    import math
+
+    import numpy as np
+    import torch
+
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.manual_seed(seed)
+        gen = torch.Generator().manual_seed(seed)
+        ids = torch.from_numpy(np.ascontiguousarray(splits.train.x["input_ids"], dtype=np.int64))
+        opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
+        sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
+        module.train()
+        loss = torch.tensor(0.0)
+        for _ in range(steps):
+            batch = ids[torch.randint(0, len(ids), (batch_size,), generator=gen)]
+            logits = module(batch)
+            loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                     batch[:, 1:].reshape(-1))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            sched.step()
+        module.eval()
+        with torch.no_grad():
+            test = torch.from_numpy(np.ascontiguousarray(splits.test.x["input_ids"], dtype=np.int64))
+            logits = module(test)
+            nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
+                                                    test[:, 1:].reshape(-1))
+        return {"steps": steps, "train_loss": float(loss.item()), "test_perplexity": math.exp(float(nll))}
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(prev_threads)

@@ -51,6 +51,13 @@ def _limit_memory(mb: int) -> None:
         resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
+def _task_of(registry: Any, cell: dict) -> str:
+    """The cell's dataset's task; a verification benchmark's networks are classifiers."""
+    if cell.get("benchmark") or not cell.get("dataset"):
+        return "classification"
+    return registry.get("dataset", cell["dataset"]["name"]).spec.task
+
+
 def _baseline_lookup(task: dict):
     """``baseline(metric, **params)``: the dense cell's value in this run, which the driver read from
     the store and put in the task (workers never open the database: on a cluster they cannot)."""
@@ -123,7 +130,7 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
             if task.get("build_only"):  # the ray executor builds each artifact once, up front
                 return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
-        open_session = None
+        open_session = open_dense_session = None
         backend_name = None
         if cell.get("backend"):
             backend_name = cell["backend"]["name"]
@@ -137,6 +144,11 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
 
             def open_session(_spec=bspec, _params=bparams):
                 return _spec.session(artifact, _params)
+
+            def open_dense_session(_spec=bspec, _params=bparams):
+                # The dense artifact of the same model, data and seed: cached, so usually a lookup.
+                dense_cell = {**cell, "method": {"name": "dense", "params": {}}}
+                return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir), _params)
 
         timed_elsewhere = None
         if backend_name is not None:
@@ -154,7 +166,8 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
                           settings=task["settings"], open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
                           is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
-                          verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir)
+                          verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir,
+                          task=_task_of(registry, cell), open_dense_session=open_dense_session)
         stage = enter("suite")
         try:
             measurements = suite.run(ctx)

@@ -34,7 +34,7 @@ FAILURES = {
     ("method half-claim", "claim sparsity"): "measured 0.3000 over weights, claimed 0.5000 (tolerance 0.5",
     ("method returns-string", "apply"): "apply(ctx) returned 'not a module'; return the compressed",
     ("method wrong-produces", "produces"): "declares produces=('onnx',): set produces=('onnx', 'torch')",
-    ("method bits-liar", "claim weight_bits"): "more than 2**2 = 4",
+    ("method bits-liar", "claim weight_bits"): "more than the 4 claimed",
     ("method bad-default", "parameters"): "default 10 does not fit its own declaration",
     ("method raiser", "apply"): "ValueError: boom (at ",
     ("backend doubler", "outputs match the reference backend"): "exceeds atol 0.0001 + rtol 0.001 (reference: torch)",
@@ -189,15 +189,24 @@ def test_first_party_plugins_pass(harness_cli):
     # their session and what needs it, with the reason; nothing else skips.
     absent = {r["subject"] for r in report["results"] if r["status"] == "skip" and r["check"] == "session"}
     assert absent <= {"backend torch-cuda", "backend arm"}
-    # resnet18 has no reference training recipe (seeded initialisation or the user's weights).
+    # Besides those, only claims that are recorded rather than measured skip, and resnet18's training
+    # (it has no reference recipe: seeded initialisation or the user's weights).
+    others = [r for r in report["results"] if r["status"] == "skip" and r["subject"] not in absent]
+    assert ("model resnet18", "train") in skipped and ("method int8-dynamic", "claim activation") in skipped
+    # Others skip for a stated reason that is not the plugin's fault: data that is not on this machine
+    # (CIFAR-10, MNIST), a model the check's toy dataset does not fit (language models, transformers),
+    # or a clause that needs one of those.
+    assert all(r["reason"] for r in others)
+    assert {r["subject"] for r in others if r["check"] == "load"} <= {"dataset cifar10", "dataset mnist",
+                                                                        "dataset text-classification",
+                                                                        "dataset text-embedding"}
     # Claims the soundness suite's checker cannot measure on an artifact are recorded and skipped: how
     # activations are quantized at run time, the energy a factorization kept (the original weights are
-    # gone), SplitQuant's clusters and their index bits.
+    # gone), SplitQuant's clusters and their index bits. Every other claim is measured.
     unmeasurable = {("method int8-dynamic", "claim activation"), ("method int8-static", "claim activation"),
                     ("method svd", "claim retained_energy"), ("method splitquant", "claim clusters"),
                     ("method splitquant", "claim index_bits")}
-    rest = [s for s in skipped if s[0] not in absent]
-    assert ("model resnet18", "train") in rest and set(rest) - {("model resnet18", "train")} <= unmeasurable, rest
+    assert {s for s in skipped if s[1].startswith("claim ")} <= unmeasurable, skipped
 
 
 def test_builtin_suites_pass(harness_cli):
@@ -230,4 +239,4 @@ def test_cli_model_dataset_and_in_process(harness_cli):
     assert "PASS  claim sparsity: sparsity over conv+linear weights: torch 0.2500, onnx 0.2500" in proc.stdout
     unknown = harness_cli("check-plugin", "pruning", "--model", "lenet7", env={"HARNESS_DISABLE_PLUGINS": ""})
     assert unknown.returncode == 1
-    assert "FAIL  model: unknown model 'lenet7' (known: lenet5, mlp, resnet-small, resnet18, toy-cnn)" in unknown.stdout
+    assert "FAIL  model: unknown model 'lenet7' (known: " in unknown.stdout and "toy-cnn)" in unknown.stdout

@@ -28,7 +28,7 @@ from harness.plugins import DEFAULT_PLUGINS, DISABLE_ENV, HOOKS, PluginError
 from harness.specs import KINDS
 
 FIRST_PARTY = {
-    "models": {"model": ["mlp", "lenet5", "resnet-small", "resnet18"]},
+    "models": {"model": ["mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2"]},
     "datasets": {"dataset": ["digits", "synthetic", "imagefolder"]},
     "pruning": {"method": ["dense", "random", "global-magnitude", "layer-magnitude"]},
     "quantization": {"method": ["int8-dynamic", "int8-static"]},
@@ -43,6 +43,10 @@ FIRST_PARTY = {
     "torch-cuda": {"backend": ["torch-cuda"]},
     "wasm": {"backend": ["wasm"]},
     "arm": {"backend": ["arm"]},
+    "transformers": {"model": ["hf-encoder", "hf-classifier", "hf-causal-lm", "tiny-lm"]},
+    "text": {"dataset": ["text-lm", "text-embedding", "text-classification"]},
+    "vision": {"dataset": ["cifar10", "mnist"]},
+    "onnx-file": {"model": ["onnx-file"]},
     "verifiers": {"verifier": ["ibp", "crown", "milp", "pgd", "unsound-pgd"]},
 }
 BUILTIN_SUITES = ["accuracy", "latency", "size", "soundness", "verification", "robustness"]

@@ -147,7 +147,7 @@ def test_smoke_settings_and_defaults(smoke):
     assert smoke.settings["latency"]["batch_sizes"] == [1, 32]
     assert smoke.settings["latency"]["profile"] == "smoke"
     assert smoke.settings["latency"]["rotate"] == 4
-    assert smoke.settings["accuracy"] == {"batch_size": 256, "quality_gate": 0.99}
+    assert smoke.settings["accuracy"] == {"batch_size": 256, "quality_gate": 0.99, "retrieval_k": 10}
     assert set(smoke.settings) == {"accuracy", "latency", "size", "soundness", "verification", "robustness"}
     assert smoke.execution == {"timeout_s": 600.0, "memory_limit_mb": 0}
 
@@ -327,8 +327,10 @@ def test_backends_may_be_left_out_when_no_suite_runs_per_backend(registry):
 
 
 @pytest.mark.parametrize("mkey, bad, kind, known", [
-    ("models", "lenet6", "model", "lenet5, mlp, resnet-small, resnet18"),
-    ("datasets", "mnist", "dataset", "digits, imagefolder, synthetic"),
+    ("models", "lenet6", "model", "hf-causal-lm, hf-classifier, hf-encoder, lenet5, mlp, mobilenet_v2, "
+                                  "onnx-file, resnet-small, resnet18, resnet50, tiny-lm"),
+    ("datasets", "cifar100", "dataset", "cifar10, digits, imagefolder, mnist, synthetic, text-classification, "
+                                        "text-embedding, text-lm"),
     ("methods", "magnitude", "method", "block, channel-l1, dense, finetune, global-magnitude, gradient, int8-dynamic, "
                                        "int8-static, kbit, layer-magnitude, lottery-ticket, mixed-precision, n-m, "
                                        "random, splitquant, svd, wanda"),

@@ -60,4 +60,4 @@ def _report(artifact: Artifact, claims: dict) -> Report:
         readers.append(TorchReader(artifact.load_torch()))
     if "onnx" in artifact.formats:
         readers.append(OnnxReader(artifact.file("onnx")))
-    return measure(claims, readers, (artifact.manifest.get("analysis") or {}).get("reference_channels"))
+    return measure(claims, readers, (artifact.manifest.get("analysis") or {}).get("reference_out_channels"))

@@ -18,7 +18,7 @@ try:
 except ImportError:  # copied beside timing.py onto a device
     from timing import TimingPlan, run_plan  # type: ignore[no-redef]
 
-PROTOCOL = 1
+PROTOCOL = 2
 # Linux arm64 hardware capabilities (arch/arm64/include/uapi/asm/hwcap.h).
 HWCAP = {"asimd": 1 << 1, "asimddp": 1 << 20, "sve": 1 << 22, "asimdfhm": 1 << 23}
 HWCAP2 = {"sve2": 1 << 1, "i8mm": 1 << 13, "bf16": 1 << 14}
@@ -66,6 +66,24 @@ def timed_call(session):
     return session.run
 
 
+def feeds_of(names: list[str], descs: list[dict], arrays: list) -> list[dict]:
+    """Group input blobs into feeds, one per ``batch`` index (0 when absent), keyed by the model's
+    input names: by the blobs' names when they match the model's, else by position."""
+    groups: dict[int, list] = {}
+    for desc, arr in zip(descs, arrays):
+        groups.setdefault(int(desc.get("batch", 0)), []).append((desc.get("name"), arr))
+    feeds = []
+    for i in sorted(groups):
+        pairs = groups[i]
+        if {n for n, _ in pairs} == set(names):
+            feeds.append(dict(pairs))
+        elif len(pairs) == len(names):
+            feeds.append({name: arr for name, (_, arr) in zip(names, pairs)})
+        else:
+            raise ValueError(f"the model takes inputs {names}; got {[n for n, _ in pairs]}")
+    return feeds
+
+
 def time_session(session, feeds: list, plan: TimingPlan):
     """Time ``session.run`` rotating among ``feeds`` with the harness's plan, by this process's clock."""
     import time
@@ -91,10 +109,10 @@ def main() -> None:
 
     stdin, stdout = sys.stdin.buffer, sys.stdout.buffer
     session = None
-    name = None
+    names: list[str] = []
 
     def array(desc: dict, data: bytes):
-        return np.frombuffer(data, dtype=desc["dtype"]).reshape(desc["shape"])
+        return np.ascontiguousarray(np.frombuffer(data, dtype=desc["dtype"]).reshape(desc["shape"]))
 
     while True:
         frame = read_frame(stdin)
@@ -113,24 +131,25 @@ def main() -> None:
                 opts.inter_op_num_threads = 1
                 opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
                 session = ort.InferenceSession(blobs[0], sess_options=opts, providers=["CPUExecutionProvider"])
-                name = session.get_inputs()[0].name
+                names = [i.name for i in session.get_inputs()]
                 write_frame(stdout, {"ok": True, "info": {"runtime": "onnxruntime", "version": ort.__version__,
                                                           "threads": int(req["threads"]),
                                                           "provider": session.get_providers()[0],
                                                           "graph_optimization": "all"}})
             elif op == "run":
-                out = session.run(None, {name: array(req["blobs"][0], blobs[0])})[0]
+                feed = feeds_of(names, req["blobs"], [array(d, b) for d, b in zip(req["blobs"], blobs)])[0]
+                out = session.run(None, feed)[0]
                 out = np.ascontiguousarray(out, dtype=np.float32)
                 write_frame(stdout, {"ok": True}, [({"dtype": "float32", "shape": list(out.shape)}, out.tobytes())])
             elif op == "time":
-                feeds = [{name: np.ascontiguousarray(array(d, b))} for d, b in zip(req["blobs"], blobs)]
+                feeds = feeds_of(names, req["blobs"], [array(d, b) for d, b in zip(req["blobs"], blobs)])
                 res = time_session(session, feeds, TimingPlan(**req["plan"]))
                 write_frame(stdout, {"ok": True, "samples_s": res.samples_s, "inner_loops": res.inner_loops,
                                      "warmup_iters": res.warmup_iters, "timer": res.timer, "info": res.info})
             elif op == "outputs":
                 run = timed_call(session)
-                outs = [np.ascontiguousarray(run(None, {name: np.ascontiguousarray(array(d, b))})[0], dtype=np.float32)
-                        for d, b in zip(req["blobs"], blobs)]
+                feeds = feeds_of(names, req["blobs"], [array(d, b) for d, b in zip(req["blobs"], blobs)])
+                outs = [np.ascontiguousarray(run(None, feed)[0], dtype=np.float32) for feed in feeds]
                 write_frame(stdout, {"ok": True}, [({"dtype": "float32", "shape": list(o.shape)}, o.tobytes())
                                                    for o in outs])
             elif op == "close":

@@ -28,14 +28,19 @@ METRICS = (
 
 
 def input_batches(x, batch_size: int, count: int) -> list:
-    """``count`` distinct batches of ``batch_size`` samples from ``x`` (cycled when ``x`` is short)."""
+    """``count`` distinct batches of ``batch_size`` samples from ``x`` (cycled when ``x`` is short).
+
+    ``x`` is an array or a feed of named arrays (:mod:`harness.inputs`); batches keep its form.
+    """
     import numpy as np
 
-    n = len(x)
+    from harness.inputs import batch_len, prepare, take
+
+    n = batch_len(x)
     batches = []
     for i in range(count):
         idx = (np.arange(batch_size) + i * batch_size) % n
-        batches.append(np.ascontiguousarray(x[idx], dtype=np.float32))
+        batches.append(prepare(take(x, idx)))
     return batches
 
 

@@ -84,7 +84,10 @@ def run(ctx: CellContext) -> list[Measurement]:
     out.append(Measurement("packed_bytes", packed["packed_bytes"], "bytes", info=pinfo))
     if module is not None:
         try:
-            memory = peak_forward_memory(module, art.input_shape)
+            from harness.inputs import take, torch_args
+
+            split = ctx.splits.test if len(ctx.splits.test) else ctx.splits.train
+            memory = peak_forward_memory(module, torch_args(take(split.x, slice(0, 1))))
         except ImportError as exc:  # a torch build without the tracker: say so rather than guess
             out.append(Measurement("peak_memory_mb", None, "MiB", info={"reason": f"no tracker: {exc}"}))
         else:

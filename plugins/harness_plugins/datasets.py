@@ -109,8 +109,17 @@ def _image_files(root: Path, class_dir: Path) -> list[Path]:
     return files
 
 
-def _read_images(root: Path, files: list[Path], size: tuple[int, int], grayscale: bool) -> Any:
-    """Decode, convert and resize ``files`` into a float32 array ``(N, C, H, W)`` in [0, 1]."""
+#: ImageNet's per-channel normalisation (torchvision's pretrained models expect it).
+IMAGENET_MEAN, IMAGENET_STD = (0.485, 0.456, 0.406), (0.229, 0.224, 0.225)
+
+
+def _read_images(root: Path, files: list[Path], size: tuple[int, int], grayscale: bool,
+                 resize: int = 0) -> Any:
+    """Decode and convert ``files`` into a float32 array ``(N, C, H, W)`` in [0, 1].
+
+    ``resize`` 0: each image is resized to ``size`` (bilinear). ``resize`` > 0: ImageNet-style, the
+    shorter side is resized to ``resize`` (bilinear, aspect kept) and the centre ``size`` cropped.
+    """
     import numpy as np
     from PIL import Image
 
@@ -120,14 +129,34 @@ def _read_images(root: Path, files: list[Path], size: tuple[int, int], grayscale
         try:
             with Image.open(f) as img:
                 img = img.convert("L" if grayscale else "RGB")
-                # PIL sizes are (width, height).
-                img = img.resize((w, h), Image.Resampling.BILINEAR)
+                if resize:
+                    scale = resize / min(img.size)
+                    img = img.resize((max(w, round(img.size[0] * scale)), max(h, round(img.size[1] * scale))),
+                                     Image.Resampling.BILINEAR)
+                    left, top = (img.size[0] - w) // 2, (img.size[1] - h) // 2
+                    img = img.crop((left, top, left + w, top + h))
+                else:
+                    # PIL sizes are (width, height).
+                    img = img.resize((w, h), Image.Resampling.BILINEAR)
                 arr = np.asarray(img, dtype=np.float32) / np.float32(255.0)
         # UnidentifiedImageError and truncated files are OSErrors; bad modes are ValueErrors.
         except (OSError, ValueError, Image.DecompressionBombError) as e:
             raise ValueError(f"imagefolder {root}: cannot read image {f}: {e}") from e
         out[i] = arr[None] if grayscale else arr.transpose(2, 0, 1)
     return out
+
+
+def _normalise(x: Any, how: str) -> Any:
+    """Per-channel normalisation: ``none`` keeps [0, 1], ``imagenet`` uses ImageNet's mean and std."""
+    if how == "none":
+        return x
+    from harness_plugins.vision import normalise
+
+    channels = x.shape[1]
+    mean, std = IMAGENET_MEAN[:channels], IMAGENET_STD[:channels]
+    if channels == 1:  # grey images: the mean of the RGB constants
+        mean, std = (sum(IMAGENET_MEAN) / 3,), (sum(IMAGENET_STD) / 3,)
+    return normalise(x, mean, std)
 
 
 def _collect(root: Path, where: Path, classes: list[str] | None) -> tuple[list[str], list[Path], list[int]]:
@@ -197,8 +226,8 @@ def load_imagefolder(ctx: DatasetContext) -> Splits:
         _, test_files, test_labels = _collect(root, root / "test", classes)
         ytr = np.asarray(train_labels, dtype=np.int64)
         cal_idx, train_idx = _stratified_split(ytr, (cal_fraction,), seed)
-        xtr = _read_images(root, train_files, size, p["grayscale"])
-        x_test = _read_images(root, test_files, size, p["grayscale"])
+        xtr = _normalise(_read_images(root, train_files, size, p["grayscale"], p["resize"]), p["normalize"])
+        x_test = _normalise(_read_images(root, test_files, size, p["grayscale"], p["resize"]), p["normalize"])
         parts = {"train": (xtr[train_idx], ytr[train_idx]), "calibration": (xtr[cal_idx], ytr[cal_idx]),
                  "test": (x_test, np.asarray(test_labels, dtype=np.int64))}
     else:
@@ -207,7 +236,7 @@ def load_imagefolder(ctx: DatasetContext) -> Splits:
         classes, files, labels = _collect(root, root, None)
         y = np.asarray(labels, dtype=np.int64)
         test_idx, cal_idx, train_idx = _stratified_split(y, (test_fraction, cal_fraction), seed)
-        x = _read_images(root, files, size, p["grayscale"])
+        x = _normalise(_read_images(root, files, size, p["grayscale"], p["resize"]), p["normalize"])
         parts = {"train": (x[train_idx], y[train_idx]), "calibration": (x[cal_idx], y[cal_idx]),
                  "test": (x[test_idx], y[test_idx])}
     if len(parts["test"][0]) == 0:
@@ -267,13 +296,18 @@ IMAGEFOLDER = DatasetSpec(
         Param("root", str, help="folder of class folders, or of train/ and test/ folders of class folders"),
         Param("size", list, default=[32, 32], item_type=int, min=1, help="[height, width] to resize to"),
         Param("grayscale", bool, default=False, help="convert to one channel instead of RGB"),
+        Param("resize", int, default=0, min=0,
+              help="ImageNet-style: resize the shorter side to this, then centre-crop size (0: resize to size)"),
+        Param("normalize", str, default="none", choices=("none", "imagenet"),
+              help="per-channel normalisation after scaling to [0, 1]"),
         Param("test_fraction", float, default=0.2, min=0.0, max=1.0, min_exclusive=True,
               max_exclusive=True, help="share of each class held out for test (single-folder layout)"),
         Param("calibration_fraction", float, default=0.1, min=0.0, max=1.0, max_exclusive=True,
               help="share of each class (of train) held out for calibration"),
         Param("split_seed", int, default=0, help="seed of the split"),
     ),
-    description="images in class folders (png, jpg, jpeg, bmp), resized and scaled to [0, 1]",
+    description="images in class folders (png, jpg, jpeg, bmp), resized (or resized and centre-cropped, "
+                "ImageNet-style) and scaled to [0, 1], optionally ImageNet-normalised",
     example=imagefolder_example,
 )
 

@@ -1,4 +1,5 @@
-"""Models: ``mlp``, ``lenet5`` and ``resnet-small``, with seeded reference training recipes.
+"""Models: ``mlp``, ``lenet5`` and ``resnet-small``, with seeded reference training recipes, and the
+torchvision-compatible ``resnet18``, ``resnet50`` and ``mobilenet_v2`` (your weights, or seeded).
 
 The torch modules live in :mod:`harness_plugins.nets`, imported inside ``build`` only, so
 loading this plugin does not import torch.
@@ -59,6 +60,20 @@ def build_resnet18(ctx: ModelContext) -> Any:
     return nets.ResNet18(tuple(ctx.input_shape), _num_classes("resnet18", ctx))
 
 
+def build_resnet50(ctx: ModelContext) -> Any:
+    """ResNet-50 with torchvision's parameter names (seeded initialisation; no reference training)."""
+    from harness_plugins import nets
+
+    return nets.ResNet50(tuple(ctx.input_shape), _num_classes("resnet50", ctx))
+
+
+def build_mobilenet_v2(ctx: ModelContext) -> Any:
+    """MobileNetV2 with torchvision's parameter names (seeded initialisation; no reference training)."""
+    from harness_plugins import nets
+
+    return nets.MobileNetV2(tuple(ctx.input_shape), _num_classes("mobilenet_v2", ctx))
+
+
 def _train(name: str, module: Any, ctx: ModelContext) -> dict:
     """Train ``module`` in place with the shared seeded trainer and ``name``'s recipe."""
     from harness.training import train_classifier
@@ -111,8 +126,23 @@ RESNET18 = ModelSpec(
 )
 
 
+TORCHVISION_WEIGHTS = "seeded initialisation, or a torchvision state_dict file (weights = \"...\")"
+
+RESNET50 = ModelSpec(
+    name="resnet50", build=build_resnet50, weights=TORCHVISION_WEIGHTS,
+    description="ResNet-50 v1.5 (He et al. 2016, torchvision's), torchvision parameter names; 25.6M "
+                "parameters at 1000 classes",
+)
+
+MOBILENET_V2 = ModelSpec(
+    name="mobilenet_v2", build=build_mobilenet_v2, weights=TORCHVISION_WEIGHTS,
+    description="MobileNetV2 (Sandler et al. 2018), width 1.0, torchvision parameter names; 3.5M "
+                "parameters at 1000 classes",
+)
+
+
 @hookimpl
 def harness_register_models(register):
-    """Register ``mlp``, ``lenet5``, ``resnet-small`` and ``resnet18``."""
-    for spec in (MLP, LENET5, RESNET_SMALL, RESNET18):
+    """Register ``mlp``, ``lenet5``, ``resnet-small``, ``resnet18``, ``resnet50`` and ``mobilenet_v2``."""
+    for spec in (MLP, LENET5, RESNET_SMALL, RESNET18, RESNET50, MOBILENET_V2):
         register(spec)

@@ -30,7 +30,7 @@ def _finish(targets: list[tuple[Any, str]]) -> None:
 
 
 def apply_dense(ctx: ApplyContext) -> Any:
-    """The dense baseline: the module unchanged."""
+    """The dense baseline: the module unchanged (a torch module, or an ONNX file passed through)."""
     return ctx.module
 
 
@@ -89,7 +89,7 @@ def _sparsity() -> Param:
 
 
 DENSE = MethodSpec(
-    name="dense", apply=apply_dense, claims=dense_claims,
+    name="dense", apply=apply_dense, claims=dense_claims, consumes=("torch", "onnx"),
     description="no compression: the baseline every method is compared against",
 )
 

@@ -36,11 +36,15 @@ def apply_int8_dynamic(ctx: ApplyContext) -> Path:
     """Export the module to ONNX, then quantize its weights to int8 (activations quantized at run time).
 
     Convolutions become ``ConvInteger`` and matrix products (``MatMul``/``Gemm``) become
-    ``MatMulInteger``; returns the path of ``int8.onnx`` under ``ctx.workdir``.
+    ``MatMulInteger``; returns the path of ``int8.onnx`` under ``ctx.workdir``. A model that is
+    an ONNX file already (``ctx.module`` a path) is quantized as it is.
     """
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
-    fp32 = ctx.export_onnx(ctx.module, Path(ctx.workdir) / "fp32.onnx")
+    if isinstance(ctx.module, (str, Path)):
+        fp32 = Path(ctx.module)
+    else:
+        fp32 = ctx.export_onnx(ctx.module, Path(ctx.workdir) / "fp32.onnx")
     int8 = Path(ctx.workdir) / "int8.onnx"
     hint = _DropPreprocessHint()
     root = logging.getLogger()
@@ -126,7 +130,8 @@ def int8_claims(params: Mapping[str, Any]) -> dict:
 
 
 INT8_DYNAMIC = MethodSpec(
-    name="int8-dynamic", apply=apply_int8_dynamic, produces=("onnx",), claims=int8_claims,
+    name="int8-dynamic", apply=apply_int8_dynamic, produces=("onnx",), consumes=("torch", "onnx"),
+    claims=int8_claims,
     params=(
         Param("per_channel", bool, default=False, help="one weight scale per output channel"),
         Param("reduce_range", bool, default=False,

@@ -32,12 +32,18 @@ ENTRY_POINTS = {
     "torch-cuda": "harness_plugins.backends.torch_cuda",
     "wasm": "harness_plugins.backends.wasm",
     "arm": "harness_plugins.backends.arm",
+    "transformers": "harness_plugins.transformer_models",
+    "text": "harness_plugins.text",
+    "vision": "harness_plugins.vision",
+    "onnx-file": "harness_plugins.onnx_model",
     "verifiers": "harness_plugins.verifiers",
 }
 
 EXPECTED = {
-    "models": {"mlp", "lenet5", "resnet-small", "resnet18"},
-    "datasets": {"digits", "synthetic", "imagefolder"},
+    "models": {"mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
+               "hf-classifier", "hf-causal-lm", "tiny-lm", "onnx-file"},
+    "datasets": {"digits", "synthetic", "imagefolder", "text-lm", "text-embedding", "text-classification",
+                 "cifar10", "mnist"},
     "methods": {"dense", "random", "global-magnitude", "layer-magnitude", "int8-dynamic", "int8-static", "gradient",
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
                 "mixed-precision", "svd"},
@@ -45,7 +51,8 @@ EXPECTED = {
     "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd"},
 }
 
-HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL", "scipy", "torch_pruning")
+HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL", "scipy", "torch_pruning",
+         "transformers", "tokenizers", "safetensors")
 
 
 def test_pyproject_entry_points():

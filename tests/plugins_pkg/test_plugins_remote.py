@@ -185,3 +185,67 @@ def test_arm_over_ssh_runs_on_the_remote_python(harness_cli, suite_file, tmp_pat
              f'identity = "{sshd["identity"]}", known_hosts = "{sshd["known_hosts"]}", python = "{sys.executable}" }}')
     infos = run_suite(harness_cli, suite_file, tmp_path, entry, "arm")
     assert all(i["transport"] == "ssh" and i["emulated"] is False for i in infos)
+
+
+@pytest.fixture(scope="module")
+def two_input_onnx(tmp_path_factory):
+    """A model of two named int64 inputs (token ids and a mask) with dynamic batch and sequence axes."""
+    import onnxruntime as ort
+    import torch
+
+    from harness.artifacts import export_onnx
+
+    class Pool(torch.nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.emb = torch.nn.Embedding(50, 4)
+
+        def forward(self, input_ids, attention_mask):
+            m = attention_mask.unsqueeze(-1).float()
+            return (self.emb(input_ids) * m).sum(1) / m.sum(1)
+
+    torch.manual_seed(0)
+    rng = np.random.default_rng(0)
+    example = {"input_ids": rng.integers(0, 50, (2, 6)), "attention_mask": np.ones((2, 6), dtype=np.int64)}
+    path = export_onnx(Pool(), tmp_path_factory.mktemp("m2") / "m.onnx", (6,), example)
+    ref = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
+    return path.read_bytes(), ref
+
+
+def _check_named_int64(session, ref):
+    rng = np.random.default_rng(1)
+    feeds = []
+    for t in (5, 9):  # two sequence lengths: the axis is dynamic
+        ids = rng.integers(0, 50, (3, t))
+        mask = (rng.random((3, t)) > 0.3).astype(np.int64)
+        mask[:, 0] = 1
+        feeds.append({"input_ids": ids, "attention_mask": mask})
+    for feed in feeds:
+        np.testing.assert_allclose(session.run(feed), ref.run(None, feed)[0], atol=1e-6)
+    # Names that differ from the model's are matched by position.
+    renamed = {"a": feeds[0]["input_ids"], "b": feeds[0]["attention_mask"]}
+    np.testing.assert_allclose(session.run(renamed), ref.run(None, feeds[0])[0], atol=1e-6)
+    result = session.time(feeds, FAST)
+    assert len(result.samples_s) >= 5
+
+
+def test_python_runner_takes_named_int64_inputs(two_input_onnx):
+    model, ref = two_input_onnx
+    session = RunnerSession([sys.executable, runner_files()["onnx_runner.py"]], model, 1)
+    try:
+        _check_named_int64(session, ref)
+    finally:
+        session.close()
+
+
+def test_node_runner_takes_named_int64_inputs(two_input_onnx):
+    need(shutil.which("node") is not None and shutil.which("npm") is not None, "node and npm are not on PATH")
+    from harness_plugins.backends.wasm import ensure_installed
+
+    model, ref = two_input_onnx
+    where = ensure_installed()
+    session = RunnerSession(["node", str(where / "runner.mjs")], model, 1, cwd=str(where))
+    try:
+        _check_named_int64(session, ref)
+    finally:
+        session.close()

@@ -81,6 +81,12 @@ def test_lottery_ticket_rewinds_survivors(trained, apply_ctx, monkeypatch):
 
 
 def test_lottery_ticket_rewind_step_beyond_the_first_round(trained, apply_ctx):
-    with pytest.raises(ValueError, match="beyond the first round"):
-        LOTTERY_TICKET.apply(apply_ctx(copy.deepcopy(trained("mlp")),
-                                       {"sparsity": 0.5, **LT, "rewind_step": 10_000}))
+    # A train split too small for rewind_step steps rewinds to where round 1 ended, and the ticket
+    # still reaches its sparsity.
+    import torch
+
+    module = LOTTERY_TICKET.apply(apply_ctx(copy.deepcopy(trained("mlp")),
+                                            {"sparsity": 0.5, **LT, "rewind_step": 10_000}))
+    weights = [m.weight for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    zeros = sum(int((w == 0).sum()) for w in weights) / sum(w.numel() for w in weights)
+    assert zeros == pytest.approx(0.5, abs=0.005)

@@ -205,6 +205,7 @@ def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
     if not (root / ".harness-ready").is_file():
         raise Skip(f"no emulated arm64 root at {root}: run 'harness setup arm' (as root) first")
     ensure_binfmt()
+    _install_runner(root)  # the runner in the root must speak this harness's protocol version
     # No /sys in the chroot: onnxruntime's aarch64 build segfaults under qemu when it can read the host's.
     return ["chroot", str(root), "/usr/bin/env", f"PYTHONPATH={SITE}:{RUNNER}", "/usr/bin/python3",
             f"{RUNNER}/onnx_runner.py"]

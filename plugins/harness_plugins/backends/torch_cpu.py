@@ -27,17 +27,17 @@ class TorchCPUSession(InProcessSession):
                      "mode": "eager", "device": "cpu"}
 
     def bind(self, x: Any) -> Callable[[], Any]:
-        """A call running the module on ``x``, converted to a float32 tensor once, here."""
-        import numpy as np
+        """A call running the module on ``x`` (an array, or a feed of named arrays passed in order),
+        converted to tensors once, here."""
+        from harness.inputs import torch_args
 
-        torch = self._torch
-        t = torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32))
+        args = torch_args(x)
         module = self.module
-        inference_mode = torch.inference_mode
+        inference_mode = self._torch.inference_mode
 
         def call() -> Any:
             with inference_mode():
-                return module(t).numpy()
+                return module(*args).numpy()
 
         return call
 

@@ -125,15 +125,21 @@ class TorchCudaSession:
                      "compile": params["compile"], "flush_l2": bool(params["flush_l2"]),
                      "threads": torch.get_num_threads()}
 
-    def _to_device(self, x: Any) -> Any:
-        import numpy as np
+    def _to_device(self, x: Any) -> tuple:
+        """The module's positional arguments on the device: float inputs in the compute dtype,
+        integer inputs (token ids, masks) kept integer."""
+        from harness.inputs import torch_args
 
-        return self.torch.from_numpy(np.ascontiguousarray(x, dtype=np.float32)).to(self.device, self.dtype)
+        return tuple(t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device)
+                     for t in torch_args(x))
+
+    def _call(self, args: tuple) -> Any:
+        return self.module(*args)
 
     def run(self, x: Any) -> Any:
         """Outputs for one batch, as float32 numpy."""
         with self.torch.inference_mode():
-            return self.module(self._to_device(x)).float().cpu().numpy()
+            return self._call(self._to_device(x)).float().cpu().numpy()
 
     def time(self, batches: Sequence[Any], plan: TimingPlan) -> TimingResult:
         """Time with CUDA events in the configured mode, rotating among ``batches``."""
@@ -143,11 +149,11 @@ class TorchCudaSession:
             torch.cuda.synchronize(self.device)
             torch.cuda.reset_peak_memory_stats(self.device)
             if self.params["mode"] == "graph":
-                pool = GraphPool(self.module, inputs, cuda_capture(torch.cuda.Stream(self.device), {}))
+                pool = GraphPool(self._call, inputs, cuda_capture(torch.cuda.Stream(self.device), {}))
                 calls = pool.replays
             else:
-                module = self.module
-                calls = [lambda x=x: module(x) for x in inputs]
+                call = self._call
+                calls = [lambda x=x: call(x) for x in inputs]
             scratch = (torch.empty(2 * self.l2_bytes // 4, dtype=torch.float32, device=self.device)
                        if self.params["flush_l2"] else None)
             block = make_event_block(torch, calls, scratch)

@@ -6,7 +6,7 @@
 // min_time_s. Timed with process.hrtime.bigint() around awaited session.run calls.
 import * as ort from 'onnxruntime-web';
 
-const PROTOCOL = 1;
+const PROTOCOL = 2;
 const WARMUP_WINDOW = 10;
 const WARMUP_TOLERANCE = 0.05;
 const RESOLUTION_S = 1e-9; // process.hrtime.bigint() counts nanoseconds
@@ -94,13 +94,36 @@ function writeFrame(header, blobs = []) {
   process.stdout.write(Buffer.concat([len, data, ...blobs.map(([, b]) => b)]));
 }
 
-// A Buffer's bytes as a Float32Array: copied, because a Buffer's byteOffset into Node's pool
-// need not be 4-byte aligned (a Float32Array view over it would throw or misread).
-const floats = (buf) => new Float32Array(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+// A blob's bytes as a typed array of its dtype: copied, because a Buffer's byteOffset into Node's
+// pool need not be aligned (a Float32Array or BigInt64Array view over it would throw or misread).
+const TYPED = { float32: Float32Array, int64: BigInt64Array, int32: Int32Array };
+const typed = (desc, buf) => {
+  const Kind = TYPED[desc.dtype];
+  if (!Kind) throw new Error(`unsupported blob dtype ${desc.dtype}`);
+  return new Kind(buf.buffer.slice(buf.byteOffset, buf.byteOffset + buf.byteLength));
+};
+
+// Input blobs grouped into feeds, one per `batch` index (0 when absent), keyed by the model's input
+// names: by the blobs' names when they match the model's, else by position (harness/remote.py).
+function feedsOf(descs, blobs) {
+  const groups = new Map();
+  descs.forEach((d, k) => {
+    const b = d.batch ?? 0;
+    if (!groups.has(b)) groups.set(b, []);
+    groups.get(b).push([d.name, new ort.Tensor(d.dtype, typed(d, blobs[k]), d.shape)]);
+  });
+  const names = session.inputNames;
+  return [...groups.keys()].sort((a, b) => a - b).map((b) => {
+    const pairs = groups.get(b);
+    const given = new Set(pairs.map(([n]) => n));
+    if (given.size === names.length && names.every((n) => given.has(n))) return Object.fromEntries(pairs);
+    if (pairs.length !== names.length) throw new Error(`the model takes inputs ${names}; got ${[...given]}`);
+    return Object.fromEntries(names.map((n, i) => [n, pairs[i][1]]));
+  });
+}
 
 // ------------------------------------------------------------------ requests
 let session = null;
-let inputName = null;
 
 async function handle(req, blobs) {
   switch (req.op) {
@@ -110,19 +133,17 @@ async function handle(req, blobs) {
     case 'load': {
       ort.env.wasm.numThreads = req.threads;
       session = await ort.InferenceSession.create(new Uint8Array(blobs[0]), { executionProviders: ['wasm'] });
-      inputName = session.inputNames[0];
       return [{ ok: true, info: { runtime: 'onnxruntime-web', version: ort.env.versions?.web ?? 'unknown',
         threads: req.threads, provider: 'wasm', node: process.version } }];
     }
     case 'run': {
-      const d = req.blobs[0];
-      const out = await session.run({ [inputName]: new ort.Tensor('float32', floats(blobs[0]), d.shape) });
+      const out = await session.run(feedsOf(req.blobs, blobs)[0]);
       const t = out[session.outputNames[0]];
       const data = Buffer.from(Float32Array.from(t.data).buffer);
       return [{ ok: true }, [[{ dtype: 'float32', shape: t.dims }, data]]];
     }
     case 'time': {
-      const feeds = req.blobs.map((d, k) => ({ [inputName]: new ort.Tensor('float32', floats(blobs[k]), d.shape) }));
+      const feeds = feedsOf(req.blobs, blobs);
       const k = feeds.length;
       const block = async (n, offset) => {
         const t0 = process.hrtime.bigint();
@@ -134,9 +155,8 @@ async function handle(req, blobs) {
     case 'outputs': {
       // TEST01: each batch through the very call the 'time' loop makes (await session.run(feed)).
       const out = [];
-      for (let k = 0; k < req.blobs.length; k++) {
-        const d = req.blobs[k];
-        const res = await session.run({ [inputName]: new ort.Tensor('float32', floats(blobs[k]), d.shape) });
+      for (const feed of feedsOf(req.blobs, blobs)) {
+        const res = await session.run(feed);
         const t = res[session.outputNames[0]];
         out.push([{ dtype: 'float32', shape: t.dims }, Buffer.from(Float32Array.from(t.data).buffer)]);
       }

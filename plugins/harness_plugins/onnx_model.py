@@ -1,0 +1,39 @@
+"""``onnx-file``: bring your own ONNX model, for models that never were torch modules.
+
+The file is the dense model as it is: ``dense`` passes it through, methods that work on ONNX
+graphs (``int8-dynamic``) compress it, and methods that need a torch module are skipped by the
+planner with the reason. Its inputs must match the dataset's (one float32 image array, or named
+arrays such as ``input_ids`` and ``attention_mask``) with a dynamic batch dimension.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from harness.api import ModelContext, ModelSpec, Param, hookimpl
+
+
+def build_onnx_file(ctx: ModelContext) -> Any:
+    """The model's ONNX file, checked to exist and to parse."""
+    path = Path(ctx.params["path"]).expanduser().resolve()
+    if not path.is_file():
+        raise ValueError(f"onnx-file: {path} does not exist")
+    import onnx
+
+    onnx.checker.check_model(str(path))
+    return path
+
+
+ONNX_FILE = ModelSpec(
+    name="onnx-file", build=build_onnx_file, provides=("onnx",),
+    params=(Param("path", str, help="the .onnx file (weights inside, a dynamic batch dimension)"),),
+    weights="inside the ONNX file",
+    description="your own ONNX model; ONNX methods apply to it, torch methods are skipped with the reason",
+)
+
+
+@hookimpl
+def harness_register_models(register):
+    """Register ``onnx-file``."""
+    register(ONNX_FILE)
