@@ -43,7 +43,7 @@ class ReferenceSession(InProcessSession):
             opts.inter_op_num_threads = 1
             self._sess = ort.InferenceSession(str(artifact.file("onnx")), sess_options=opts,
                                               providers=["CPUExecutionProvider"])
-            self._input = self._sess.get_inputs()[0].name
+            self._names = [i.name for i in self._sess.get_inputs()]
             self.info = {"runtime": "onnxruntime", "version": ort.__version__, "threads": 1,
                          "provider": "CPUExecutionProvider", "reference": True}
         else:
@@ -53,20 +53,19 @@ class ReferenceSession(InProcessSession):
             self.info = {"runtime": "torch", "version": torch.__version__, "mode": "eager", "reference": True}
 
     def bind(self, x: Any) -> Callable[[], Any]:
-        """A call computing the outputs for ``x`` (float32)."""
-        import numpy as np
+        """A call computing the outputs for ``x`` (an array, or a feed of named arrays)."""
+        from harness.inputs import named, torch_args
 
-        x = np.ascontiguousarray(x, dtype=np.float32)
         if self.runtime == "onnxruntime":
-            feed = {self._input: x}
+            feed = named(x, self._names)
             return lambda: self._sess.run(None, feed)[0]
         import torch
 
-        t = torch.from_numpy(x)
+        args = torch_args(x)
 
         def call() -> Any:
             with torch.inference_mode():
-                return self._module(t).numpy()
+                return self._module(*args).numpy()
 
         return call
 
@@ -75,11 +74,14 @@ class ReferenceSession(InProcessSession):
         self._sess = self._module = None
 
 
-def compare(outputs: Any, reference: Any, atol: float = ATOL, rtol: float = RTOL) -> dict:
+def compare(outputs: Any, reference: Any, atol: float = ATOL, rtol: float = RTOL, top1: bool = True) -> dict:
     """How far ``outputs`` are from ``reference``: max abs diff, top-1 agreement, within tolerance.
 
     ``atol`` and ``rtol`` as :func:`numpy.allclose` takes them (the defaults suit float32 outputs;
-    the soundness suite loosens them for fp16, bf16 and int8).
+    the soundness suite loosens them for fp16, bf16 and int8). Top-1 agreement is the share of
+    rows whose arg-max over the last axis matches: one per sample for ``(N, classes)`` logits, one
+    per position for a language model's ``(N, T, vocab)``; with ``top1=False`` (embeddings, whose
+    largest coordinate means nothing) it is left out.
     """
     import numpy as np
 
@@ -90,8 +92,11 @@ def compare(outputs: Any, reference: Any, atol: float = ATOL, rtol: float = RTOL
     if not np.all(np.isfinite(a)):
         return {"ok": False, "why": "outputs contain NaN or infinity"}
     diff = float(np.max(np.abs(a - b))) if a.size else 0.0
-    flat_a, flat_b = a.reshape(len(a), -1), b.reshape(len(b), -1)
-    agree = float(np.mean(flat_a.argmax(1) == flat_b.argmax(1))) if a.size else 1.0
     ok = bool(np.allclose(a, b, atol=atol, rtol=rtol))
     why = "" if ok else f"max abs diff {diff:.3g} exceeds atol {atol:g} + rtol {rtol:g}"
-    return {"ok": ok, "max_abs_diff": diff, "top1_agreement": agree, "why": why}
+    res = {"ok": ok, "max_abs_diff": diff, "why": why}
+    if top1:
+        rows_a = a.reshape(-1, a.shape[-1]) if a.ndim >= 2 else a.reshape(len(a), -1)
+        rows_b = b.reshape(-1, b.shape[-1]) if b.ndim >= 2 else b.reshape(len(b), -1)
+        res["top1_agreement"] = float(np.mean(rows_a.argmax(1) == rows_b.argmax(1))) if a.size else 1.0
+    return res

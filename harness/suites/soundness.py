@@ -22,16 +22,23 @@ from __future__ import annotations
 from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, TimingPlan, hookimpl
 from harness.reference import ATOL, RTOL
 
-#: Per precision: (atol, rtol) of the outputs against the reference, as numpy.allclose takes them,
-#: and the smallest top-1 agreement. fp32 is the reference module's own tolerance (kernels differ in
-#: summation order only, ~1e-6 on logits); fp16 keeps ~3 decimal digits and bf16 ~2, accumulated
-#: over layers; int8 runtimes may quantize activations differently by a step.
-THRESHOLDS = {"fp32": (ATOL, RTOL, 0.99), "fp16": (1e-2, 1e-2, 0.98), "bf16": (5e-2, 5e-2, 0.97),
-              "int8": (5e-2, 5e-2, 0.98)}
+#: Per precision: ``(atol, rtol, min top-1 agreement, scaled)``. fp32 (and int8 artifacts, whose
+#: runtimes may quantize activations a step apart) compare element by element as
+#: :func:`numpy.allclose` does; fp32 kernels differ in summation order only (~1e-6 on logits). The
+#: reduced precisions compare against the scale of the outputs: ``max |diff| <= atol + rtol x
+#: max |reference|``, with ``rtol`` eight units of roundoff of the format (fp16 and tf32 keep 10
+#: mantissa bits, u = 2**-11; bf16 7, u = 2**-8). Measured on the digits models, fp16 and bf16 on
+#: torch land at 1-2 u of the output scale; elementwise rtol is no test for them, since logits near
+#: zero carry the error of the large ones.
+THRESHOLDS = {"fp32": (ATOL, RTOL, 0.99, False), "int8": (5e-2, 5e-2, 0.98, False),
+              "fp16": (1e-5, 8 * 2 ** -11, 0.98, True), "tf32": (1e-5, 8 * 2 ** -11, 0.98, True),
+              "bf16": (1e-5, 8 * 2 ** -8, 0.97, True)}
 CHECKS = ("claims", "agreement", "test01", "test04")
 #: A short timing plan for the audits (they compare, they do not report latency).
 AUDIT_PLAN = TimingPlan(warmup_iters=10, warmup_s=0.05, min_samples=20, min_time_s=0.1, max_time_s=2.0)
 TEST04_ROUNDS = 3
+#: Further measurements a TEST04 failure must repeat in before it counts.
+TEST04_CONFIRM = 2
 
 METRICS = (
     MetricSpec("claims_ok", "bool", True, "1 when every checked claim of the method holds on the artifact"),
@@ -46,10 +53,14 @@ METRICS = (
 
 
 def precision(ctx: CellContext) -> str:
-    """The cell's numeric precision: the backend's ``dtype`` (fp16/bf16), int8 for quantized artifacts, else fp32."""
-    dtype = (ctx.cell.get("backend_params") or {}).get("dtype")
+    """The cell's numeric precision: the backend's ``dtype`` (fp16/bf16, tf32 for fp32 with ``tf32``), int8 for
+    quantized artifacts, else fp32."""
+    bparams = ctx.cell.get("backend_params") or {}
+    dtype = bparams.get("dtype")
     if dtype in ("fp16", "bf16"):
         return dtype
+    if dtype == "fp32" and bparams.get("tf32"):
+        return "tf32"
     claims = ctx.artifact.manifest.get("claims") or {}
     bits = claims.get("weight_bits")
     if isinstance(bits, (int, float)) and bits <= 8:
@@ -57,11 +68,30 @@ def precision(ctx: CellContext) -> str:
     return "fp32"
 
 
-def _outputs(session, x, bs: int):
+def tolerance(prec: str, reference) -> tuple[float, float, float, dict]:
+    """``(atol, rtol, min top-1 agreement, info)`` for comparing outputs with ``reference`` at ``prec``."""
     import numpy as np
 
-    outs = [np.asarray(session.run(x[i:i + bs]), dtype=np.float64) for i in range(0, len(x), bs)]
-    return np.concatenate([o.reshape(len(o), -1) for o in outs])
+    atol, rtol, min_agree, scaled = THRESHOLDS[prec]
+    if not scaled:
+        return atol, rtol, min_agree, {"atol": atol, "rtol": rtol, "top1_agreement": min_agree}
+    scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
+    bound = atol + rtol * scale
+    return bound, 0.0, min_agree, {"atol": bound, "rtol": 0.0, "top1_agreement": min_agree,
+                                   "rule": f"max |diff| <= {atol:g} + {rtol:.4g} x max |reference| ({scale:.4g})"}
+
+
+def _outputs(session, x, bs: int):
+    """Outputs on every sample of ``x`` (an array or a feed), batch by batch, as one float64 array."""
+    import numpy as np
+
+    from harness.inputs import batch_len, take
+
+    n = batch_len(x)
+    outs = [np.asarray(session.run(take(x, slice(i, i + bs))), dtype=np.float64) for i in range(0, n, bs)]
+    if len({o.shape[1:] for o in outs}) > 1:  # batches padded to different lengths: compare flat
+        return np.concatenate([o.reshape(len(o), -1) for o in outs])
+    return np.concatenate(outs)
 
 
 def check_claims(ctx: CellContext) -> list[Measurement]:
@@ -83,12 +113,15 @@ def check_claims(ctx: CellContext) -> list[Measurement]:
 
 def check_agreement(ctx: CellContext, session, prec: str) -> list[Measurement]:
     """max_abs_diff and top1_agreement against the reference backend on the test split."""
+    from harness.inputs import batch_len
     from harness.reference import ReferenceSession, compare
 
     x = ctx.splits.test.x
-    if not len(x):
+    if not batch_len(x):
         raise Skip("the dataset's test split is empty")
     bs = ctx.settings["batch_size"]
+    # Top-1 agreement means the class (or the next token); an embedding's largest coordinate means nothing.
+    top1 = ctx.task != "embedding"
     mine = _outputs(session, x, bs)
     ref_session = ReferenceSession(ctx.artifact)
     try:
@@ -96,19 +129,22 @@ def check_agreement(ctx: CellContext, session, prec: str) -> list[Measurement]:
         ref_info = dict(ref_session.info)
     finally:
         ref_session.close()
-    atol, rtol, min_agree = THRESHOLDS[prec]
-    res = compare(mine, ref, atol=atol, rtol=rtol)
-    info = {"reference": ref_info, "precision": prec, "n": int(len(x)),
-            "thresholds": {"atol": atol, "rtol": rtol, "top1_agreement": min_agree}}
+    atol, rtol, min_agree, thresholds = tolerance(prec, ref)
+    res = compare(mine, ref, atol=atol, rtol=rtol, top1=top1)
+    info = {"reference": ref_info, "precision": prec, "n": int(batch_len(x)), "task": ctx.task,
+            "thresholds": thresholds}
     if "max_abs_diff" not in res:
         flag = f"soundness: outputs unlike the reference's ({ref_info['runtime']}): {res['why']}"
         return [Measurement("max_abs_diff", None, "abs", info=info, flag=flag)]
     flag = None
-    if not res["ok"] or res["top1_agreement"] < min_agree:
-        why = res["why"] or f"top1_agreement {res['top1_agreement']:.4g} < {min_agree:g}"
+    agree = res.get("top1_agreement")
+    if not res["ok"] or (agree is not None and agree < min_agree):
+        why = res["why"] or f"top1_agreement {agree:.4g} < {min_agree:g}"
         flag = f"soundness: disagrees with the reference ({ref_info['runtime']}, {prec}): {why}"
-    return [Measurement("max_abs_diff", res["max_abs_diff"], "abs", info=info, flag=flag),
-            Measurement("top1_agreement", res["top1_agreement"], "fraction", info=info, flag=flag)]
+    out = [Measurement("max_abs_diff", res["max_abs_diff"], "abs", info=info, flag=flag)]
+    if agree is not None:
+        out.append(Measurement("top1_agreement", agree, "fraction", info=info, flag=flag))
+    return out
 
 
 def audit_batches(ctx: CellContext) -> list:
@@ -136,13 +172,13 @@ def check_test01(ctx: CellContext, session, prec: str) -> list[Measurement]:
     except RunnerError as exc:  # a runner of another runtime that does not implement 'outputs'
         return [Measurement("test01_ok", None, "bool", info={"note": f"TEST01 cannot run: {exc}"})]
     accurate = [np.asarray(session.run(b)) for b in batches]
-    atol, rtol, _ = THRESHOLDS[prec]
+    atol, rtol, _, thresholds = tolerance(prec, np.concatenate([a.reshape(-1) for a in accurate]))
     if len(timed) != len(accurate) or any(t.shape != a.shape for t, a in zip(timed, accurate)):
         res = {"ok": False, "why": "the timing path's outputs are shaped unlike accuracy-mode outputs"}
     else:
         flat = [np.concatenate([o.reshape(len(o), -1) for o in outs]) for outs in (timed, accurate)]
         res = compare(flat[0], flat[1], atol=atol, rtol=rtol)
-    info = {"batches": len(batches), "batch_size": ctx.settings["audit_batch_size"], "atol": atol, "rtol": rtol,
+    info = {"batches": len(batches), "batch_size": ctx.settings["audit_batch_size"], "thresholds": thresholds,
             "precision": prec}
     flag = None if res["ok"] else f"soundness: TEST01: outputs of the timing path differ from accuracy-mode " \
                                   f"outputs: {res['why']}"
@@ -150,27 +186,40 @@ def check_test01(ctx: CellContext, session, prec: str) -> list[Measurement]:
             Measurement("test01_max_abs_diff", res.get("max_abs_diff"), "abs", info=info, flag=flag)]
 
 
-def check_test04(ctx: CellContext, session) -> list[Measurement]:
-    """A repeated input against rotated inputs, timed in interleaved rounds."""
+def _test04_ratio(session, batches: list) -> dict:
+    """One TEST04 measurement: median latency of one repeated input over rotated inputs, from
+    :data:`TEST04_ROUNDS` interleaved rounds of each."""
     import statistics
 
+    rotated, repeated = [], []
+    for _ in range(TEST04_ROUNDS):
+        rotated += session.time(batches, AUDIT_PLAN).samples_s
+        repeated += session.time(batches[:1], AUDIT_PLAN).samples_s
+    return {"ratio": statistics.median(repeated) / statistics.median(rotated),
+            "median_repeated_ms": statistics.median(repeated) * 1e3,
+            "median_rotated_ms": statistics.median(rotated) * 1e3}
+
+
+def check_test04(ctx: CellContext, session) -> list[Measurement]:
+    """A repeated input against rotated inputs, timed in interleaved rounds. A failure must repeat in
+    :data:`TEST04_CONFIRM` further independent measurements before it flags the row: a result cache
+    is faster every time, while timing noise (eager launches on a busy host) is not."""
     if session.info.get("emulated"):
         return [Measurement("test04_ok", None, "bool", info={"note": "timed under emulation: TEST04 not applicable"})]
     batches = audit_batches(ctx)
     if len(batches) < 2:
         return [Measurement("test04_ok", None, "bool", info={"note": "needs audit_samples >= 2"})]
-    rotated, repeated = [], []
-    for _ in range(TEST04_ROUNDS):
-        rotated += session.time(batches, AUDIT_PLAN).samples_s
-        repeated += session.time(batches[:1], AUDIT_PLAN).samples_s
-    ratio = statistics.median(repeated) / statistics.median(rotated)
     limit = 1.0 - ctx.settings["test04_threshold"]
-    ok = ratio >= limit
-    info = {"rounds": TEST04_ROUNDS, "median_repeated_ms": statistics.median(repeated) * 1e3,
-            "median_rotated_ms": statistics.median(rotated) * 1e3, "distinct_inputs": len(batches),
-            "limit": limit}
+    tries = [_test04_ratio(session, batches)]
+    while tries[-1]["ratio"] < limit and len(tries) <= TEST04_CONFIRM:
+        tries.append(_test04_ratio(session, batches))
+    ok = any(t["ratio"] >= limit for t in tries)
+    ratio = max(t["ratio"] for t in tries)  # the least suspicious: what a flag must still explain
+    info = {"rounds": TEST04_ROUNDS, **tries[-1], "ratio": ratio, "distinct_inputs": len(batches), "limit": limit,
+            "measurements": [round(t["ratio"], 4) for t in tries]}
     flag = None if ok else (f"soundness: TEST04: one repeated input runs {1 - ratio:.0%} faster than rotated "
-                            f"inputs (more than {ctx.settings['test04_threshold']:.0%}): results may be cached")
+                            f"inputs (more than {ctx.settings['test04_threshold']:.0%}) in each of {len(tries)} "
+                            "measurements: results may be cached")
     return [Measurement("test04_ok", float(ok), "bool", info=info, flag=flag),
             Measurement("test04_ratio", ratio, "ratio", info=info, flag=flag)]
 

@@ -28,7 +28,8 @@ min_time_s = 0.05
 
 def test_parameters_validate():
     params = validate(TORCH_CUDA.params, {"dtype": "bf16"})
-    assert params == {"dtype": "bf16", "mode": "graph", "compile": "none", "flush_l2": False, "device": 0}
+    assert params == {"dtype": "bf16", "mode": "graph", "compile": "none", "tf32": False, "flush_l2": False,
+                      "device": 0}
     with pytest.raises(ParamError, match="'fp8' is not one of"):
         validate(TORCH_CUDA.params, {"dtype": "fp8"})
     with pytest.raises(ParamError, match="compile"):
