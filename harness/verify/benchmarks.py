@@ -84,12 +84,16 @@ _RECIPE_HELP = {
     "window": "past attacks whose points stay in the training set",
     "eval_restarts": "random starts per step size of the final attack that decides what is hidden",
     "counter_margin": "margin by which each planted counterexample stays misclassified",
+    "well": "radius of the well left around each planted counterexample, a fraction of epsilon (0: the "
+            "architecture's, mlp 0.05, cnn 0.2)",
+    "balance": "how planted-box losses average: mean, shortfall (over the samples that fall short) or auto "
+               "(mlp mean, cnn shortfall)",
     "timeout": "per-instance timeout written to instances.csv (seconds)",
 }
 
 
 def _recipe_params() -> tuple[Param, ...]:
-    from harness.verify.soundnessbench import ARCHS, Recipe
+    from harness.verify.soundnessbench import ARCHS, BALANCES, Recipe
 
     out = []
     for f in dataclasses.fields(Recipe):
@@ -97,6 +101,8 @@ def _recipe_params() -> tuple[Param, ...]:
             continue  # the suite file's seeds
         kind = type(f.default)
         extra: dict = {"choices": ARCHS} if f.name == "arch" else {"min": 0.0 if kind is float else 0}
+        if f.name == "balance":
+            extra = {"choices": BALANCES}
         if f.name in ("epsilon", "data_range", "lr", "timeout"):
             extra = {"min": 0.0, "min_exclusive": True}
         elif f.name in ("input_size", "hidden", "channels", "epochs", "attack_restarts", "attack_steps", "window",
