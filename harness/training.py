@@ -2,10 +2,28 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from typing import Any
 
 from harness.specs import Splits
+
+
+@contextmanager
+def deterministic(seed: int) -> Iterator[Any]:
+    """One thread, deterministic algorithms, torch seeded; yields a seeded generator for the batches.
+    The thread count and algorithm setting are restored on exit."""
+    import torch
+
+    prev_threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    torch.use_deterministic_algorithms(True)
+    try:
+        torch.manual_seed(seed)
+        yield torch.Generator().manual_seed(seed)
+    finally:
+        torch.use_deterministic_algorithms(False)
+        torch.set_num_threads(prev_threads)
 
 
 def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30, lr: float = 1e-2,
@@ -22,12 +40,7 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
     import numpy as np
     import torch
 
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    try:
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
+    with deterministic(seed) as gen:
         x = torch.from_numpy(np.ascontiguousarray(splits.train.x))
         y = torch.from_numpy(np.ascontiguousarray(splits.train.y)).long()
         opt = torch.optim.Adam(module.parameters(), lr=lr, weight_decay=weight_decay)
@@ -53,9 +66,6 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
             pred = module(tx).argmax(1).numpy()
         top1 = float((pred == splits.test.y).mean())
         return {"epochs": epochs, "steps": step, "train_loss": float(loss.item()), "test_top1": top1}
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.set_num_threads(prev_threads)
 
 
 def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300, lr: float = 3e-3,
@@ -71,12 +81,7 @@ def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300,
     import numpy as np
     import torch
 
-    prev_threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    torch.use_deterministic_algorithms(True)
-    try:
-        torch.manual_seed(seed)
-        gen = torch.Generator().manual_seed(seed)
+    with deterministic(seed) as gen:
         ids = torch.from_numpy(np.ascontiguousarray(splits.train.x["input_ids"], dtype=np.int64))
         opt = torch.optim.AdamW(module.parameters(), lr=lr, weight_decay=weight_decay)
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
@@ -98,6 +103,3 @@ def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300,
             nll = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
                                                     test[:, 1:].reshape(-1))
         return {"steps": steps, "train_loss": float(loss.item()), "test_perplexity": math.exp(float(nll))}
-    finally:
-        torch.use_deterministic_algorithms(False)
-        torch.set_num_threads(prev_threads)

@@ -16,6 +16,7 @@ import sys
 import tempfile
 import time
 import traceback
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -267,13 +268,8 @@ def time_in_processes(config: dict, backend: str, params: dict, artifact_path: P
     return results
 
 
-def worker_main(conn: Any, config: dict) -> None:
-    """Entry point of a worker process: serve tasks from the driver until told to stop."""
-    _die_with_parent()
-    _limit_memory(config.get("memory_limit_mb", 0))
-    # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    os.environ.setdefault("PYTHONHASHSEED", "0")
+def tasks(conn: Any) -> Iterator[Any]:
+    """The tasks the driver sends over ``conn``, until it sends ``None`` or closes the pipe."""
     while True:
         try:
             task = conn.recv()
@@ -281,4 +277,15 @@ def worker_main(conn: Any, config: dict) -> None:
             return
         if task is None:
             return
+        yield task
+
+
+def worker_main(conn: Any, config: dict) -> None:
+    """Entry point of a worker process: serve tasks from the driver until told to stop."""
+    _die_with_parent()
+    _limit_memory(config.get("memory_limit_mb", 0))
+    # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    for task in tasks(conn):
         conn.send(run_cell(task, config, report=lambda stage: conn.send({"event": "stage", "stage": stage})))

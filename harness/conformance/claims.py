@@ -9,8 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.claims import QUALIFIERS, Check, OnnxReader, Report, TorchReader
-from harness.claims import check_claims as measure
+from harness.claims import QUALIFIERS, Check, check_artifact
 from harness.specs import Artifact
 
 #: How a passing claim is named in its clause's reason.
@@ -30,8 +29,9 @@ def _failure(c: Check) -> str:
 
 
 def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | None, str]]:
-    """``(claim, ok, reason)`` for every claim; ``ok`` is ``None`` for claims that are not measured."""
-    report = _report(artifact, claims)
+    """``(claim, ok, reason)`` for every claim in ``claims`` (the artifact's manifest's); ``ok`` is
+    ``None`` for claims that are not measured."""
+    report = check_artifact(artifact)
     results: list[tuple[str, bool | None, str]] = []
     for key, claimed in claims.items():
         if key in report.unchecked:
@@ -52,12 +52,3 @@ def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | Non
         measured = ", ".join(f"{c.format} {_value(c.measured)}" for c in checks if not c.claim.startswith(f"{key}["))
         results.append((key, True, f"{what}: {measured or f'{len(checks)} layers'} (claimed {claimed!r})"))
     return results
-
-
-def _report(artifact: Artifact, claims: dict) -> Report:
-    readers = []
-    if "torch" in artifact.formats:
-        readers.append(TorchReader(artifact.load_torch()))
-    if "onnx" in artifact.formats:
-        readers.append(OnnxReader(artifact.file("onnx")))
-    return measure(claims, readers, (artifact.manifest.get("analysis") or {}).get("reference_out_channels"))

@@ -50,14 +50,9 @@ def write_network(path: Path) -> Path:
 
 def replay(onnx_path: Path, x: list[float]) -> list[float]:
     """The network's outputs at ``x``, in onnxruntime CPU."""
-    import numpy as np
-    import onnxruntime as ort
+    from harness.verify.replay import Network
 
-    sess = ort.InferenceSession(str(onnx_path), providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    shape = [1 if not isinstance(d, int) else d for d in inp.shape]
-    out = sess.run(None, {inp.name: np.asarray(x, dtype=np.float32).reshape(shape)})[0]
-    return [float(v) for v in np.asarray(out).reshape(-1)]
+    return [float(v) for v in Network(onnx_path)(x)]
 
 
 def judge(answer: Any, prop: Property, onnx_path: Path, truth: str) -> str:

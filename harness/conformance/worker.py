@@ -50,18 +50,12 @@ def run_task(task: dict, config: dict, host: Any, emit, stage=lambda name: None)
 def serve(conn: Any, config: dict) -> None:
     """Entry point of a checker worker: load the host once, then run contracts until told to stop."""
     from harness.conformance.target import Target, host_for
-    from harness.worker import _die_with_parent
+    from harness.worker import _die_with_parent, tasks
 
     global _HOST
     _die_with_parent()
     signal.signal(signal.SIGINT, signal.SIG_IGN)
-    while True:
-        try:
-            task = conn.recv()
-        except EOFError:
-            return
-        if task is None:
-            return
+    for task in tasks(conn):
 
         def emit(result: CheckResult) -> None:
             conn.send({"event": "result", "result": asdict(result)})

@@ -30,7 +30,7 @@ def run(ctx: CellContext) -> list[Measurement]:
 
     from harness.verify.replay import Network, check_witness
     from harness.verify.results import HOLDS, VIOLATED
-    from harness.vnnlib import load, robustness
+    from harness.vnnlib import robustness
 
     s = ctx.settings
     splits = ctx.splits
@@ -55,15 +55,15 @@ def run(ctx: CellContext) -> list[Measurement]:
         lower = np.clip(x[i] - eps, lo_clip, hi_clip)
         upper = np.clip(x[i] + eps, lo_clip, hi_clip)
         path = ctx.workdir / f"sample{i}.vnnlib"
-        path.write_text(f"; test sample {i}, label {labels[i]}, epsilon {eps:g}\n"
-                        + robustness(lower, upper, int(labels[i]), splits.num_classes).text())
+        prop = robustness(lower, upper, int(labels[i]), splits.num_classes)
+        path.write_text(f"; test sample {i}, label {labels[i]}, epsilon {eps:g}\n" + prop.text())
         verdict = ctx.verify(onnx_path, path, s["timeout_s"])
         spent += verdict.time_s
         outcome = verdict.result
         if verdict.result == HOLDS:
             certified += 1
         elif verdict.result == VIOLATED:
-            check = check_witness(net, load(path), verdict.witness)
+            check = check_witness(net, prop, verdict.witness)
             outcome = "falsified" if check.valid else "invalid_witness"
             falsified += check.valid
             undecided += not check.valid

@@ -236,7 +236,7 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
     from harness.artifacts import export_onnx
     from harness.verify.attack import stack_outputs, strong_pgd
     from harness.verify.replay import Network, check_witness
-    from harness.vnnlib import load, robustness
+    from harness.vnnlib import robustness
 
     if recipe.arch not in ARCHS:
         raise ValueError(f"unknown architecture {recipe.arch!r} (known: {', '.join(ARCHS)})")
@@ -275,12 +275,12 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
         rejected = {"planted_found_by_attack": 0, "planted_not_misclassified": 0, "clean_found_by_attack": 0,
                     "misclassified_centre": 0}
 
-        def write(i: int, x: Any) -> Any:
+        def write(i: int, x: Any) -> tuple[Path, Any]:
             lo_i, hi_i = np.maximum(x - eps, -r), np.minimum(x + eps, r)
             path = folder / "vnnlib" / f"{i}.vnnlib"
-            path.write_text(f"; SoundnessBench-style instance {i} ({recipe.arch}), label 1\n"
-                            + robustness(lo_i, hi_i, 1, 2).text())
-            return path
+            prop = robustness(lo_i, hi_i, 1, 2)
+            path.write_text(f"; SoundnessBench-style instance {i} ({recipe.arch}), label 1\n" + prop.text())
+            return path, prop
 
         for j in range(n_pl + n_cl):
             planted = j < n_pl
@@ -295,8 +295,8 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
                 rejected["planted_found_by_attack" if planted else "clean_found_by_attack"] += 1
                 continue
             i = len(rows)
-            path = write(i, pts[j])
-            if planted and not check_witness(net, load(path), cex[j]).valid:
+            path, prop = write(i, pts[j])
+            if planted and not check_witness(net, prop, cex[j]).valid:
                 rejected["planted_not_misclassified"] += 1
                 path.unlink()
                 continue

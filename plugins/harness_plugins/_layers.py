@@ -5,10 +5,23 @@ No heavy imports at module level: torch is imported inside the functions.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
+
+from harness.api import Param
 
 #: The scope every pruning and quantization method works on and states in its claims.
 SCOPE = "conv+linear weights"
+
+
+def sparsity_param(help: str = f"share of {SCOPE} set to zero, in [0, 1)") -> Param:
+    """The ``sparsity`` parameter the pruning methods share."""
+    return Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True, help=help)
+
+
+def sparsity_claims(params: Mapping[str, Any]) -> dict:
+    """The share of zeros promised over the conv and linear weights."""
+    return {"sparsity": float(params["sparsity"]), "sparsity_scope": SCOPE}
 
 
 def prunable(module: Any) -> list[tuple[Any, str]]:

@@ -17,8 +17,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, Param, hookimpl
-from harness_plugins._layers import SCOPE, prunable
+from harness.api import ApplyContext, MethodSpec, hookimpl
+from harness_plugins._layers import prunable, sparsity_claims, sparsity_param
 
 
 def _finish(targets: list[tuple[Any, str]]) -> None:
@@ -77,37 +77,26 @@ def dense_claims(params: Mapping[str, Any]) -> dict:
     return {}
 
 
-def sparsity_claims(params: Mapping[str, Any]) -> dict:
-    """The share of zeros promised over the conv and linear weights."""
-    return {"sparsity": float(params["sparsity"]), "sparsity_scope": SCOPE}
-
-
-def _sparsity() -> Param:
-    """The ``sparsity`` parameter shared by the pruning methods."""
-    return Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True,
-                 help=f"share of {SCOPE} set to zero, in [0, 1)")
-
-
 DENSE = MethodSpec(
     name="dense", apply=apply_dense, claims=dense_claims, consumes=("torch", "onnx"),
     description="no compression: the baseline every method is compared against",
 )
 
 RANDOM = MethodSpec(
-    name="random", apply=apply_random, params=(_sparsity(),), claims=sparsity_claims,
+    name="random", apply=apply_random, params=(sparsity_param(),), claims=sparsity_claims,
     source="Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (torch.nn.utils.prune)",
     description="global random unstructured pruning of conv+linear weights (seeded by the cell's seed)",
 )
 
 GLOBAL_MAGNITUDE = MethodSpec(
-    name="global-magnitude", apply=apply_global_magnitude, params=(_sparsity(),), claims=sparsity_claims,
+    name="global-magnitude", apply=apply_global_magnitude, params=(sparsity_param(),), claims=sparsity_claims,
     source="Han et al. 2015, Learning both Weights and Connections; Blalock et al. 2020, "
            "What is the State of Neural Network Pruning? (ShrinkBench) (torch.nn.utils.prune)",
     description="global unstructured L1-magnitude pruning of conv+linear weights",
 )
 
 LAYER_MAGNITUDE = MethodSpec(
-    name="layer-magnitude", apply=apply_layer_magnitude, params=(_sparsity(),), claims=sparsity_claims,
+    name="layer-magnitude", apply=apply_layer_magnitude, params=(sparsity_param(),), claims=sparsity_claims,
     source="Han et al. 2015, Learning both Weights and Connections (torch.nn.utils.prune)",
     description="per-layer unstructured L1-magnitude pruning of conv+linear weights, same sparsity "
                 "in every layer",

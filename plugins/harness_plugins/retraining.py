@@ -18,7 +18,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, Param, hookimpl
-from harness_plugins._layers import SCOPE, prunable
+from harness_plugins._layers import SCOPE, prunable, sparsity_claims, sparsity_param
 
 
 def _masks(module: Any) -> list[tuple[Any, Any]]:
@@ -112,11 +112,6 @@ def apply_lottery_ticket(ctx: ApplyContext) -> Any:
     return module.eval()
 
 
-def lottery_claims(params: Mapping[str, Any]) -> dict:
-    """The final share of zeros over the conv and linear weights."""
-    return {"sparsity": float(params["sparsity"]), "sparsity_scope": SCOPE}
-
-
 def _epochs(default: int) -> Param:
     return Param("epochs", int, default=default, min=1, help="epochs over the train split (per round)")
 
@@ -134,9 +129,9 @@ FINETUNE = MethodSpec(
 )
 
 LOTTERY_TICKET = MethodSpec(
-    name="lottery-ticket", apply=apply_lottery_ticket, claims=lottery_claims,
+    name="lottery-ticket", apply=apply_lottery_ticket, claims=sparsity_claims,
     params=(
-        Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True, help=f"final share of {SCOPE} set to zero"),
+        sparsity_param(f"final share of {SCOPE} set to zero"),
         Param("rounds", int, default=3, min=1, help="prune-rewind-train rounds"),
         _epochs(2), _lr(3e-3),
         Param("rewind_step", int, default=10, min=0,

@@ -17,8 +17,16 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, Param, hookimpl
-from harness_plugins._layers import SCOPE, apply_masks, as_matrix, calibration_batch, named_layers, rowwise_mask
+from harness.api import ApplyContext, MethodSpec, hookimpl
+from harness_plugins._layers import (
+    SCOPE,
+    apply_masks,
+    as_matrix,
+    calibration_batch,
+    named_layers,
+    rowwise_mask,
+    sparsity_param,
+)
 
 
 def gradient_scores(module: Any, x: Any, y: Any) -> dict[str, Any]:
@@ -118,13 +126,8 @@ def row_sparsity_claims(params: Mapping[str, Any]) -> dict:
     return {"sparsity": float(params["sparsity"]), "sparsity_scope": SCOPE, "comparison_group": "output row"}
 
 
-def _sparsity() -> Param:
-    return Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True,
-                 help=f"share of {SCOPE} set to zero, in [0, 1)")
-
-
 GRADIENT = MethodSpec(
-    name="gradient", apply=apply_gradient, params=(_sparsity(),), claims=row_sparsity_claims,
+    name="gradient", apply=apply_gradient, params=(sparsity_param(),), claims=row_sparsity_claims,
     source="Das et al. 2023, Beyond Size: How Gradients Shape Pruning Decisions in Large Language Models "
            "(GBLM-Pruner), its gradient term |w| * ||g||_2; Molchanov et al. 2019, Importance Estimation for "
            "Neural Network Pruning (first-order Taylor score) (torch.func, torch.nn.utils.prune)",
@@ -132,7 +135,7 @@ GRADIENT = MethodSpec(
 )
 
 WANDA = MethodSpec(
-    name="wanda", apply=apply_wanda, params=(_sparsity(),), claims=row_sparsity_claims,
+    name="wanda", apply=apply_wanda, params=(sparsity_param(),), claims=row_sparsity_claims,
     source="Sun et al. 2024, A Simple and Effective Pruning Approach for Large Language Models (Wanda) "
            "(torch.nn.utils.prune)",
     description="unstructured pruning by |w| times the l2 norm of its input activation on calibration data, "

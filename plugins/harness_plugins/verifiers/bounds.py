@@ -106,8 +106,9 @@ def crown_bounds(net: Network, lower: np.ndarray, upper: np.ndarray) -> list[tup
 
 
 def lower_bounds(net: Network, lower: np.ndarray, upper: np.ndarray, objective: np.ndarray,
-                 method: str) -> np.ndarray:
-    """Lower bounds of ``objective @ f(x)`` over the box, by ``ibp`` or ``crown``."""
+                 method: str, bounds: list | None = None) -> np.ndarray:
+    """Lower bounds of ``objective @ f(x)`` over the box, by ``ibp`` or ``crown`` (``bounds``: the
+    box's :func:`crown_bounds`, when the caller has them already)."""
     if method == "ibp":
         bounds = ibp(net, lower, upper)
         # Through the last affine map exactly, then intervals: tighter than bounding the outputs alone.
@@ -119,11 +120,13 @@ def lower_bounds(net: Network, lower: np.ndarray, upper: np.ndarray, objective: 
             w, b = objective, np.zeros(len(objective))
             lo, hi = bounds[-1]
         return w @ ((lo + hi) / 2) - np.abs(w) @ ((hi - lo) / 2) + b
-    bounds = crown_bounds(net, lower, upper)
+    if bounds is None:
+        bounds = crown_bounds(net, lower, upper)
     return backward(net, objective, len(net.ops), bounds, np.asarray(lower, float), np.asarray(upper, float))
 
 
-def prove(net: Network, lower: np.ndarray, upper: np.ndarray, outputs: list, method: str) -> tuple[bool, dict]:
+def prove(net: Network, lower: np.ndarray, upper: np.ndarray, outputs: list, method: str,
+          bounds: list | None = None) -> tuple[bool, dict]:
     """Whether every output conjunction ``a @ y <= b`` is proven unreachable over the box.
 
     A conjunction is unreachable when some row's lower bound of ``a_r @ y`` exceeds ``b_r``.
@@ -131,7 +134,7 @@ def prove(net: Network, lower: np.ndarray, upper: np.ndarray, outputs: list, met
     """
     rows = np.concatenate([a for a, _ in outputs])
     rhs = np.concatenate([b for _, b in outputs])
-    margins = lower_bounds(net, lower, upper, rows, method) - rhs
+    margins = lower_bounds(net, lower, upper, rows, method, bounds) - rhs
     per_term, start = [], 0
     for a, _ in outputs:
         per_term.append(float(margins[start:start + len(a)].max()) if len(a) else -np.inf)

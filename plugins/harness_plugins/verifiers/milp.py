@@ -144,7 +144,7 @@ def _solve_term(prog: _Program, x: np.ndarray, y: np.ndarray, a: np.ndarray, b: 
 def verify_box(net: Network, lower: np.ndarray, upper: np.ndarray, outputs: list, deadline: float) -> dict:
     """Decide one input box against its output conjunctions; a verifier's result dict."""
     bounds = crown_bounds(net, lower, upper)
-    proved, pinfo = prove(net, lower, upper, outputs, "crown")
+    proved, pinfo = prove(net, lower, upper, outputs, "crown", bounds)
     if proved:
         return {"result": "holds", "info": {"by": "crown", "margins": pinfo["margins"]}}
     prog, x, y, binaries = _encode(net, lower, upper, bounds)

@@ -63,19 +63,6 @@ class Network:
                 h = h[:, op.groups].max(axis=2)
         return h
 
-    @property
-    def relu_count(self) -> int:
-        """ReLU units (what a MILP encoding may need a binary for)."""
-        count, width = 0, self.n_inputs
-        for op in self.ops:
-            if isinstance(op, Affine):
-                width = op.w.shape[0]
-            elif isinstance(op, Relu):
-                count += width
-            else:
-                width = op.groups.shape[0]
-        return count
-
 
 def _attrs(node: Any) -> dict:
     from onnx import helper
