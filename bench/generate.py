@@ -1,6 +1,6 @@
 """A synthetic leaderboard of realistic shape and size, for the query benchmarks.
 
-Real schema (``harness.store.Store`` migrates the file), real metric catalogue (the built-in
+Real schema (``harness.store.db.Store`` migrates the file), real metric catalogue (the built-in
 suites'), rows shaped as the suites write them: per artifact a size cell (10 metrics) and, on each
 of two backends, an accuracy cell (3 metrics) and a latency cell (6 metrics at batch 1 and 32, with
 raw samples). 2,000 artifacts make 10,000 cells and 80,000 measurements per run; 12 full runs on
@@ -17,9 +17,9 @@ from pathlib import Path
 
 import numpy as np
 
-from harness.store import Store
-from harness.suitefile import canonical, digest
-from harness.suites import accuracy, latency, size
+from harness.builtins.suites import accuracy, latency, size
+from harness.core.identity import canonical, digest
+from harness.store.db import Store
 
 BACKENDS = ("torch-cpu", "onnxruntime-cpu")
 BATCHES = (1, 32)

@@ -8,8 +8,8 @@ the timed part; each query is timed warm (imports done), as a long-lived reader 
 import pytest
 from generate import PLANTED, generate
 
-from harness.compare import compare_runs
-from harness.leaderboard import frontier_of, leaderboard
+from harness.query.compare import compare_runs
+from harness.query.leaderboard import frontier_of, leaderboard
 
 
 @pytest.fixture(scope="session")

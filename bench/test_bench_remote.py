@@ -60,8 +60,8 @@ def test_wasm_over_onnxruntime_latency(benchmark, cli, tmp_path):
 @pytest.mark.parametrize("backend", ["wasm", "arm"])
 def test_agreement_with_onnxruntime_cpu(benchmark, cli, tmp_path, backend):
     from harness.api import Artifact
-    from harness.params import validate
-    from harness.plugins import load_host
+    from harness.plugin.manager import load_host
+    from harness.plugin.params import validate
     from harness_plugins.datasets import load_digits
 
     suite = tmp_path / "a.toml"

@@ -15,10 +15,11 @@ A complete method plugin::
 """
 
 from harness import hookimpl
-from harness.params import Param, ParamError
-from harness.paths import cache_dir
-from harness.reference import ReferenceSession
-from harness.specs import (
+from harness.core.paths import cache_dir
+from harness.measure.reference import ReferenceSession
+from harness.measure.timing import InProcessSession, TimingPlan, TimingResult, time_calls
+from harness.plugin.params import Param, ParamError
+from harness.plugin.specs import (
     ApplyContext,
     Artifact,
     BackendSpec,
@@ -38,7 +39,6 @@ from harness.specs import (
     VerifierSpec,
     WeightEncoding,
 )
-from harness.timing import InProcessSession, TimingPlan, TimingResult, time_calls
 
 __all__ = [
     "hookimpl",

@@ -7,7 +7,7 @@ documented in ``docs/testing.md``:
   host with extra plugins), ``harness_plugin`` (register the plugin under test, unregistered
   at teardown), ``plugin_dir`` (plugin files for ``--plugins-dir``);
 - toy data: ``toy_splits``, ``toy_model``, ``toy_apply_context``, ``toy_artifact``, ``toy_vnnlib``
-  (the model, dataset and artifact ``harness check-plugin`` uses; see :mod:`harness.toy`);
+  (the model, dataset and artifact ``harness check-plugin`` uses; see :mod:`harness.devkit.toy`);
 - ``conformance``: the ``harness check-plugin`` contracts on a plugin, as a :class:`Report`;
 - ``memory_store``: a migrated in-memory leaderboard; ``suite_file``: write suite files;
 - ``harness_cli``: the real CLI in a subprocess, with a private cache.
@@ -29,12 +29,12 @@ import pytest
 
 @pytest.fixture
 def harness_host():
-    """``load(*plugins, plugins_dir=None, entry_points=True)`` -> a freshly loaded :class:`harness.plugins.Host`.
+    """``load(*plugins, plugins_dir=None, entry_points=True)`` -> a freshly loaded :class:`harness.plugin.manager.Host`.
 
     Each ``plugins`` item is ``(name, module_or_object)``; nothing leaks between tests because
     every call builds a new plugin manager.
     """
-    from harness.plugins import load_host
+    from harness.plugin.manager import load_host
 
     def load(*plugins, plugins_dir=None, entry_points=True):
         return load_host(plugins_dir, entry_points_enabled=entry_points, extra=plugins)
@@ -45,7 +45,7 @@ def harness_host():
 @pytest.fixture
 def plugin_manager():
     """A fresh ``pluggy.PluginManager`` with the harness's hook specifications and nothing registered."""
-    from harness.plugins import get_plugin_manager
+    from harness.plugin.manager import get_plugin_manager
 
     return get_plugin_manager()
 
@@ -58,14 +58,14 @@ def harness_plugin():
     registered on a fresh plugin manager beside the built-in suites (and, with
     ``entry_points``, the installed plugins: an installed entry point of the same module is
     left out, so nothing registers twice). ``name`` defaults to that entry point's name, else
-    the module's. Registration errors surface as :class:`harness.plugins.PluginError`, exactly
+    the module's. Registration errors surface as :class:`harness.plugin.manager.PluginError`, exactly
     as ``harness plugins`` reports them. Every plugin registered through the fixture is
     unregistered at teardown.
     """
     import importlib
     from importlib.metadata import entry_points as installed_entry_points
 
-    from harness.plugins import ENTRY_POINT_GROUP, load_host
+    from harness.plugin.manager import ENTRY_POINT_GROUP, load_host
 
     hosts: list[tuple[Any, str]] = []
 
@@ -124,14 +124,14 @@ def suite_file(tmp_path):
 @pytest.fixture(scope="session")
 def toy_splits():
     """The ``toy-blobs`` dataset (:class:`harness.api.Splits`): 4 classes of 1x8x8 images, 128/32/64."""
-    from harness.toy import load_blobs
+    from harness.devkit.toy import load_blobs
 
     return load_blobs()
 
 
 def _toy_host():
-    from harness import toy
-    from harness.plugins import load_host
+    from harness.devkit import toy
+    from harness.plugin.manager import load_host
 
     return load_host(entry_points_enabled=False, extra=[(toy.PLUGIN_NAME, toy)])
 
@@ -142,9 +142,9 @@ def toy_model(toy_splits):
 
     Seeded as the harness seeds it; ``trained`` runs its ten-epoch recipe (about 0.1 s).
     """
-    from harness import toy
-    from harness.artifacts import seed_everything
-    from harness.specs import ModelContext
+    from harness.core.torchio import seed_everything
+    from harness.devkit import toy
+    from harness.plugin.specs import ModelContext
 
     def make(trained: bool = True, seed: int = 0):
         ctx = ModelContext(params={}, input_shape=toy_splits.input_shape, num_classes=toy_splits.num_classes,
@@ -166,8 +166,8 @@ def toy_apply_context(toy_model, toy_splits, tmp_path):
     The module is a freshly trained ``toy-cnn``, the dataset ``toy_splits``, the workdir a new
     empty folder, and ``export_onnx`` the host's own exporter.
     """
-    from harness.artifacts import export_onnx
-    from harness.specs import ApplyContext
+    from harness.core.torchio import export_onnx
+    from harness.plugin.specs import ApplyContext
 
     counter = iter(range(1_000_000))
 
@@ -185,8 +185,8 @@ def toy_apply_context(toy_model, toy_splits, tmp_path):
 @pytest.fixture
 def toy_artifact(tmp_path, toy_splits):
     """The uncompressed ``toy-cnn`` artifact (torch and ONNX formats), built by the host's own builder."""
-    from harness import toy
-    from harness.artifacts import build_artifact
+    from harness.build.artifacts import build_artifact
+    from harness.devkit import toy
 
     cell = {"model": {"name": toy.MODEL, "params": {}}, "dataset": {"name": toy.DATASET, "params": {}},
             "method": {"name": toy.METHOD, "params": {}}, "seed": 0}
@@ -200,7 +200,7 @@ def toy_vnnlib(tmp_path):
     Attributes: ``onnx`` (a Gemm network, 4 inputs, 2 outputs), ``violated`` and ``holds``
     (``.vnnlib`` paths), and ``run(x) -> list`` (the network's outputs in onnxruntime).
     """
-    from harness.conformance.verifier import HOLDS, VIOLATED, replay, write_network
+    from harness.devkit.conformance.verifier import HOLDS, VIOLATED, replay, write_network
 
     onnx_path = write_network(tmp_path / "linear.onnx")
     paths = {}
@@ -216,11 +216,11 @@ def conformance(tmp_path):
     """``check(plugin, **options) -> Report``: the ``harness check-plugin`` contracts on ``plugin``.
 
     ``plugin`` is a module (object or name), a distribution or a ``.py`` file; ``options`` are
-    those of :class:`harness.conformance.Options` (``model``, ``dataset``, ``params``) plus
+    those of :class:`harness.devkit.conformance.Options` (``model``, ``dataset``, ``params``) plus
     ``isolate`` (default True: each thing in a worker process) and ``timeout_s``. The cache is
     private to the test. ``report.ok`` is true when no clause failed; ``report.text()`` says why.
     """
-    from harness.conformance import Options, check_plugin
+    from harness.devkit.conformance import Options, check_plugin
 
     def check(plugin: ModuleType | str, *, isolate: bool = True, timeout_s: float = 300.0, **options: Any):
         opts = Options(cache_dir=str(tmp_path / "conformance-cache"), **options)
@@ -234,8 +234,8 @@ def conformance(tmp_path):
 
 @pytest.fixture
 def memory_store():
-    """A fully migrated in-memory leaderboard (:class:`harness.store.Store`)."""
-    from harness.store import Store
+    """A fully migrated in-memory leaderboard (:class:`harness.store.db.Store`)."""
+    from harness.store.db import Store
 
     store = Store(":memory:")
     yield store

@@ -1,6 +1,6 @@
 """Leaderboards written through the real store with chosen values, for query tests.
 
-Cells are recorded with :meth:`harness.store.Store.record_cell` exactly as the driver records
+Cells are recorded with :meth:`harness.store.db.Store.record_cell` exactly as the driver records
 them (identity, cell key, measurements, raw samples, flags); only the numbers are chosen, from
 seeded random generators, so every test is deterministic.
 """
@@ -11,11 +11,11 @@ import json
 
 import numpy as np
 
-from harness.store import Store, now
-from harness.suitefile import digest
-from harness.suites import accuracy as acc_suite
-from harness.suites import latency as lat_suite
-from harness.suites import size as size_suite
+from harness.builtins.suites import accuracy as acc_suite
+from harness.builtins.suites import latency as lat_suite
+from harness.builtins.suites import size as size_suite
+from harness.core.identity import digest
+from harness.store.db import Store, now
 
 MACHINE_A = {"hash": "aaaa1111" + "0" * 56, "cpu_model": "Test CPU A", "logical_cores": 2}
 MACHINE_B = {"hash": "bbbb2222" + "0" * 56, "cpu_model": "Test CPU B", "logical_cores": 8}
@@ -37,7 +37,7 @@ def new_run(store: Store, *, machine: dict = MACHINE_A, tag: str | None = None, 
 
 
 def identity(method: str, params: dict, backend: str | None, suite: str, model: str = "lenet5") -> dict:
-    """A cell identity as :attr:`harness.suitefile.Cell.identity` builds it."""
+    """A cell identity as :attr:`harness.plan.suitefile.Cell.identity` builds it."""
     return {"model": model, "model_params": {}, "dataset": "digits", "dataset_params": {}, "method": method,
             "method_params": params, "seed": 0, "backend": backend,
             "backend_params": {"threads": 1} if backend else {}, "suite": suite}

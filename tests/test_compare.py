@@ -5,8 +5,8 @@ import json
 import pytest
 from synthetic import MACHINE_B, accuracy, identity, latency, new_run, open_store, record, size
 
-from harness.compare import MachineMismatch, compare_runs
-from harness.runs import QueryError
+from harness.query.compare import MachineMismatch, compare_runs
+from harness.query.refs import QueryError
 
 FAST = identity("dense", {}, "onnxruntime-cpu", "latency")
 OTHER = identity("global-magnitude", {"sparsity": 0.5}, "onnxruntime-cpu", "latency")

@@ -8,10 +8,10 @@ from pathlib import Path
 
 import pytest
 
-from harness.conformance import Options, TargetError, check_plugin
-from harness.conformance.contract import parse_params
-from harness.conformance.schema import check_schema, guess
-from harness.params import Param
+from harness.devkit.conformance import Options, TargetError, check_plugin
+from harness.devkit.conformance.contract import parse_params
+from harness.devkit.conformance.schema import check_schema, guess
+from harness.plugin.params import Param
 
 SLOPPY = Path(__file__).parent / "sloppy"
 

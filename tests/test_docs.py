@@ -12,11 +12,11 @@ from string import Template
 
 import pytest
 
-from harness import hookspecs, specs
-from harness.params import Param
-from harness.scaffold import DESCRIPTIONS, names_for
-from harness.suitefile import EXECUTION_SETTINGS, MATRIX_KEYS, TOP_KEYS
-from harness.timing import TimingPlan, TimingResult
+from harness.devkit.scaffold import DESCRIPTIONS, names_for
+from harness.measure.timing import TimingPlan, TimingResult
+from harness.plan.suitefile import EXECUTION_SETTINGS, MATRIX_KEYS, TOP_KEYS
+from harness.plugin import hookspecs, specs
+from harness.plugin.params import Param
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ROOT / "docs"
@@ -91,7 +91,7 @@ def test_timing_plan_defaults_are_the_documented_ones():
 
 @pytest.fixture(scope="module")
 def registry():
-    from harness.plugins import load_host
+    from harness.plugin.manager import load_host
 
     return load_host().registry
 
@@ -138,7 +138,7 @@ def test_every_suite_file_key_is_documented():
 
 
 def test_latency_profiles_match_the_code():
-    from harness.timing import PROFILES
+    from harness.measure.timing import PROFILES
 
     table = rows(DOCS / "suite-files.md")
     for name, plan in PROFILES.items():
@@ -177,7 +177,7 @@ def test_every_fixture_is_documented():
 
 def test_every_conformance_clause_is_documented():
     clauses = set()
-    for f in (ROOT / "harness" / "conformance").glob("*.py"):
+    for f in (ROOT / "harness" / "devkit" / "conformance").glob("*.py"):
         clauses |= set(re.findall(r'\.run\("([^"]+)"', f.read_text()))
     clauses |= {"loads and registers", "import is light", "claims", "claim <key>"}
     assert len(clauses) >= 28
@@ -212,7 +212,7 @@ def blocks_after(page: Path, marker: str) -> str:
 def test_complete_examples_are_what_new_plugin_writes(kind, file):
     """The examples are the templates (which tests install, test and check), rendered for the name."""
     names = names_for(f"harness-example-{kind}")
-    template = (ROOT / "harness" / "templates" / kind / f"{file}.tmpl").read_text()
+    template = (ROOT / "harness" / "devkit" / "templates" / kind / f"{file}.tmpl").read_text()
     rendered = Template(template).substitute(**names, kind=kind, description=DESCRIPTIONS[kind],
                                              harness_version="")
     assert blocks_after(KIND_PAGES[kind], f"<!-- template: {kind}/{file} -->") == rendered

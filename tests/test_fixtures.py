@@ -5,8 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness import toy
-from harness.plugins import HOOKS, PluginError
+from harness.devkit import toy
+from harness.plugin.manager import HOOKS, PluginError
 
 
 def test_plugin_manager_is_fresh_and_empty(plugin_manager):
@@ -96,7 +96,7 @@ def test_toy_apply_context(toy_apply_context, toy_splits):
 
 
 def test_toy_artifact_runs_in_both_formats(toy_artifact, toy_splits):
-    from harness.reference import ReferenceSession, compare
+    from harness.measure.reference import ReferenceSession, compare
 
     assert set(toy_artifact.formats) == {"torch", "onnx"}
     x = toy_splits.test.x[:9]
@@ -107,7 +107,7 @@ def test_toy_artifact_runs_in_both_formats(toy_artifact, toy_splits):
 
 
 def test_toy_vnnlib_answers_are_known(toy_vnnlib):
-    from harness.vnnlib import load
+    from harness.verify.vnnlib import load
 
     violated, holds = load(toy_vnnlib.violated), load(toy_vnnlib.holds)
     corner = [1.0, -1.0, 1.0, 1.0]

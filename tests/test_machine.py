@@ -1,6 +1,6 @@
 """The machine fingerprint stored with every run."""
 
-from harness.machine import fingerprint, git_revision
+from harness.run.machine import fingerprint, git_revision
 
 
 def test_fingerprint_is_complete_and_stable():

@@ -9,7 +9,7 @@ ROOT = Path(__file__).resolve().parents[1]
 
 
 def test_nightly_suite_plans(harness_host):
-    from harness.suitefile import load_plan
+    from harness.plan.suitefile import load_plan
 
     plan = load_plan(ROOT / "suites" / "nightly.toml", harness_host().registry)
     assert plan.name == "nightly" and plan.settings["latency"]["profile"] == "nightly"

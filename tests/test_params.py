@@ -6,7 +6,7 @@ import math
 
 import pytest
 
-from harness.params import Param, ParamError, expand_grid, validate
+from harness.plugin.params import Param, ParamError, expand_grid, validate
 
 SPARSITY = Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True)
 

@@ -5,8 +5,8 @@ import sqlite3
 
 import pytest
 
-from harness.plugins import load_host
-from harness.suitefile import SuiteFileError, plan_from_dict
+from harness.plan.suitefile import SuiteFileError, plan_from_dict
+from harness.plugin.manager import load_host
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ import types
 
 import pytest
 
-from harness import toy
 from harness.api import (
     BackendSpec,
     DatasetSpec,
@@ -19,7 +18,8 @@ from harness.api import (
     SuiteSpec,
     hookimpl,
 )
-from harness.plugins import DISABLE_ENV, PluginError
+from harness.devkit import toy
+from harness.plugin.manager import DISABLE_ENV, PluginError
 
 
 def _noop(*args, **kwargs):
@@ -186,7 +186,7 @@ def test_installed_plugin_failing_at_import_names_its_distribution(tmp_path):
     site = tmp_path / "site"
     subprocess.run([sys.executable, "-m", "pip", "install", "-q", "--no-deps", "--no-build-isolation",
                     "--no-index", "--target", str(site), str(pkg)], check=True, capture_output=True)
-    code = "from harness.plugins import load_host; load_host()"
+    code = "from harness.plugin.manager import load_host; load_host()"
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
                           env={"PYTHONPATH": str(site), "PATH": "/usr/bin:/bin"}, cwd=tmp_path, timeout=120)
     assert proc.returncode == 1
@@ -232,7 +232,7 @@ def toy_cell(method: str, dataset: str = toy.DATASET, model: str = toy.MODEL) ->
 
 
 def test_apply_returning_the_wrong_type(harness_host, toy_splits, tmp_path):
-    from harness.artifacts import build_artifact
+    from harness.build.artifacts import build_artifact
 
     plugin = hook("harness_register_methods",
                   lambda reg: reg(MethodSpec(name="lazy", apply=lambda ctx: {"weights": "somewhere"})))
@@ -247,8 +247,8 @@ def test_apply_returning_the_wrong_type(harness_host, toy_splits, tmp_path):
 
 
 def test_load_returning_the_wrong_type(harness_host, tmp_path):
-    from harness.artifacts import load_dataset
-    from harness.suitefile import Component
+    from harness.build.artifacts import load_dataset
+    from harness.core.identity import Component
 
     plugin = hook("harness_register_datasets",
                   lambda reg: reg(DatasetSpec(name="dicty", load=lambda ctx: {"x": [], "y": []})))
@@ -260,7 +260,7 @@ def test_load_returning_the_wrong_type(harness_host, tmp_path):
 
 
 def test_build_returning_the_wrong_type(harness_host, toy_splits, tmp_path):
-    from harness.artifacts import build_artifact
+    from harness.build.artifacts import build_artifact
 
     plugin = hook("harness_register_models", lambda reg: reg(ModelSpec(name="ghost", build=lambda ctx: "Net")))
     host = harness_host((toy.PLUGIN_NAME, toy), ("ghost-plugin", plugin), entry_points=False)

@@ -24,8 +24,8 @@ from harness.api import (
     VerifierSpec,
     hookimpl,
 )
-from harness.plugins import DEFAULT_PLUGINS, DISABLE_ENV, HOOKS, PluginError
-from harness.specs import KINDS
+from harness.plugin.manager import DEFAULT_PLUGINS, DISABLE_ENV, HOOKS, PluginError
+from harness.plugin.specs import KINDS
 
 FIRST_PARTY = {
     "models": {"model": ["mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2"]},
@@ -562,7 +562,7 @@ def test_external_distribution_method_usable_in_suite_file(ext_site, tmp_path):
         backends = ["torch-cpu"]
         suites = ["size"]
     """))
-    code = ("import sys; from harness.plugins import load_host; from harness.suitefile import load_plan; "
+    code = ("import sys; from harness.plugin.manager import load_host; from harness.plan.suitefile import load_plan; "
             "h = load_host(); p = load_plan(sys.argv[1], h.registry); "
             "print([(c.method.name, h.registry.get('method', c.method.name).plugin.distribution) "
             "for c in p.cells])")
@@ -691,7 +691,7 @@ HEAVY = ("torch", "onnxruntime", "pandas", "sklearn")
 
 
 def test_load_host_and_cli_import_do_not_import_heavy_libraries(tmp_path):
-    code = ("import sys; from harness.plugins import load_host; load_host(); import harness.cli; "
+    code = ("import sys; from harness.plugin.manager import load_host; load_host(); import harness.cli; "
             f"print(sorted(m for m in {HEAVY!r} if m in sys.modules))")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr

@@ -8,9 +8,9 @@ import numpy as np
 import pytest
 from synthetic import MACHINE_B, board, new_run, open_store
 
-from harness.leaderboard import leaderboard
-from harness.pareto import non_dominated
-from harness.runs import QueryError
+from harness.query.leaderboard import leaderboard
+from harness.query.pareto import non_dominated
+from harness.query.refs import QueryError
 
 #: (method, params, top1, latency_ms, gzip_bytes): dense 0.96; sparsity 0.9 fails the quality gate.
 ENTRIES = [

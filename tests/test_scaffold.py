@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from harness.scaffold import KINDS, names_for
+from harness.devkit.scaffold import KINDS, names_for
 
 ROOT = Path(__file__).resolve().parents[1]
 
@@ -82,8 +82,8 @@ def test_templates_ship_in_the_wheel(tmp_path):
     wheel, = tmp_path.glob("compression_harness-*.whl")
     names = set(zipfile.ZipFile(wheel).namelist())
     for kind in KINDS:
-        assert f"harness/templates/{kind}/plugin.py.tmpl" in names
-    assert "harness/templates/common/pyproject.toml.tmpl" in names
+        assert f"harness/devkit/templates/{kind}/plugin.py.tmpl" in names
+    assert "harness/devkit/templates/common/pyproject.toml.tmpl" in names
 
 
 def test_names_derive_from_the_folder_name():

@@ -5,7 +5,7 @@ import sqlite3
 import pytest
 import sqlite_utils
 
-from harness.store import Store, migrations, open_readonly
+from harness.store.db import Store, migrations, open_readonly
 
 
 def _cell(key="k1", status="ok"):

@@ -6,9 +6,9 @@ import json
 
 import pytest
 
-from harness.store import Store
-from harness.studies import Stat, compare, findings, load, pareto_front, report
-from harness.suitefile import digest
+from harness.core.identity import digest
+from harness.report.studies import Stat, compare, findings, load, pareto_front, report
+from harness.store.db import Store
 
 SEEDS = (0, 1, 2)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.api import BackendSpec, hookimpl
-from harness.plugins import load_host
-from harness.suitefile import Plan, SuiteFileError, load_plan, plan_from_dict
+from harness.plan.suitefile import Plan, SuiteFileError, load_plan, plan_from_dict
+from harness.plugin.manager import load_host
 
 REPO = Path(__file__).resolve().parent.parent
 SMOKE = REPO / "suites" / "smoke.toml"
@@ -178,7 +178,7 @@ def test_implicit_dense_baselines_added(registry):
     assert [c.method.name for c in plan.cells[:4]] == ["dense"] * 4
     # each baseline is exactly the identity its compressed cell compares against
     baseline_keys = {c.key for c in implicit}
-    from harness.suitefile import digest
+    from harness.core.identity import digest
 
     for c in plan.cells:
         if c.suite in ("accuracy", "latency") and c.method.name != "dense":
@@ -557,7 +557,8 @@ def test_identical_text_identical_keys(registry, suite_file):
 def test_keys_stable_across_processes(registry, suite_file, tmp_path):
     path = suite_file(SUITE_TEXT)
     here = [c.key for c in load_plan(path, registry).cells]
-    code = ("import sys, json; from harness.plugins import load_host; from harness.suitefile import load_plan; "
+    code = ("import sys, json; from harness.plugin.manager import load_host; "
+            "from harness.plan.suitefile import load_plan; "
             "print(json.dumps([c.key for c in load_plan(sys.argv[1], load_host().registry).cells]))")
     env = dict(os.environ, PYTHONHASHSEED="12345")
     proc = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True, text=True, env=env,

@@ -5,8 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plugins import load_host
-from harness.suitefile import BENCHMARK_DATASET, SuiteFileError, plan_from_dict
+from harness.plan.suitefile import BENCHMARK_DATASET, SuiteFileError, plan_from_dict
+from harness.plugin.manager import load_host
 
 
 @pytest.fixture(scope="module")

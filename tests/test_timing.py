@@ -6,7 +6,7 @@ import statistics
 import numpy as np
 import pytest
 
-from harness.timing import PROFILES, TimingPlan, run_plan, summarize, time_calls
+from harness.measure.timing import PROFILES, TimingPlan, run_plan, summarize, time_calls
 
 
 class FakeRuntime:

@@ -6,8 +6,8 @@ import numpy as np
 import pytest
 
 from harness.verify.replay import INPUT_TOL, Network, check_witness
-from harness.verify.results import format_result, parse_verdict, parse_witness, read_result_file, write_result_file
-from harness.vnnlib import load
+from harness.verify.verdicts import format_result, parse_verdict, parse_witness, read_result_file, write_result_file
+from harness.verify.vnnlib import load
 
 
 @pytest.mark.parametrize("word, verdict", [

@@ -11,10 +11,10 @@ import time
 
 import pytest
 
-from harness.plugins import load_host
+from harness.plugin.manager import load_host
 from harness.verify.process import run_verifier
 from harness.verify.replay import check_witness
-from harness.vnnlib import load
+from harness.verify.vnnlib import load
 
 #: A falsifier in VNN-COMP's layout: random inputs of the box in onnxruntime; sat with the first
 #: counterexample, else unknown. prepare_instance.sh leaves a mark, as real tools convert the network.
@@ -22,7 +22,7 @@ SAMPLE = textwrap.dedent("""
     import sys
     import numpy as np
     import onnxruntime as ort
-    from harness.vnnlib import load
+    from harness.verify.vnnlib import load
 
     onnx_path, vnnlib_path, result, timeout = sys.argv[1:5]
     prop = load(vnnlib_path)

@@ -2,7 +2,7 @@
 
 import pytest
 
-from harness.vnnlib import Atom, Property, VnnlibError, parse
+from harness.verify.vnnlib import Atom, Property, VnnlibError, parse
 
 ROBUSTNESS = """
 ; a VNN-COMP style local robustness property: is class 0 ever beaten?
@@ -112,7 +112,7 @@ def test_matrices_state_the_unsafe_set_as_a_at_y_le_b():
 
 
 def test_robustness_property_round_trips_and_names_every_other_class():
-    from harness.vnnlib import robustness
+    from harness.verify.vnnlib import robustness
 
     prop = robustness([0.0, -1.0], [1.0, 1.0], label=1, num_outputs=3)
     assert parse(prop.text()) == prop
@@ -123,7 +123,7 @@ def test_robustness_property_round_trips_and_names_every_other_class():
 def test_gzipped_files_load_and_errors_name_the_file(tmp_path):
     import gzip
 
-    from harness.vnnlib import load
+    from harness.verify.vnnlib import load
 
     packed = tmp_path / "p.vnnlib.gz"
     packed.write_bytes(gzip.compress(ROBUSTNESS.encode()))

@@ -14,7 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
-from harness.verify.results import UNKNOWN, VERDICTS, write_result_file
+from harness.verify.verdicts import UNKNOWN, VERDICTS, write_result_file
 
 
 def _answer(result_path: Path, result: str, witness=None, info=None, error=None) -> None:
@@ -34,7 +34,7 @@ def main() -> int:
     # The time already spent (this interpreter's start) counts against the verifier.
     remaining = req["timeout_s"] - max(0.0, time.time() - req.get("started", time.time()))
     try:
-        from harness.plugins import load_host
+        from harness.plugin.manager import load_host
 
         spec = load_host(req.get("plugins_dir")).registry.get("verifier", req["verifier"]).spec
         out = spec.verify(Path(req["onnx"]), Path(req["vnnlib"]), max(remaining, 0.1), **req["params"])

@@ -11,7 +11,7 @@ dependencies each keep their own environment.
   VNN-COMP's scripts: ``prepare_instance.sh v1 CATEGORY ONNX VNNLIB`` (when present, untimed) and
   ``run_instance.sh v1 CATEGORY ONNX VNNLIB RESULT_FILE TIMEOUT``.
 
-Both end in the same result file, read by :func:`harness.verify.results.read_result_file`.
+Both end in the same result file, read by :func:`harness.verify.verdicts.read_result_file`.
 """
 
 from __future__ import annotations
@@ -26,7 +26,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.verify.results import TIMEOUT, UNKNOWN, Verdict, read_result_file
+from harness.verify.verdicts import TIMEOUT, UNKNOWN, Verdict, read_result_file
 
 #: Seconds a verifier may run past its timeout (start-up, writing its answer) before it is killed.
 GRACE_S = 10.0

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.vnnlib import Property
+from harness.verify.vnnlib import Property
 
 #: VNN-COMP's tolerance on a witness's inputs.
 INPUT_TOL = 1e-4

@@ -233,10 +233,10 @@ def generate(folder: str | Path, recipe: Recipe, log: Any = None) -> dict:
     import numpy as np
     import torch
 
-    from harness.artifacts import export_onnx
+    from harness.core.torchio import export_onnx
     from harness.verify.attack import stack_outputs, strong_pgd
     from harness.verify.replay import Network, check_witness
-    from harness.vnnlib import robustness
+    from harness.verify.vnnlib import robustness
 
     if recipe.arch not in ARCHS:
         raise ValueError(f"unknown architecture {recipe.arch!r} (known: {', '.join(ARCHS)})")

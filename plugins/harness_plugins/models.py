@@ -76,7 +76,7 @@ def build_mobilenet_v2(ctx: ModelContext) -> Any:
 
 def _train(name: str, module: Any, ctx: ModelContext) -> dict:
     """Train ``module`` in place with the shared seeded trainer and ``name``'s recipe."""
-    from harness.training import train_classifier
+    from harness.build.training import train_classifier
 
     if ctx.splits is None or not ctx.splits.labelled:
         raise ValueError(f"{name}: training needs a labelled dataset")

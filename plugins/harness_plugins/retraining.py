@@ -6,7 +6,7 @@ magnitude pruning with weight rewinding).
 - ``lottery-ticket``: Frankle & Carbin 2019, The Lottery Ticket Hypothesis; rewinding to early
   weights as in Frankle et al. 2020, Linear Mode Connectivity and the Lottery Ticket Hypothesis.
 
-Both train with the harness's seeded reference trainer (``harness.training.train_classifier``:
+Both train with the harness's seeded reference trainer (``harness.build.training.train_classifier``:
 Adam, cross-entropy, batch 64, one thread, deterministic) on the train split only, seeded by the
 cell's seed, and keep pruned weights at exactly zero by re-applying the mask after every
 optimizer step.
@@ -38,7 +38,7 @@ def _labelled(ctx: ApplyContext, method: str) -> None:
 
 def apply_finetune(ctx: ApplyContext) -> Any:
     """Train every parameter for ``epochs`` at ``lr``; weights that are zero now stay zero."""
-    from harness.training import train_classifier
+    from harness.build.training import train_classifier
 
     _labelled(ctx, "finetune")
     if ctx.encodings:
@@ -78,7 +78,7 @@ def apply_lottery_ticket(ctx: ApplyContext) -> Any:
     """
     import copy
 
-    from harness.training import train_classifier
+    from harness.build.training import train_classifier
 
     _labelled(ctx, "lottery-ticket")
     module = ctx.module
@@ -123,7 +123,7 @@ def _lr(default: float) -> Param:
 FINETUNE = MethodSpec(
     name="finetune", apply=apply_finetune, claims=finetune_claims, params=(_epochs(3), _lr(3e-3)),
     source="Han et al. 2015, Learning both Weights and Connections (retraining after pruning); Renda et al. "
-           "2020, Comparing Rewinding and Fine-tuning in Neural Network Pruning (harness.training)",
+           "2020, Comparing Rewinding and Fine-tuning in Neural Network Pruning (harness.build.training)",
     description="seeded fine-tuning on the train split that keeps zero weights at zero: a pipeline step "
                 "between pruning and quantization",
 )
@@ -138,7 +138,7 @@ LOTTERY_TICKET = MethodSpec(
               help="optimizer step of the first round whose weights the survivors rewind to (0: the start)"),
     ),
     source="Frankle & Carbin 2019, The Lottery Ticket Hypothesis; Frankle et al. 2020, Linear Mode "
-           "Connectivity and the Lottery Ticket Hypothesis (rewinding) (torch.nn.utils.prune, harness.training)",
+           "Connectivity and the Lottery Ticket Hypothesis (rewinding) (torch.nn.utils.prune, harness.build.training)",
     description="iterative global magnitude pruning, rewinding survivors to early weights and retraining "
                 "each round",
     # check-plugin's toy dataset trains two steps an epoch: rewind to a step its first round reaches.

@@ -62,7 +62,7 @@ def build_tiny_lm(ctx: ModelContext) -> Any:
 
 def train_tiny_lm(module: Any, ctx: ModelContext) -> dict:
     """Next-token training on the train split (AdamW, cosine schedule, seeded)."""
-    from harness.training import train_causal_lm
+    from harness.build.training import train_causal_lm
 
     return train_causal_lm(module, ctx.splits, seed=ctx.seed, steps=int(ctx.params["steps"]),
                            lr=float(ctx.params["lr"]))

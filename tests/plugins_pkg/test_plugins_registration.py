@@ -11,7 +11,7 @@ from pathlib import Path
 import pluggy
 import pytest
 
-import harness.hookspecs
+import harness.plugin.hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = REPO / "plugins" / "pyproject.toml"
@@ -84,7 +84,7 @@ def test_hooks_register_valid_specs():
     import importlib
 
     pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(harness.hookspecs)
+    pm.add_hookspecs(harness.plugin.hookspecs)
     for name, module in ENTRY_POINTS.items():
         pm.register(importlib.import_module(module), name=name)
     for kind, expected in EXPECTED.items():
@@ -114,7 +114,7 @@ def test_every_method_names_its_source():
     import importlib
 
     pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(harness.hookspecs)
+    pm.add_hookspecs(harness.plugin.hookspecs)
     for name, module in ENTRY_POINTS.items():
         pm.register(importlib.import_module(module), name=name)
     specs = []

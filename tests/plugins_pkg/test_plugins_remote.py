@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.remote import RunnerError, RunnerSession, runner_files
-from harness.timing import TimingPlan
+from harness.measure.remote import RunnerError, RunnerSession, runner_files
+from harness.measure.timing import TimingPlan
 
 FAST = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0)
 
@@ -38,7 +38,7 @@ def lenet_onnx(tmp_path_factory):
     import onnxruntime as ort
     import torch
 
-    from harness.artifacts import export_onnx
+    from harness.core.torchio import export_onnx
     from harness_plugins.nets import LeNet5
 
     torch.manual_seed(0)
@@ -193,7 +193,7 @@ def two_input_onnx(tmp_path_factory):
     import onnxruntime as ort
     import torch
 
-    from harness.artifacts import export_onnx
+    from harness.core.torchio import export_onnx
 
     class Pool(torch.nn.Module):
         def __init__(self):

@@ -8,11 +8,11 @@ import pytest
 import torch
 from torch import nn
 
-from harness.artifacts import export_onnx
-from harness.params import validate
+from harness.core.torchio import export_onnx
+from harness.plugin.params import validate
 from harness.verify.process import run_verifier
 from harness.verify.replay import check_witness
-from harness.vnnlib import Atom, Property, load
+from harness.verify.vnnlib import Atom, Property, load
 from harness_plugins.verifiers import CROWN, IBP, MILP, PGD, UNSOUND_PGD
 from harness_plugins.verifiers.bounds import ibp, lower_bounds
 from harness_plugins.verifiers.milp import verify_box

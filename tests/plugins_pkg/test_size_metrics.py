@@ -7,7 +7,7 @@ import copy
 import pytest
 
 from harness.api import CellContext
-from harness.suites import size
+from harness.builtins.suites import size
 from harness_plugins.quantization import INT8_STATIC
 from harness_plugins.structured import CHANNEL_L1
 from harness_plugins.weight_quantization import KBIT, SPLITQUANT
@@ -65,7 +65,7 @@ def test_onnx_int8_counts_one_byte_per_weight(trained, apply_ctx, tmp_path, digi
 
 def test_structured_speedup_is_against_the_dense_reference(trained, apply_ctx, tmp_path, digits, h):
     """A shrunk model has no zeros, yet its theoretical speedup counts the FLOPs it removed."""
-    from harness.analysis import flop_counts
+    from harness.measure.analysis import flop_counts
 
     dense = trained("resnet-small")
     pruned = CHANNEL_L1.apply(apply_ctx(copy.deepcopy(dense), {"sparsity": 0.5}))

@@ -11,8 +11,8 @@ Transports (parameter ``transport``; ``auto`` picks the first that fits):
   ``harness setup arm`` prepares it (as root). Outputs and accuracy are real; latency under
   emulation is not a hardware figure: it is recorded with ``emulated = true`` and flagged.
 
-Every transport runs :mod:`harness.runners.onnx_runner` through the runner protocol
-(:mod:`harness.remote`), so the session is the same object whatever carries it.
+Every transport runs :mod:`harness.measure.programs.onnx_runner` through the runner protocol
+(:mod:`harness.measure.remote`), so the session is the same object whatever carries it.
 """
 
 from __future__ import annotations
@@ -155,7 +155,7 @@ def setup(base: Path) -> str:
 
 
 def _install_runner(root: Path) -> None:
-    from harness.remote import runner_files
+    from harness.measure.remote import runner_files
 
     target = root / RUNNER.lstrip("/")
     target.mkdir(parents=True, exist_ok=True)
@@ -177,7 +177,7 @@ def _ssh_base(params: Mapping[str, Any]) -> list[str]:
 
 def _ssh_install(params: Mapping[str, Any]) -> str:
     """Copy the runner files to the device (through ssh alone: no sftp needed); return their folder."""
-    from harness.remote import runner_files
+    from harness.measure.remote import runner_files
 
     files = runner_files()
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in files.values())).hexdigest()[:12]
@@ -190,7 +190,7 @@ def _ssh_install(params: Mapping[str, Any]) -> str:
 
 def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
     """The command that starts the onnxruntime runner over ``transport``."""
-    from harness.remote import runner_files
+    from harness.measure.remote import runner_files
 
     if transport == "native":
         if not is_aarch64():
@@ -213,7 +213,7 @@ def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
 
 def open_session(artifact: Artifact, params: Mapping[str, Any]) -> Any:
     """Start the runner over the chosen transport on the artifact's ONNX model."""
-    from harness.remote import RunnerSession
+    from harness.measure.remote import RunnerSession
 
     transport = pick_transport(params)
     return RunnerSession(runner_command(params, transport), artifact.file("onnx").read_bytes(), int(params["threads"]),

@@ -37,7 +37,7 @@ class OrtCPUSession(InProcessSession):
         The returned call is ``sess.run`` and nothing else, so timing stays within a few
         percent of a bare ``InferenceSession.run`` loop.
         """
-        from harness.inputs import named
+        from harness.core.inputs import named
 
         feed = named(x, self.input_names)
         run = self.sess.run

@@ -29,7 +29,7 @@ class TorchCPUSession(InProcessSession):
     def bind(self, x: Any) -> Callable[[], Any]:
         """A call running the module on ``x`` (an array, or a feed of named arrays passed in order),
         converted to tensors once, here."""
-        from harness.inputs import torch_args
+        from harness.core.inputs import torch_args
 
         args = torch_args(x)
         module = self.module

@@ -1,7 +1,7 @@
 """The ``wasm`` backend: onnxruntime-web's WebAssembly execution provider, run by Node.js.
 
 The runner (``wasm_runner/runner.mjs``) speaks the harness runner protocol
-(:mod:`harness.remote`) and times inside Node with the same plan as every backend, so IPC never
+(:mod:`harness.measure.remote`) and times inside Node with the same plan as every backend, so IPC never
 enters a latency figure. onnxruntime-web is installed with npm, at the version pinned in
 ``wasm_runner/package.json``, into the harness cache on first use (or by ``harness setup wasm``).
 """
@@ -74,7 +74,7 @@ def setup(base: Path) -> str:
 
 def open_session(artifact: Artifact, params: Mapping[str, Any]) -> Any:
     """Start a Node runner on the artifact's ONNX model."""
-    from harness.remote import RunnerSession
+    from harness.measure.remote import RunnerSession
 
     where = ensure_installed()
     return RunnerSession(["node", str(where / "runner.mjs")], artifact.file("onnx").read_bytes(),

@@ -23,7 +23,7 @@ def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]
     """The network, and the property's box and output conjunctions as numpy arrays."""
     import numpy as np
 
-    from harness.vnnlib import load
+    from harness.verify.vnnlib import load
     from harness_plugins.verifiers.network import load_network
 
     net = load_network(onnx_path)

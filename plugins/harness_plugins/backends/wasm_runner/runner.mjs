@@ -1,5 +1,5 @@
-// The harness runner for onnxruntime-web under Node.js: the runner protocol of harness/remote.py
-// on stdin/stdout, and the timing plan of harness/timing.py (run_plan) ported to this runtime, so
+// The harness runner for onnxruntime-web under Node.js: the runner protocol of harness/measure/remote.py
+// on stdin/stdout, and the timing plan of harness/measure/timing.py (run_plan) ported to this runtime, so
 // a WASM latency is measured exactly as an in-process one: warm-up for a minimum count and time and
 // then until two windows of 10 single calls agree within 5%, an inner loop calibrated so a sample
 // lasts at least min_sample_s and 10x the timer's resolution, then min_samples samples and
@@ -104,7 +104,7 @@ const typed = (desc, buf) => {
 };
 
 // Input blobs grouped into feeds, one per `batch` index (0 when absent), keyed by the model's input
-// names: by the blobs' names when they match the model's, else by position (harness/remote.py).
+// names: by the blobs' names when they match the model's, else by position (harness/measure/remote.py).
 function feedsOf(descs, blobs) {
   const groups = new Map();
   descs.forEach((d, k) => {

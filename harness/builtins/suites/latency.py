@@ -1,0 +1,159 @@
+"""The latency suite: single-stream and offline timing inside the backend's runtime.
+
+Batches come from the test split and rotate, so caches do not flatter a result.
+Raw samples are kept; percentiles and a bootstrap confidence interval of the
+median are computed from them (:func:`harness.measure.timing.summarize`). Against the
+``dense`` model on the same backend and batch size it reports the realized
+speedup beside the theoretical one (ShrinkBench's FLOP ratio): whether a
+method's savings are real.
+"""
+
+from __future__ import annotations
+
+from harness.api import CellContext, Measurement, MetricSpec, Param, SuiteSpec, TimingPlan, hookimpl
+from harness.measure.timing import PROFILES, TimingResult, summarize
+
+METRICS = (
+    MetricSpec("p50_ms", "ms", False, "median latency of one batch"),
+    MetricSpec("p90_ms", "ms", False, "90th percentile latency of one batch (MLPerf single-stream headline)"),
+    MetricSpec("p99_ms", "ms", False, "99th percentile latency of one batch"),
+    MetricSpec("mean_ms", "ms", False, "mean latency of one batch"),
+    MetricSpec("stdev_ms", "ms", False, "standard deviation of the latency samples"),
+    MetricSpec("throughput_sps", "samples/s", True, "samples per second: batch size over mean latency"),
+    MetricSpec("speedup", "ratio", True, "dense p50 over this p50, same backend and batch size (realized speedup)"),
+    MetricSpec("speedup_efficiency", "ratio", True,
+               "realized speedup over theoretical speedup (dense flops / nonzero_flops): 1 means the savings are real"),
+    MetricSpec("peak_device_mb", "MiB", False, "peak device memory allocated while timing (GPU backends)"),
+)
+
+
+def input_batches(x, batch_size: int, count: int) -> list:
+    """``count`` distinct batches of ``batch_size`` samples from ``x`` (cycled when ``x`` is short).
+
+    ``x`` is an array or a feed of named arrays (:mod:`harness.core.inputs`); batches keep its form.
+    """
+    import numpy as np
+
+    from harness.core.inputs import batch_len, prepare, take
+
+    n = batch_len(x)
+    batches = []
+    for i in range(count):
+        idx = (np.arange(batch_size) + i * batch_size) % n
+        batches.append(prepare(take(x, idx)))
+    return batches
+
+
+def merge(results: list[TimingResult]) -> TimingResult:
+    """One result from several timing processes: samples concatenated, per-process facts kept."""
+    if len(results) == 1:
+        return results[0]
+    samples = [v for r in results for v in r.samples_s]
+    info = dict(results[0].info)
+    info["per_process"] = [{"n": len(r.samples_s), "inner_loops": r.inner_loops, "warmup_iters": r.warmup_iters,
+                          **{k: v for k, v in r.info.items() if not isinstance(v, (list, dict))}}
+                         for r in results]
+    info["warmup_stable"] = all(r.info.get("warmup_stable", True) for r in results)
+    peaks = [r.info["peak_device_bytes"] for r in results if "peak_device_bytes" in r.info]
+    if peaks:
+        info["peak_device_bytes"] = max(peaks)
+    return TimingResult(samples_s=samples, inner_loops=results[0].inner_loops,
+                        warmup_iters=sum(r.warmup_iters for r in results), timer=results[0].timer, info=info)
+
+
+def theoretical_speedup(ctx: CellContext) -> float | None:
+    """The artifact's theoretical speedup, from its build-time analysis (as the size suite reports it)."""
+    from harness.measure.analysis import theoretical_speedup as from_analysis
+
+    return from_analysis(ctx.artifact.manifest.get("analysis") or {})
+
+
+def run(ctx: CellContext) -> list[Measurement]:
+    """Time every batch size of the settings on the cell's backend."""
+    s = ctx.settings
+    processes = s["processes"]
+    plan = TimingPlan.profile(s["profile"], min_time_s=s["min_time_s"] or None,
+                              min_samples=s["min_samples"] or None)
+    if processes > 1:
+        # The budget is shared: N processes each take 1/N of the samples and time.
+        plan = TimingPlan(**{**plan.as_dict(), "min_samples": max(3, -(-plan.min_samples // processes)),
+                             "min_time_s": plan.min_time_s / processes, "max_time_s": plan.max_time_s / processes})
+    sizes = sorted(s["batch_sizes"])
+    x = ctx.splits.test.x if len(ctx.splits.test) else ctx.splits.train.x
+    theory = theoretical_speedup(ctx)
+    session = ctx.open_session() if processes == 1 else None
+    session_info = dict(session.info) if session else {}
+    out: list[Measurement] = []
+    try:
+        for bs in sizes:
+            batches = input_batches(x, bs, s["rotate"])
+            if session is not None:
+                result = session.time(batches, plan)
+            else:
+                result = merge(ctx.time_in_processes(batches, plan, processes))
+                session_info = result.info.pop("session_info", {})
+            stats = summarize(result.samples_s, seed=ctx.cell["seed"])
+            scenario = "single-stream" if bs == 1 else ("offline" if bs == sizes[-1] else "batch")
+            info = dict(session_info)
+            info.update({"batch_size": bs, "scenario": scenario, "timer": result.timer,
+                         "inner_loops": result.inner_loops, "warmup_iters": result.warmup_iters,
+                         "distinct_inputs": len(batches), "plan": plan.as_dict(), "profile": s["profile"],
+                         "processes": processes, **result.info})
+            flag = None
+            if info.get("emulated"):
+                flag = ("latency only: timed under emulation (qemu-user), not a hardware figure; "
+                        "outputs and accuracy are real")
+            if stats["unstable"]:
+                info["warning"] = (f"unstable: coefficient of variation {stats['cv']:.1%} > 10% "
+                                   "(pyperf's rule); the machine may be busy or throttled")
+            params = {"batch_size": bs}
+            mean_s = stats["mean_ms"] / 1e3
+            values = [("p50_ms", stats["median_ms"]), ("p90_ms", stats["p90_ms"]),
+                      ("p99_ms", stats["p99_ms"]), ("mean_ms", stats["mean_ms"]),
+                      ("stdev_ms", stats["stdev_ms"])]
+            for metric, value in values:
+                m = Measurement(metric, value, "ms", params=params, stats=stats, info=info, flag=flag)
+                if metric == "p50_ms":
+                    m.samples = [v * 1e3 for v in result.samples_s]
+                out.append(m)
+            out.append(Measurement("throughput_sps", bs / mean_s if mean_s > 0 else None, "samples/s",
+                                   params=params, stats=stats, info=info, flag=flag))
+            dense_p50 = stats["median_ms"] if ctx.is_baseline else ctx.baseline("p50_ms", batch_size=bs)
+            if dense_p50 is not None and stats["median_ms"] > 0:
+                speedup = dense_p50 / stats["median_ms"]
+                sinfo = {"dense_p50_ms": dense_p50, "theoretical_speedup": theory}
+                out.append(Measurement("speedup", speedup, "ratio", params=params, info=sinfo, flag=flag))
+                if theory:
+                    out.append(Measurement("speedup_efficiency", speedup / theory, "ratio", params=params,
+                                           info=sinfo, flag=flag))
+            if "peak_device_bytes" in result.info:
+                out.append(Measurement("peak_device_mb", result.info["peak_device_bytes"] / 2**20, "MiB",
+                                       params=params, info=info))
+    finally:
+        if session is not None:
+            session.close()
+    return out
+
+
+@hookimpl
+def harness_register_suites(register):
+    """Register the standard latency suite."""
+    register(SuiteSpec(
+        name="latency", run=run, metrics=METRICS, needs_baseline=True, exclusive=True,
+        settings=(
+            Param("batch_sizes", list, default=[1], item_type=int, min=1,
+                  help="batch sizes; 1 is the single-stream scenario, the largest the offline one"),
+            Param("profile", str, default="default", choices=tuple(PROFILES), grid=False,
+                  help="timing plan: warm-up, minimum samples and time (smoke, default, nightly, submission)"),
+            Param("rotate", int, default=4, min=1, grid=False,
+                  help="distinct input batches to rotate among"),
+            Param("min_time_s", float, default=0.0, min=0.0, grid=False,
+                  help="override the profile's minimum timed duration (0: keep)"),
+            Param("min_samples", int, default=0, min=0, grid=False,
+                  help="override the profile's minimum sample count (0: keep)"),
+            Param("processes", int, default=1, min=1, grid=False,
+                  help="time in this many fresh processes, one after another, and merge their samples "
+                       "(pyperf's worker processes)"),
+        ),
+        description="latency and throughput timed inside the backend's runtime, with realized speedup",
+    ))

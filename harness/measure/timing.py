@@ -1,0 +1,183 @@
+"""The timing methodology every backend follows, after pyperf.
+
+A backend's session owns its timing loop (inside the runtime that executes the
+model); this module gives the shared plan and the loop itself
+(:func:`run_plan`), which any runtime can drive with its own clock: a
+``block(n, offset)`` callable that runs ``n`` inferences (rotating inputs from
+``offset``) and returns the seconds they took by that runtime's timer
+(``perf_counter_ns`` in-process, CUDA events on a GPU). :func:`time_calls` and
+:class:`InProcessSession` wrap it for runtimes in the harness's own process.
+
+The plan, as pyperf does it:
+
+1. warm up for at least ``warmup_iters`` calls and ``warmup_s`` seconds, then
+   until stable: the medians of the last two windows of single calls agree
+   within 5% (or ``max_warmup_s`` runs out, recorded as not stable);
+2. calibrate an inner loop so one sample lasts at least ``min_sample_s`` and at
+   least 10x the timer's resolution;
+3. take samples until there are ``min_samples`` of them and ``min_time_s`` has
+   passed (stopping at ``max_time_s``).
+
+Inputs rotate among several distinct batches so caches do not flatter a result.
+"""
+
+from __future__ import annotations
+
+import statistics
+import time
+from collections.abc import Callable, Sequence
+from typing import Any
+
+try:
+    from harness.plugin.timingplan import PROFILES, TimingPlan, TimingResult
+except ImportError:  # copied beside the runner on a device without the harness (see runner_files)
+    from timingplan import PROFILES, TimingPlan, TimingResult  # type: ignore[no-redef]
+
+__all__ = ["PROFILES", "TimingPlan", "TimingResult", "run_plan", "time_calls", "summarize", "InProcessSession"]
+
+#: Relative agreement of two consecutive warm-up windows' medians that counts as stable.
+WARMUP_TOLERANCE = 0.05
+WARMUP_WINDOW = 10
+
+
+def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str,
+             resolution_s: float, clock: Callable[[], float] = time.perf_counter) -> TimingResult:
+    """Warm up, calibrate and sample with ``block(n, offset) -> seconds``, following ``plan``.
+
+    ``block`` runs ``n`` inferences rotating inputs from index ``offset`` and returns their
+    duration by the runtime's own timer; ``clock`` (wall time) only decides when to stop.
+    """
+    # 1. Warm-up: minimum count and time, then until two consecutive windows agree.
+    began = clock()
+    single: list[float] = []
+    i = 0
+    stable = False
+    while True:
+        single.append(block(1, i))
+        i += 1  # one running position across all phases keeps the input rotation strict
+        elapsed = clock() - began
+        if i < plan.warmup_iters or elapsed < plan.warmup_s or len(single) < 2 * WARMUP_WINDOW:
+            continue
+        prev = statistics.median(single[-2 * WARMUP_WINDOW:-WARMUP_WINDOW])
+        last = statistics.median(single[-WARMUP_WINDOW:])
+        if prev > 0 and abs(last - prev) / prev <= WARMUP_TOLERANCE:
+            stable = True
+            break
+        if elapsed >= plan.max_warmup_s:
+            break
+    warmup_iters = i
+    warmup_s = clock() - began
+    # 2. Calibration: double the inner loop until one sample is long enough for the timer.
+    floor = max(plan.min_sample_s, 10 * resolution_s)
+    inner = 1
+    pos = i
+    while True:
+        took = block(inner, pos)
+        pos += inner
+        if took >= floor or inner >= 1 << 20:
+            break
+        inner *= 2
+    # 3. Samples.
+    samples: list[float] = []
+    begin = clock()
+    while True:
+        samples.append(block(inner, pos) / inner)
+        pos += inner
+        spent = clock() - begin
+        if len(samples) >= plan.min_samples and spent >= plan.min_time_s:
+            break
+        if spent >= plan.max_time_s and len(samples) >= 3:
+            break
+    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer,
+                        info={"warmup_stable": stable, "warmup_s": warmup_s, "timer_resolution_s": resolution_s,
+                              "min_sample_s": floor})
+
+
+def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingResult:
+    """Time a rotation of zero-argument calls (one per distinct input batch) with ``plan``.
+
+    The calls should be bound in advance (feeds prepared, arguments resolved), so that
+    the loop measures the runtime, not the harness.
+    """
+    if not calls:
+        raise ValueError("time_calls needs at least one call")
+    clock = time.perf_counter_ns
+    n = len(calls)
+
+    def block(count: int, offset: int) -> float:
+        t0 = clock()
+        for j in range(offset, offset + count):
+            calls[j % n]()
+        return (clock() - t0) / 1e9
+
+    return run_plan(block, plan, timer="time.perf_counter_ns",
+                    resolution_s=time.get_clock_info("perf_counter").resolution)
+
+
+class InProcessSession:
+    """Base class for sessions whose runtime runs in the harness's Python process.
+
+    Subclasses implement :meth:`bind` (a zero-argument call on one prepared batch) and
+    set ``info``; :meth:`run` and :meth:`time` come from it.
+    """
+
+    info: dict = {}
+
+    def bind(self, x: Any) -> Callable[[], Any]:
+        """Return a call that runs inference on ``x`` and returns the outputs as numpy."""
+        raise NotImplementedError("InProcessSession subclasses implement bind(x)")
+
+    def run(self, x: Any) -> Any:
+        """Outputs for one batch."""
+        return self.bind(x)()
+
+    def time(self, batches: Sequence[Any], plan: TimingPlan) -> TimingResult:
+        """Time inference with :func:`time_calls`, rotating among ``batches``."""
+        return time_calls([self.bind(b) for b in batches], plan)
+
+    def timed_outputs(self, batches: Sequence[Any]) -> list[Any]:
+        """The outputs of the very calls :meth:`time` times, one per batch (MLPerf's TEST01)."""
+        return [self.bind(b)() for b in batches]
+
+    def close(self) -> None:
+        """Nothing to release by default."""
+
+
+def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
+    """Statistics of timing samples, in milliseconds.
+
+    median, p90, p99, mean, stdev and MAD come from pyperf's statistics; the 95%
+    confidence interval of the median is a percentile bootstrap (scipy). ``unstable``
+    follows pyperf's rule: coefficient of variation above 10%.
+    """
+    import numpy as np
+    import pyperf
+
+    values = [float(v) for v in samples_s]
+    bench = pyperf.Benchmark([pyperf.Run(values, metadata={"name": "cell", "unit": "second"},
+                                         collect_metadata=False)])
+    ms = 1e3
+    n = len(values)
+    mean = bench.mean()
+    stdev = bench.stdev() if n > 1 else 0.0
+    stats = {
+        "n": n,
+        "median_ms": bench.median() * ms,
+        "p90_ms": bench.percentile(90) * ms,
+        "p99_ms": bench.percentile(99) * ms,
+        "mean_ms": mean * ms,
+        "stdev_ms": stdev * ms,
+        "mad_ms": (bench.median_abs_dev() if n > 1 else 0.0) * ms,
+        "min_ms": min(values) * ms,
+        "max_ms": max(values) * ms,
+        "cv": (stdev / mean) if mean > 0 else 0.0,
+    }
+    if n >= 5:
+        from scipy.stats import bootstrap
+
+        res = bootstrap((np.asarray(values),), np.median, confidence_level=0.95, n_resamples=2000,
+                        method="percentile", rng=np.random.default_rng(seed))
+        stats["ci95_median_ms"] = [float(res.confidence_interval.low) * ms,
+                                   float(res.confidence_interval.high) * ms]
+    stats["unstable"] = stats["cv"] > 0.10
+    return stats

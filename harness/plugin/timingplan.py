@@ -1,0 +1,67 @@
+"""The timing contract between the host and a backend's session: what to measure and what comes back.
+
+:class:`TimingPlan` goes to ``Session.time``, :class:`TimingResult` comes back; the loop that follows
+the plan is :func:`harness.measure.timing.run_plan`. Standard library only: this file is copied to
+remote devices beside the runner programs.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+#: Named plans a suite file selects with ``[settings.latency] profile = "..."``.
+PROFILES: dict[str, dict] = {
+    "smoke": dict(warmup_iters=10, warmup_s=0.1, min_samples=30, min_time_s=0.5, max_time_s=5.0),
+    "default": dict(warmup_iters=20, warmup_s=0.5, min_samples=100, min_time_s=2.0, max_time_s=30.0),
+    "nightly": dict(warmup_iters=50, warmup_s=2.0, min_samples=300, min_time_s=20.0, max_time_s=120.0),
+    # MLPerf-like: a long minimum duration (MLPerf's single-stream minimum is 600 s).
+    "submission": dict(warmup_iters=100, warmup_s=10.0, min_samples=1000, min_time_s=600.0,
+                       max_time_s=1200.0),
+}
+
+
+@dataclass(frozen=True)
+class TimingPlan:
+    """How long to warm up and how many samples to take."""
+
+    warmup_iters: int = 20
+    warmup_s: float = 0.5
+    min_samples: int = 100
+    min_time_s: float = 2.0
+    max_time_s: float = 30.0
+    min_sample_s: float = 1e-4
+
+    @property
+    def max_warmup_s(self) -> float:
+        """Warm-up gives up waiting for stability after this long."""
+        return max(4 * self.warmup_s, 1.0)
+
+    @classmethod
+    def profile(cls, name: str, **overrides: Any) -> TimingPlan:
+        """The plan of a named profile, with overrides (``None`` values ignored)."""
+        values = dict(PROFILES[name])
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def as_dict(self) -> dict:
+        """JSON-able form, stored with each latency measurement."""
+        return asdict(self)
+
+
+@dataclass
+class TimingResult:
+    """What a timing loop returns.
+
+    :param samples_s: seconds per call (each sample is the mean over ``inner_loops`` calls).
+    :param inner_loops: calls per sample, from calibration.
+    :param warmup_iters: calls made before the first sample.
+    :param timer: the clock used (``time.perf_counter_ns``, CUDA events, ``process.hrtime``...).
+    :param info: anything else the runtime wants recorded (warm-up stability, timer resolution...).
+    """
+
+    samples_s: list[float]
+    inner_loops: int
+    warmup_iters: int
+    timer: str
+    info: dict = field(default_factory=dict)

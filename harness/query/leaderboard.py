@@ -1,0 +1,376 @@
+"""Reading the leaderboard: long results, the wide latest-per-cell view, output formats.
+
+Everything here opens the database read-only.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+from pathlib import Path
+from typing import Any
+
+from harness.query.refs import SHORT, resolve_machine
+from harness.store.db import open_readonly
+
+IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
+SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustness": 4, "verification": 5}
+
+
+def params_text(d: dict) -> str:
+    """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
+    if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
+        return " + ".join(f"{s['name']}({params_text(s['params'])})" for s in d["steps"])
+    return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
+
+
+def results(db: str | Path, run_id: int | None = None) -> list[dict]:
+    """One record per measurement, with its cell's identity; the latest run when ``run_id`` is None."""
+    conn = open_readonly(db)
+    try:
+        if run_id is None:
+            row = conn.execute("SELECT max(id) FROM runs").fetchone()
+            run_id = row[0]
+            if run_id is None:
+                return []
+        rows = conn.execute("SELECT * FROM results WHERE run_id = ? ORDER BY cell_id, measurement_id",
+                            [run_id]).fetchall()
+    finally:
+        conn.close()
+    out = []
+    for r in rows:
+        params = {**json.loads(r["method_params"]), "seed": r["seed"], **json.loads(r["params"])}
+        out.append({
+            "run_id": r["run_id"], "model": r["model"], "dataset": r["dataset"], "method": r["method"],
+            "params": params, "backend": r["backend"], "backend_params": json.loads(r["backend_params"]),
+            "suite": r["suite"], "metric": r["metric"], "value": r["value"], "unit": r["unit"],
+        })
+    return out
+
+
+def runs(db: str | Path) -> list[dict]:
+    """Runs with their cell counts by status."""
+    conn = open_readonly(db)
+    try:
+        rows = conn.execute("""
+            SELECT r.id, r.suite_name, r.status, r.started_at, r.finished_at, r.git_revision, r.machine_hash,
+                   sum(c.status = 'ok') AS ok, sum(c.status = 'skipped') AS skipped,
+                   sum(c.status = 'failed') AS failed
+            FROM runs r LEFT JOIN cells c ON c.run_id = r.id GROUP BY r.id ORDER BY r.id""").fetchall()
+    finally:
+        conn.close()
+    return [dict(r) for r in rows]
+
+
+def metric_directions(db: str | Path) -> dict[str, bool | None]:
+    """``{metric: higher_is_better}`` from the metric catalogue."""
+    conn = open_readonly(db)
+    try:
+        rows = conn.execute("SELECT name, higher_is_better FROM metrics").fetchall()
+    finally:
+        conn.close()
+    return {r["name"]: None if r["higher_is_better"] is None else bool(r["higher_is_better"]) for r in rows}
+
+
+def label(name: str, params: str) -> str:
+    """``mlp(hidden=64)``: a model or dataset name with its (JSON) parameters."""
+    text = params_text(json.loads(params))
+    return f"{name}({text})" if text else name
+
+
+def column_name(metric: str, mparams: str) -> str:
+    """The leaderboard column of a metric measured with (JSON) parameters: ``p50_ms@b32``."""
+    extra = json.loads(mparams)
+    bs = extra.pop("batch_size", None)
+    suffix = f"@b{bs}" if bs is not None else ""
+    return metric + suffix + "".join(f"@{k}={v}" for k, v in sorted(extra.items()))
+
+
+def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None = None,
+                backend: str | None = None, method: str | None = None, sort: str | None = None,
+                machine: str | None = None) -> Any:
+    """The wide view: one row per (model, dataset, method + params, seed, backend, machine), latest result per cell.
+
+    Backend-independent metrics (size) appear on every backend's row of the same artifact.
+    Metrics measured at several batch sizes become ``metric@bN`` columns. ``machine`` selects
+    the machine (a prefix of its hash, or ``all``); by default the machine of the latest run, so
+    latency measured on different machines is never mixed. The ``flags`` column holds why a row
+    failed a gate (any of its measurements flagged); such rows are never ranked.
+
+    ``sort`` names a column, or a metric whose smallest-batch column (the single-stream one) is
+    then used; the direction comes from the metric catalogue (best first). Sorting adds a ``rank``
+    column, counted within each machine, that is empty for flagged rows and rows without a value;
+    those come after the ranked rows. Returns a pandas DataFrame.
+    """
+    import pandas as pd
+
+    conn = open_readonly(db)
+    try:
+        machine_hash = resolve_machine(conn, machine)
+        where, args = [], []
+        if machine_hash is not None:
+            where.append("machine_hash = ?")
+            args.append(machine_hash)
+        for key, value in (("model", model), ("dataset", dataset), ("method", method)):
+            if value is not None and "(" not in value:  # a bare name: filter in SQL, inside the view
+                where.append(f"{key} = ?")
+                args.append(value)
+        if backend is not None and "(" not in backend:
+            where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
+            args.append(backend)
+        cells, measurements = _latest(conn, where, args)
+        directions = _directions(conn)
+    finally:
+        conn.close()
+    if measurements.empty:
+        return pd.DataFrame(columns=IDENTITY + ["flags"])
+    wide = _widen(cells, measurements)
+    for key, value in (("model", model), ("dataset", dataset), ("backend", backend), ("method", method)):
+        if value is not None:
+            wide = wide[wide[key] == value]
+    if sort:
+        metric_cols = [c for c in wide.columns if c not in IDENTITY and c != "flags"]
+        col = resolve_column(sort, metric_cols)
+        wide = rank(wide, col, higher=bool(directions.get(col.split("@", 1)[0])))
+    return wide.reset_index(drop=True)
+
+
+def _latest(conn: Any, where: list[str], args: list) -> tuple[Any, Any]:
+    """The latest cells matching ``where`` and their measurements, as two frames joined by ``cell_id``."""
+    import pandas as pd
+
+    # A temporary table (allowed on a read-only connection) computes the view once, and keeps the
+    # repeated identity strings out of the long rows.
+    conn.execute("DROP TABLE IF EXISTS temp.board_cells")
+    conn.execute(
+        "CREATE TEMP TABLE board_cells AS SELECT id AS cell_id, model, model_params, dataset, dataset_params, "
+        "method, method_params, seed, backend, backend_params, machine_hash, suite FROM latest_cells"
+        + (" WHERE " + " AND ".join(where) if where else ""), args)
+    cells = pd.read_sql_query("SELECT * FROM temp.board_cells", conn)
+    measurements = pd.read_sql_query(
+        "SELECT m.cell_id, m.metric, m.value, m.params AS mparams, m.flag FROM temp.board_cells b "
+        "JOIN measurements m ON m.cell_id = b.cell_id ORDER BY m.cell_id, m.id", conn)
+    conn.execute("DROP TABLE temp.board_cells")
+    return cells, measurements
+
+
+def _widen(cells: Any, measurements: Any) -> Any:
+    """Latest cells and their measurements -> one row per (artifact, backend, machine), with ``flags``."""
+    cells = cells.copy()
+    # Few distinct values repeat over many rows: convert each distinct one once.
+    cells["method_params"] = convert_distinct(cells, ["method_params"], lambda p: params_text(json.loads(p)))
+    for kind in ("model", "dataset"):
+        cells[kind] = convert_distinct(cells, [kind, f"{kind}_params"], label)
+    cells["backend_params"] = convert_distinct(cells, ["backend_params"], lambda p: params_text(json.loads(p)))
+    cells["machine"] = cells.pop("machine_hash").str[:SHORT]
+    frame = measurements.merge(cells.drop(columns=["model_params", "dataset_params"]), on="cell_id")
+    frame["column"] = convert_distinct(frame, ["metric", "mparams"], column_name)
+    firsts = frame[["column", "suite"]].drop_duplicates("column")
+    order = {c: (SUITE_ORDER.get(s, 9), i) for i, (c, s) in enumerate(zip(firsts["column"], firsts["suite"]))}
+
+    art_keys = ["model", "dataset", "method", "method_params", "seed", "machine"]
+    row_keys = art_keys[:-1] + ["backend", "backend_params", "machine"]
+    per_backend = frame[frame["backend"].notna()]
+    shared = frame[frame["backend"].isna()]
+    wide = _pivot(per_backend, row_keys)
+    if not shared.empty:
+        swide = _pivot(shared, art_keys)
+        if wide.empty:
+            wide = swide.assign(backend=None, backend_params="")
+        else:
+            wide = wide.merge(swide, on=art_keys, how="left", suffixes=("", "_shared"))
+            wide["flags"] = [_join_flags(a, b) for a, b in zip(wide["flags"], wide.pop("flags_shared"))]
+    wide.columns.name = None
+    metric_cols = sorted([c for c in wide.columns if c not in IDENTITY and c != "flags"],
+                         key=lambda c: order.get(c, (9, 0)))
+    return wide[IDENTITY + metric_cols + ["flags"]]
+
+
+def _pivot(frame: Any, keys: list[str]) -> Any:
+    import pandas as pd
+
+    if frame.empty:
+        return pd.DataFrame(columns=keys + ["flags"])
+    wide = frame.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
+    flagged = frame[frame["flag"].notna()]
+    flags = flagged.groupby(keys, dropna=False)["flag"].agg(lambda f: "; ".join(sorted(set(f)))).rename("flags")
+    wide = wide.merge(flags.reset_index(), on=keys, how="left") if len(flags) else wide.assign(flags=None)
+    wide["flags"] = wide["flags"].where(wide["flags"].notna(), None)
+    return wide
+
+
+def _join_flags(a: Any, b: Any) -> str | None:
+    parts = sorted({p for f in (a, b) if isinstance(f, str) and f for p in f.split("; ")})
+    return "; ".join(parts) or None
+
+
+def convert_distinct(frame: Any, columns: list[str], fn) -> Any:
+    """``fn(*row[columns])`` for every row, called once per distinct combination (few repeat over many rows)."""
+    import pandas as pd
+
+    uniques = frame[columns].drop_duplicates()
+    converted = uniques.assign(_out=[fn(*values) for values in uniques.itertuples(index=False)])
+    merged = frame[columns].merge(converted, on=columns, how="left")
+    return pd.Series(merged["_out"].to_numpy(), index=frame.index)
+
+
+def _directions(conn: Any) -> dict[str, bool | None]:
+    rows = conn.execute("SELECT name, higher_is_better FROM metrics").fetchall()
+    return {r[0]: None if r[1] is None else bool(r[1]) for r in rows}
+
+
+#: A flag with this prefix keeps its row out of latency rankings only (latency timed under
+#: emulation: not a hardware figure, while the same row's accuracy and size are real and count).
+LATENCY_ONLY = "latency only: "
+
+
+def excluded(flags: Any, columns: list[str]) -> Any:
+    """Which rows a ranking or frontier over ``columns`` must leave out, given their ``flags``.
+
+    Every flag (a quality gate, a soundness check) excludes its row, except ``latency only`` flags,
+    which exclude it only when one of ``columns`` is a latency metric.
+    """
+    from harness.builtins.suites.latency import METRICS  # the rankings a ``latency only`` flag excludes a row from
+
+    names = {m.name for m in METRICS}
+    latency = any(c.split("@", 1)[0] in names for c in columns)
+
+    def out(text: Any) -> bool:
+        if not isinstance(text, str) or not text:
+            return False
+        return latency or any(not part.startswith(LATENCY_ONLY) for part in text.split("; "))
+
+    return flags.map(out).astype(bool)
+
+
+def rank(frame: Any, column: str, *, higher: bool) -> Any:
+    """Sort best first by ``column`` and number the rows in a ``rank`` column, within each machine.
+
+    Flagged rows (see :func:`excluded`) and rows without a value are never ranked: their rank is
+    empty and they come after the ranked rows of their machine.
+    """
+    frame = frame.copy()
+    flagged = excluded(frame["flags"], [column])
+    rankable = ~flagged & frame[column].notna()
+    frame["_unranked"] = (~rankable).astype(int)
+    frame = frame.sort_values(["machine", "_unranked", column], ascending=[True, True, not higher],
+                              na_position="last", kind="stable")
+    ranks = frame[rankable.reindex(frame.index)].groupby("machine").cumcount() + 1
+    frame.insert(0, "rank", ranks.reindex(frame.index).astype("Int64"))
+    return frame.drop(columns="_unranked")
+
+
+def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend") -> Any:
+    """The Pareto frontier (:class:`harness.query.pareto.Frontier`) of a leaderboard ``frame`` over
+    ``objectives`` (``"top1:max,p50_ms:min"``), one per value of the ``by`` columns (``"none"``: one
+    per machine)."""
+    from harness.query.pareto import frontier, parse_objectives
+
+    conn = open_readonly(db)
+    try:
+        directions = _directions(conn)
+    finally:
+        conn.close()
+    columns = [c for c in frame.columns if c not in IDENTITY and c not in ("rank", "flags")]
+    groups = [] if by.strip() in ("none", "") else [g.strip() for g in by.split(",") if g.strip()]
+    return frontier(frame, parse_objectives(objectives, columns, directions), groups)
+
+
+def resolve_column(name: str, columns: list[str]) -> str:
+    """A column named exactly ``name``, or the smallest-batch column of metric ``name``."""
+    if name in columns:
+        return name
+    variants = [c for c in columns if c.split("@", 1)[0] == name]
+    if not variants:
+        raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})")
+
+    return min(variants, key=_batch_of)
+
+
+#: Metrics shown by the table view unless ``--columns`` says otherwise (one per suite question).
+HEADLINE = ("top1", "top1_delta", "p50_ms@b1", "p90_ms@b1", "throughput_sps", "weight_sparsity", "gzip_bytes",
+            "theoretical_speedup", "certified_accuracy", "score", "unsound")
+
+
+def select_columns(frame: Any, columns: str | None) -> Any:
+    """Keep the identity columns and ``columns`` (comma-separated names; ``all``; ``None``: the headline).
+
+    A bare metric name that was measured at several batch sizes keeps every variant, except
+    ``throughput_sps`` in the headline, which keeps the largest batch (the offline scenario).
+    """
+    if columns == "all":
+        return frame
+    marks = ("rank", "flags")  # never selected away: a reader must see why a row is not ranked
+    metric_cols = [c for c in frame.columns if c not in IDENTITY and c not in marks]
+    if columns is None:
+        wanted: list[str] = []
+        for name in HEADLINE:
+            variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
+            if name == "throughput_sps" and variants:
+                variants = [max(variants, key=_batch_of)]
+            wanted += [c for c in variants if c not in wanted]
+    else:
+        wanted = []
+        for name in (c.strip() for c in columns.split(",") if c.strip()):
+            variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
+            if not variants:
+                raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})")
+            wanted += [c for c in variants if c not in wanted]
+    keep = [c for c in IDENTITY if c in frame.columns]
+    for quiet in ("backend_params", "machine"):  # one value everywhere says nothing in a table
+        if quiet in keep and frame[quiet].nunique(dropna=False) <= 1:
+            keep.remove(quiet)
+    head = ["rank"] if "rank" in frame.columns else []
+    tail = ["flags"] if "flags" in frame.columns and frame["flags"].notna().any() else []
+    return frame[head + keep + wanted + tail]
+
+
+def _batch_of(column: str) -> int:
+    for part in column.split("@")[1:]:
+        if part.startswith("b") and part[1:].isdigit():
+            return int(part[1:])
+    return 0
+
+
+def render(rows: Any, fmt: str) -> str:
+    """Render a DataFrame or a list of dicts as ``table``, ``json``, ``csv`` or ``markdown``."""
+    import pandas as pd
+
+    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    if fmt == "json":
+        return frame.to_json(orient="records", indent=1, force_ascii=False) if not frame.empty else "[]"
+    if fmt == "csv":
+        out = frame.copy()
+        for c in out.columns:
+            if out[c].map(lambda v: isinstance(v, (dict, list))).any():
+                out[c] = out[c].map(lambda v: json.dumps(v, sort_keys=True))
+        return out.to_csv(index=False)
+    if fmt == "markdown":
+        return frame.to_markdown(index=False, floatfmt=".4g")
+    if fmt == "table":
+        return _table(frame)
+    raise ValueError(f"unknown format {fmt!r}")
+
+
+def _fmt(v: Any) -> str:
+    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
+        return ""
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):
+        return params_text(v)
+    return str(v)
+
+
+def _table(frame: Any) -> str:
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(show_lines=False)
+    for c in frame.columns:
+        table.add_column(str(c), no_wrap=c in IDENTITY, overflow="fold")
+    for row in frame.itertuples(index=False):
+        table.add_row(*(_fmt(v) for v in row))
+    console = Console(width=1000, record=True, file=io.StringIO())
+    console.print(table)
+    return console.export_text()

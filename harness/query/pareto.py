@@ -1,0 +1,145 @@
+"""Pareto frontiers over leaderboard columns: the entries no other entry beats on every objective.
+
+Objectives are leaderboard columns (or metrics, resolved to their single-stream column as
+``--sort`` does), each maximised or minimised. Frontiers are computed per group (per backend by
+default, and always per machine, so latency of different machines never competes). Flagged rows
+and rows missing an objective are left out, and counted with the reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass, field
+from typing import Any
+
+from harness.query.refs import QueryError
+
+
+@dataclass(frozen=True)
+class Objective:
+    """One objective: a leaderboard column and whether bigger is better."""
+
+    column: str
+    maximize: bool
+
+    def __str__(self) -> str:
+        return f"{self.column}:{'max' if self.maximize else 'min'}"
+
+
+@dataclass
+class Frontier:
+    """The non-dominated rows, and what was left out of the comparison and why."""
+
+    rows: Any
+    objectives: list[Objective]
+    groups: list[str]
+    considered: int
+    left_out: Counter = field(default_factory=Counter)
+
+    def summary(self) -> str:
+        """One line for people: how many entries are on the frontier and what was left out."""
+        per = f" per {', '.join(self.groups)}" if self.groups else ""
+        line = (f"Pareto frontier of {', '.join(map(str, self.objectives))}{per}: {len(self.rows)} of "
+                f"{self.considered} entries")
+        if self.left_out:
+            reasons = "; ".join(f"{n} {why}" for why, n in sorted(self.left_out.items(), key=lambda kv: -kv[1]))
+            line += f"; left out: {reasons}"
+        return line
+
+
+def parse_objectives(text: str, columns: list[str], directions: dict[str, bool | None]) -> list[Objective]:
+    """``"top1:max,p50_ms:min"`` -> objectives. A missing ``:max``/``:min`` takes the metric catalogue's
+    direction. Two or three objectives; raises :class:`QueryError` naming the bad part."""
+    from harness.query.leaderboard import resolve_column
+
+    parts = [p.strip() for p in text.split(",") if p.strip()]
+    if not 2 <= len(parts) <= 3:
+        raise QueryError(f"--pareto {text!r}: give two or three objectives, e.g. top1:max,p50_ms:min")
+    objectives = []
+    for part in parts:
+        name, _, sense = part.partition(":")
+        try:
+            column = resolve_column(name.strip(), columns)
+        except KeyError as exc:
+            raise QueryError(f"--pareto: {exc.args[0]}") from None
+        if sense:
+            if sense not in ("max", "min"):
+                raise QueryError(f"--pareto: {part!r}: the direction must be 'max' or 'min', not {sense!r}")
+            maximize = sense == "max"
+        else:
+            known = directions.get(column.split("@", 1)[0])
+            if known is None:
+                raise QueryError(f"--pareto: {part!r}: metric {column!r} has no direction in the metric catalogue; "
+                                 f"write {name}:max or {name}:min")
+            maximize = known
+        objectives.append(Objective(column, maximize))
+    if len({o.column for o in objectives}) != len(objectives):
+        raise QueryError(f"--pareto {text!r}: an objective is named twice")
+    return objectives
+
+
+def non_dominated(values: Any) -> Any:
+    """Boolean mask of the rows of ``values`` (n x k, every objective to be *minimised*) that no other
+    row dominates (no worse everywhere, better somewhere). Equal rows are all kept."""
+    import numpy as np
+
+    values = np.asarray(values, dtype=float)
+    n = len(values)
+    keep = np.zeros(n, dtype=bool)
+    if n == 0:
+        return keep
+    # Lexicographic order: a row can only be dominated by rows before it, and a dominated row is
+    # dominated by a frontier row too, so each row is checked against the frontier found so far.
+    order = np.lexsort(values.T[::-1])
+    front = np.empty((0, values.shape[1]))
+    for i in order:
+        v = values[i]
+        if len(front) and (np.all(front <= v, axis=1) & np.any(front < v, axis=1)).any():
+            continue
+        keep[i] = True
+        front = np.vstack([front, v])
+    return keep
+
+
+def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None = None) -> Frontier:
+    """The Pareto frontier of a leaderboard frame, per ``groups`` (e.g. ``["backend"]``) and per machine.
+
+    Flagged rows are never on a frontier; rows without a value for every objective cannot be placed.
+    Both are counted in :attr:`Frontier.left_out` by reason. Rows come out best first on the first
+    objective within each group.
+    """
+    import numpy as np
+
+    groups = [g for g in (groups or []) if g != "machine"]
+    for g in groups:
+        if g not in frame.columns:
+            raise QueryError(f"--pareto-by: no column {g!r} to group by (use one of: backend, model, dataset, "
+                             f"method, or 'none')")
+    keys = ["machine", *groups] if "machine" in frame.columns else groups
+    left_out: Counter = Counter()
+    flags = frame["flags"] if "flags" in frame.columns else None
+    if flags is not None:
+        from harness.query.leaderboard import excluded
+
+        flagged = excluded(flags, [o.column for o in objectives])
+    else:
+        flagged = np.zeros(len(frame), dtype=bool)
+    for text in frame.loc[flagged, "flags"]:
+        left_out[f"flagged ({text})"] += 1
+    rest = frame[~flagged]
+    missing = rest[[o.column for o in objectives]].isna().any(axis=1)
+    for _, row in rest[missing].iterrows():
+        absent = [o.column for o in objectives if row[o.column] != row[o.column]]
+        left_out[f"without {' and '.join(absent)}"] += 1
+    candidates = rest[~missing]
+    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
+    parts = []
+    for _, group in (candidates.groupby(keys, sort=True, dropna=False) if keys else [(None, candidates)]):
+        mask = non_dominated(group[[o.column for o in objectives]].to_numpy(dtype=float) * signs)
+        first = objectives[0]
+        parts.append(group[mask].sort_values(first.column, ascending=not first.maximize, kind="stable"))
+    import pandas as pd
+
+    rows = pd.concat(parts) if parts else frame.iloc[0:0]
+    return Frontier(rows=rows.reset_index(drop=True), objectives=objectives, groups=groups,
+                    considered=len(frame), left_out=left_out)

@@ -1,0 +1,5 @@
+"""Running a plan: the driver (the only writer to the store), the local and Ray executors, the worker that
+executes one cell, and the machine fingerprint.
+
+Level 5: imports :mod:`harness.build` and everything below it.
+"""

@@ -1,0 +1,222 @@
+"""The driver: plan a suite, resume what is missing, execute cells, record each one.
+
+The driver is the only writer to the store, one transaction per cell. A run
+interrupted anywhere (even ``kill -9``) resumes with the cells that have no
+record; a complete run measures nothing when asked again.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from harness import __version__
+from harness.core import paths
+from harness.core.identity import digest
+from harness.plan import pipeline
+from harness.plan.suitefile import BASELINE_METHOD, Cell, Plan, load_plan
+from harness.plugin.manager import Host, load_host
+from harness.run.local import LocalExecutor
+from harness.run.machine import fingerprint, git_revision
+from harness.store.db import Store, now
+
+
+@dataclass
+class RunSummary:
+    """What a call to :func:`run_suite` did."""
+
+    run_id: int
+    resumed: bool
+    planned: int
+    already_done: int
+    ok: int = 0
+    skipped: int = 0
+    failed: int = 0
+    failures: list[str] = field(default_factory=list)
+
+    @property
+    def executed(self) -> int:
+        """Cells recorded by this call."""
+        return self.ok + self.skipped + self.failed
+
+    @property
+    def exit_code(self) -> int:
+        """0 when nothing failed, 1 when a cell failed."""
+        return 1 if self.failed else 0
+
+
+def _component(c) -> dict | None:
+    return None if c is None else c.as_dict()
+
+
+def cell_task(cell: Cell, plan: Plan, store: Store, run_id: int, cache_dir: Path) -> dict:
+    """The plain-dict task a worker runs for ``cell``, with the dense baseline's values of this run.
+
+    Built just before the cell runs, so the baseline it compares with is already recorded
+    (executors run dense cells first).
+    """
+    baseline_key, baselines = None, []
+    if cell.method.name != BASELINE_METHOD:
+        baseline_key = digest(cell.baseline_identity())
+        baselines = store.measurement_values(run_id, baseline_key)
+    return {
+        "cell": {"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
+                 "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend),
+                 "verifier": _component(cell.verifier), "benchmark": cell.benchmark},
+        "identity": cell.identity, "cell_key": cell.key, "suite": cell.suite,
+        "settings": plan.settings.get(cell.suite, {}), "run_id": run_id,
+        "cache_dir": str(cache_dir), "baseline_key": baseline_key, "baselines": baselines,
+        "timeout_s": plan.execution["timeout_s"],
+    }
+
+
+def _provenance(host: Host, cell: Cell) -> dict:
+    out = {"method": pipeline.provenance(host.registry, cell.method.name, cell.method.params)}
+    pairs = [("suite", cell.suite)]
+    if cell.benchmark:  # the benchmark comes from the host (generated or imported), not from a plugin
+        out["benchmark"] = {"source": cell.model.name, "distribution": "compression-harness", "version": __version__}
+    else:
+        pairs += [("model", cell.model.name), ("dataset", cell.dataset.name)]
+    if cell.backend is not None:
+        pairs.append(("backend", cell.backend.name))
+    if cell.verifier is not None:
+        pairs.append(("verifier", cell.verifier.name))
+    for kind, name in pairs:
+        p = host.registry.get(kind, name).plugin
+        out[kind] = {"plugin": p.name, "distribution": p.distribution, "version": p.version}
+    return out
+
+
+def _cell_row(host: Host, cell: Cell, result: dict, started: str) -> dict:
+    ident = cell.identity
+    return {
+        "cell_key": cell.key, "artifact_group": cell.artifact_group,
+        "artifact_key": result.get("info", {}).get("artifact_key"),
+        **{k: ident[k] for k in ("model", "model_params", "dataset", "dataset_params", "method",
+                                 "method_params", "seed", "backend", "backend_params", "suite")},
+        "status": result["status"], "reason": result.get("reason"), "error_type": result.get("error_type"),
+        "traceback": result.get("traceback"), "plugins": _provenance(host, cell), "info": result.get("info", {}),
+        "implicit": int(cell.implicit), "started_at": started, "finished_at": now(),
+        "duration_s": result.get("duration_s"),
+    }
+
+
+def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
+              cache_dir: str | Path | None = None, plugins_dir: str | None = None, resume: bool = True,
+              retry_failed: bool = False, progress: bool = True, host: Host | None = None,
+              on_plan: Callable[[Plan], None] | None = None, tag: str | None = None,
+              executor: str = "local", ray_address: str | None = None,
+              ray_wait_s: float = 10.0) -> RunSummary:
+    """Run (or resume) a suite file into the leaderboard at ``db``.
+
+    ``tag`` names the run (``nightly``) for ``compare`` and ``history``; resuming continues the
+    latest run of the same suite file *and* tag, so a crashed nightly resumes as a nightly.
+
+    Raises :class:`harness.plan.suitefile.SuiteFileError` or :class:`harness.plugin.manager.PluginError`
+    before anything runs when the suite file or a plugin is broken.
+    """
+    host = host or load_host(plugins_dir)
+    plan = load_plan(suite_path, host.registry)
+    if on_plan:
+        on_plan(plan)
+    cache = Path(cache_dir) if cache_dir else paths.cache_dir()
+    # Workers and the plugins in them (npm packages, emulated roots) use the same folder.
+    os.environ[paths.CACHE_ENV] = str(cache.resolve())
+    cache.mkdir(parents=True, exist_ok=True)
+    store = Store(db)
+    try:
+        for name, reg in host.registry.items["suite"].items():
+            store.register_metrics(name, reg.spec.metrics)
+        previous = store.latest_run_for_suite(plan.sha256, tag=tag) if resume else None
+        if previous is not None:
+            run_id, resumed = previous["id"], True
+            statuses = store.cell_statuses(run_id)
+        else:
+            run_id = store.create_run(
+                suite_name=plan.name, suite_path=str(suite_path), suite_sha256=plan.sha256,
+                suite_text=plan.text, suite_version=plan.version, seeds=plan.seeds,
+                harness_version=__version__,
+                plugins={n: p.as_dict() for n, p in host.registry.plugins.items()},
+                git_revision=git_revision(Path(suite_path).resolve().parent), machine=(fp := fingerprint()),
+                machine_hash=fp["hash"], argv=sys.argv, tag=tag)
+            resumed, statuses = False, {}
+        todo = [c for c in plan.cells
+                if c.key not in statuses or (retry_failed and statuses[c.key] == "failed")]
+        summary = RunSummary(run_id=run_id, resumed=resumed, planned=len(plan.cells),
+                             already_done=len(plan.cells) - len(todo))
+        if not todo:
+            if previous is not None and previous["status"] != "complete":
+                store.finish_run(run_id, "complete")
+            return summary
+        if resumed:
+            store.reopen_run(run_id)
+        _execute(host, plan, todo, store, run_id, cache, summary, progress, executor, ray_address, ray_wait_s)
+        store.finish_run(run_id, "complete")
+        return summary
+    except KeyboardInterrupt:
+        store.finish_run(run_id, "interrupted") if "run_id" in locals() else None
+        raise
+    finally:
+        store.close()
+
+
+def make_executor(kind: str, config: dict, plan: Plan, host: Host, address: str | None,
+                  ray_wait_s: float = 10.0) -> Any:
+    """The executor a run asked for: ``local`` (worker processes here) or ``ray`` (a Ray cluster)."""
+    if kind == "local":
+        return LocalExecutor(config, timeout_s=plan.execution["timeout_s"])
+    if kind == "ray":
+        from harness.run.ray import RayExecutor
+
+        return RayExecutor(config, host=host, timeout_s=plan.execution["timeout_s"], address=address,
+                           wait_for_nodes_s=ray_wait_s)
+    raise ValueError(f"unknown executor {kind!r} (known: local, ray)")
+
+
+def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int, cache: Path,
+             summary: RunSummary, progress: bool, executor_kind: str = "local",
+             ray_address: str | None = None, ray_wait_s: float = 10.0) -> None:
+    from rich.console import Console
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeElapsedColumn,
+        TimeRemainingColumn,
+    )
+
+    executor = make_executor(executor_kind, {"plugins_dir": host.plugins_dir,
+                                             "memory_limit_mb": plan.execution["memory_limit_mb"]},
+                             plan, host, ray_address, ray_wait_s)
+    columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+               TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[skipped]} skipped[/] "
+                          "[red]{task.fields[failed]} failed[/]"),
+               TimeElapsedColumn(), TimeRemainingColumn())
+    # Progress goes to stderr: stdout carries the leaderboard, which scripts may parse.
+    with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar:
+        task_id = bar.add_task(plan.name, total=len(todo), ok=0, skipped=0, failed=0)
+        try:
+            started = now()
+            for cell, result in executor.execute(todo, lambda c: cell_task(c, plan, store, run_id, cache)):
+                where = cell.executor.name if cell.executor else "-"
+                label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
+                store.record_cell(run_id, _cell_row(host, cell, result, result.get("started_at") or started),
+                                  result.get("measurements", []))
+                started = now()
+                status = result["status"]
+                if status == "ok":
+                    summary.ok += 1
+                elif status == "skipped":
+                    summary.skipped += 1
+                else:
+                    summary.failed += 1
+                    summary.failures.append(f"{label}: {result.get('reason')}")
+                bar.update(task_id, advance=1, description=label, ok=summary.ok, skipped=summary.skipped,
+                           failed=summary.failed)
+        finally:
+            executor.close()

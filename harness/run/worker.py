@@ -1,0 +1,292 @@
+"""The worker side: runs cells in an isolated process and reports plain dicts back.
+
+A worker loads the plugins itself (the same discovery as the driver), builds or
+reuses the cell's artifact and runs the suite. Anything that goes wrong inside
+becomes a ``failed`` result with the error and traceback; a hard crash kills
+only this process, and the driver records it.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import shutil
+import signal
+import sys
+import tempfile
+import time
+import traceback
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+from harness.plugin.specs import Artifact, CellContext, Measurement, Skip
+
+_HOST = None
+
+
+def _host(config: dict):
+    global _HOST
+    if _HOST is None:
+        from harness.plugin.manager import load_host
+
+        _HOST = load_host(config.get("plugins_dir"))
+    return _HOST
+
+
+def _die_with_parent() -> None:
+    """Ask Linux to kill this worker when the driver dies (a killed run leaves no orphans)."""
+    if sys.platform.startswith("linux"):
+        try:
+            libc = ctypes.CDLL("libc.so.6", use_errno=True)
+            libc.prctl(1, signal.SIGKILL)  # PR_SET_PDEATHSIG
+        except OSError:
+            pass
+
+
+def _limit_memory(mb: int) -> None:
+    if mb > 0:
+        import resource
+
+        limit = mb * 1024 * 1024
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+
+def _task_of(registry: Any, cell: dict) -> str:
+    """The cell's dataset's task; a verification benchmark's networks are classifiers."""
+    if cell.get("benchmark") or not cell.get("dataset"):
+        return "classification"
+    return registry.get("dataset", cell["dataset"]["name"]).spec.task
+
+
+def _baseline_lookup(task: dict):
+    """``baseline(metric, **params)``: the dense cell's value in this run, which the driver read from
+    the store and put in the task (workers never open the database: on a cluster they cannot)."""
+    from harness.store.db import to_json
+
+    rows = {(metric, params): value for metric, params, value in task.get("baselines") or ()}
+
+    def baseline(metric: str, **params: Any) -> float | None:
+        return rows.get((metric, to_json(params)))
+
+    return baseline
+
+
+def run_cell(task: dict, config: dict, report: Any = None) -> dict:
+    """Run one cell (see :func:`_run_cell`), stamping when it started."""
+    from harness.store.db import now
+
+    started = now()
+    result = _run_cell(task, config, report)
+    result["started_at"] = started
+    return result
+
+
+def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
+    """Run one cell; return ``{"status", "measurements", "info", ...}``. Never raises.
+
+    ``report(stage)`` is told each stage as it starts, so that the driver knows where a
+    worker was when it crashed or hung (a crash while building an artifact fails every
+    cell of that artifact; a crash in a suite fails only its cell).
+    """
+    t0 = time.perf_counter()
+    stage = "setup"
+
+    def enter(name: str) -> str:
+        if report is not None:
+            report(name)
+        return name
+    info: dict = {}
+    try:
+        host = _host(config)
+        registry = host.registry
+        cell = task["cell"]
+        cache_dir = Path(task["cache_dir"])
+        from harness.build.artifacts import build_artifact, load_dataset
+        from harness.core.identity import Component
+
+        suite_reg = registry.get("suite", task["suite"])
+        suite = suite_reg.spec
+        artifact = splits = benchmark = None
+        if cell.get("benchmark"):
+            from harness.build.benchmarks import compress
+            from harness.verify.benchmarks import materialize
+
+            stage = enter("benchmark")
+            benchmark = materialize(Component(**cell["model"]), cell["seed"], cache_dir)
+            benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir)
+            info["benchmark"] = {"name": benchmark.name, "counts": benchmark.counts(),
+                                 "generated": benchmark.info.get("generated")}
+            if task.get("build_only"):
+                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
+        else:
+            stage = enter("dataset")
+            splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
+            stage = enter("artifact")
+            prebuilt = task.get("artifact_key") and cache_dir / "artifacts" / task["artifact_key"]
+            if prebuilt and (prebuilt / "artifact.json").is_file():
+                artifact = Artifact.open(prebuilt)  # built once elsewhere and shipped here (ray executor)
+            else:
+                artifact = build_artifact(registry, cell, splits, cache_dir)
+            info["artifact_key"] = artifact.key
+            info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
+            if task.get("build_only"):  # the ray executor builds each artifact once, up front
+                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
+        open_session = open_dense_session = None
+        backend_name = None
+        if cell.get("backend"):
+            backend_name = cell["backend"]["name"]
+            bspec = registry.get("backend", backend_name).spec
+            bparams = cell["backend"]["params"]
+            fmt = next((f for f in bspec.accepts if f in artifact.formats), None)
+            if fmt is None:
+                raise Skip(f"backend {backend_name} runs {'/'.join(bspec.accepts)} artifacts; this artifact "
+                           f"has {'/'.join(artifact.formats)}")
+            info["backend_fingerprint"] = bspec.fingerprint(bparams)
+
+            def open_session(_spec=bspec, _params=bparams):
+                return _spec.session(artifact, _params)
+
+            def open_dense_session(_spec=bspec, _params=bparams):
+                # The dense artifact of the same model, data and seed: cached, so usually a lookup.
+                dense_cell = {**cell, "method": {"name": "dense", "params": {}}}
+                return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir), _params)
+
+        timed_elsewhere = None
+        if backend_name is not None:
+            def timed_elsewhere(batches, plan, processes, _name=backend_name, _params=bparams):
+                return time_in_processes(config, _name, _params, artifact.path, batches, plan, processes)
+
+        verifier_name, verify = None, None
+        workdir = Path(tempfile.mkdtemp(prefix="cell-", dir=_scratch(cache_dir)))
+        if cell.get("verifier"):
+            verifier_name = cell["verifier"]["name"]
+            verify = _verifier_runner(registry.get("verifier", verifier_name).spec, cell["verifier"]["params"],
+                                      workdir / "verifier", config.get("plugins_dir"))
+            info["verifier"] = cell["verifier"]
+        ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
+                          settings=task["settings"], open_session=open_session,
+                          baseline=_baseline_lookup(task), backend_name=backend_name,
+                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
+                          verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir,
+                          task=_task_of(registry, cell), open_dense_session=open_dense_session)
+        stage = enter("suite")
+        try:
+            measurements = suite.run(ctx)
+        finally:
+            shutil.rmtree(workdir, ignore_errors=True)
+        if not isinstance(measurements, list):
+            raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label}: run(ctx) returned "
+                            f"{type(measurements).__name__}; return a list of harness.api.Measurement")
+        rows = []
+        for m in measurements:
+            if not isinstance(m, Measurement):
+                raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label} returned {m!r} in its "
+                                "list; return harness.api.Measurement(metric, value, unit, ...) objects")
+            if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
+                raise TypeError(f"suite {task['suite']}: flag of {m.metric} must be a non-empty reason string, "
+                                f"got {m.flag!r}")
+            row = {"metric": m.metric, "value": None if m.value is None else float(m.value), "unit": m.unit,
+                   "params": m.params, "stats": m.stats, "info": m.info, "flag": m.flag}
+            if m.samples is not None:
+                row["samples"] = [float(v) for v in m.samples]
+                row["samples_name"] = f"{m.metric}" + "".join(f"@{k}={v}" for k, v in sorted(m.params.items()))
+            rows.append(row)
+        return {"status": "ok", "measurements": rows, "info": info, "duration_s": time.perf_counter() - t0}
+    except Skip as exc:
+        return {"status": "skipped", "reason": str(exc), "info": info, "measurements": [],
+                "duration_s": time.perf_counter() - t0}
+    except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
+        return {"status": "failed", "stage": stage, "error_type": type(exc).__name__,
+                "reason": f"{stage}: {type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
+                "info": info, "measurements": [], "duration_s": time.perf_counter() - t0}
+
+
+def _scratch(cache_dir: Path) -> Path:
+    """Where cells keep their private files (VNN-LIB properties, verifier results) while they run."""
+    folder = cache_dir / "scratch"
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _verifier_runner(spec: Any, params: dict, workdir: Path, plugins_dir: str | None) -> Any:
+    """``verify(onnx_path, vnnlib_path, timeout_s) -> Verdict``: the cell's verifier, one process per call."""
+    from harness.verify.process import run_verifier
+
+    calls = [0]
+
+    def verify(onnx_path: Any, vnnlib_path: Any, timeout_s: float) -> Any:
+        calls[0] += 1
+        return run_verifier(spec, params, onnx_path, vnnlib_path, timeout_s, workdir=workdir / str(calls[0]),
+                            plugins_dir=plugins_dir)
+
+    return verify
+
+
+def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_path: str, batches: list,
+                plan: Any) -> None:
+    """A fresh process that opens one session, times it and sends the result back."""
+    _die_with_parent()
+    try:
+        spec = _host(config).registry.get("backend", backend).spec
+        session = spec.session(Artifact.open(Path(artifact_path)), params)
+        try:
+            result = session.time(batches, plan)
+            result.info["session_info"] = dict(session.info)
+            conn.send(("ok", result))
+        finally:
+            session.close()
+    except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
+        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+
+
+def time_in_processes(config: dict, backend: str, params: dict, artifact_path: Path, batches: list, plan: Any,
+                      processes: int) -> list:
+    """Time a backend in ``processes`` fresh processes, one after another, as pyperf's workers do.
+
+    Each process pays its own start-up and warm-up, so process-level effects (memory layout,
+    thread placement, allocator state) vary between samples instead of biasing all of them.
+    """
+    import multiprocessing as mp
+
+    ctx = mp.get_context("spawn")
+    results = []
+    for _ in range(processes):
+        parent, child = ctx.Pipe()
+        proc = ctx.Process(target=_time_child, args=(child, config, backend, params, str(artifact_path),
+                                                     batches, plan), daemon=True)
+        proc.start()
+        child.close()
+        try:
+            status, payload = parent.recv()
+        except EOFError:
+            proc.join(5)
+            raise RuntimeError(f"timing process died (exit status {proc.exitcode})") from None
+        proc.join(30)
+        if status != "ok":
+            raise RuntimeError(f"timing process failed: {payload}")
+        results.append(payload)
+    return results
+
+
+def tasks(conn: Any) -> Iterator[Any]:
+    """The tasks the driver sends over ``conn``, until it sends ``None`` or closes the pipe."""
+    while True:
+        try:
+            task = conn.recv()
+        except EOFError:
+            return
+        if task is None:
+            return
+        yield task
+
+
+def worker_main(conn: Any, config: dict) -> None:
+    """Entry point of a worker process: serve tasks from the driver until told to stop."""
+    _die_with_parent()
+    _limit_memory(config.get("memory_limit_mb", 0))
+    # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    os.environ.setdefault("PYTHONHASHSEED", "0")
+    for task in tasks(conn):
+        conn.send(run_cell(task, config, report=lambda stage: conn.send({"event": "stage", "stage": stage})))
