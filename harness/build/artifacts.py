@@ -8,22 +8,20 @@ leaves a half-written entry that a later run would trust.
 from __future__ import annotations
 
 import copy
-import hashlib
 import json
 import os
-import random
 import shutil
 import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.plan import pipeline
-from harness.plugin.manager import Registry
-from harness.plugin.specs import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
 from harness.core.files import publish
 from harness.core.identity import Component, digest, file_sha256
 from harness.core.torchio import export_onnx, seed_everything
+from harness.plan import pipeline
+from harness.plugin.manager import Registry
+from harness.plugin.specs import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
 
 _DATASETS: dict[str, Splits] = {}
 
@@ -175,8 +173,8 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
                         "return the compressed torch.nn.Module (ctx.module changed in place will do), or the "
                         "path of an ONNX file written under ctx.workdir")
     shutil.rmtree(work, ignore_errors=True)
-    from harness.measure.analysis import flop_counts, output_channels
     from harness.core.inputs import describe, take
+    from harness.measure.analysis import flop_counts, output_channels
 
     # FLOPs are counted on a torch module; an ONNX-file model has none to count.
     is_torch = isinstance(analysed, torch.nn.Module)

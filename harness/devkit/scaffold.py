@@ -22,6 +22,7 @@ from pathlib import Path
 from string import Template
 
 from harness import __version__
+from harness.core.errors import UsageError
 
 KINDS = ("method", "model", "dataset", "backend", "verifier")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
@@ -50,7 +51,7 @@ PER_KIND = {
 }
 
 
-class ScaffoldError(ValueError):
+class ScaffoldError(UsageError, ValueError):
     """The plugin cannot be created as asked; the message says what to change."""
 
 

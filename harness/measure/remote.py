@@ -47,12 +47,13 @@ import tempfile
 from collections.abc import Sequence
 from typing import Any
 
+from harness.core.errors import HarnessError
 from harness.measure.timing import TimingPlan, TimingResult
 
 PROTOCOL = 2
 
 
-class RunnerError(RuntimeError):
+class RunnerError(HarnessError, RuntimeError):
     """A runner refused a request or died; the message carries its error or its stderr."""
 
 

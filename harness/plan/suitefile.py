@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import UsageError
 from harness.core.identity import Component, canonical, digest
 from harness.plan import pipeline
 from harness.plugin.manager import Registry
@@ -46,7 +47,7 @@ WEIGHTS_PARAM = Param("weights", str, default="", grid=False,
 BASELINE_METHOD = "dense"
 
 
-class SuiteFileError(ValueError):
+class SuiteFileError(UsageError, ValueError):
     """A suite file is invalid. ``problems`` holds (key, reason) pairs."""
 
     def __init__(self, path: str, problems: list[tuple[str, str]]):

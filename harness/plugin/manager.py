@@ -26,7 +26,7 @@ from typing import Any
 
 import pluggy
 
-from harness.core.errors import UnknownName
+from harness.core.errors import UnknownName, UsageError
 from harness.plugin import hookspecs
 from harness.plugin.specs import (
     KINDS,
@@ -60,7 +60,7 @@ DEFAULT_PLUGINS = (
 HOOKS = {kind: f"harness_register_{kind}s" for kind in KINDS}
 
 
-class PluginError(Exception):
+class PluginError(UsageError):
     """A plugin failed to load or to register; the message names it, its distribution and what to change."""
 
 

@@ -12,12 +12,14 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
+from harness.core.errors import UsageError
+
 _REQUIRED = object()
 
 _TYPE_NAMES = {int: "an integer", float: "a number", str: "a string", bool: "a boolean", list: "a list"}
 
 
-class ParamError(ValueError):
+class ParamError(UsageError, ValueError):
     """A value does not fit its declared parameter. ``key`` names the parameter."""
 
     def __init__(self, key: str, reason: str):

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Protocol
 
+from harness.core.errors import UsageError
 from harness.plugin.params import Param
 
 if TYPE_CHECKING:  # pragma: no cover - typing only
@@ -29,7 +30,7 @@ NAME_RE = re.compile(r"^[a-z][a-z0-9_.-]*$")
 FORMATS = ("torch", "onnx")
 
 
-class SpecError(ValueError):
+class SpecError(UsageError, ValueError):
     """A spec is malformed (raised at registration, with the plugin's name)."""
 
 

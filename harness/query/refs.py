@@ -11,13 +11,15 @@ import json
 import re
 import sqlite3
 
+from harness.core.errors import UsageError
+
 #: Characters of a machine hash shown in ``machine`` columns and accepted as a prefix.
 SHORT = 8
 RESERVED = ("latest", "previous", "all")
 TAG_RE = re.compile(r"^[A-Za-z][A-Za-z0-9._-]{0,63}$")
 
 
-class QueryError(ValueError):
+class QueryError(UsageError, ValueError):
     """A query names a run, machine, metric or value that does not fit; the message says which and why."""
 
 

@@ -20,13 +20,15 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import HarnessError
+
 _VAR = re.compile(r"^([XY])_(\d+)$")
 
 #: What a verifier's ``result`` may be (parse verdicts exactly: "sat" is a substring of "unsat").
 VERDICTS = ("holds", "violated", "unknown", "timeout")
 
 
-class VnnlibError(ValueError):
+class VnnlibError(HarnessError, ValueError):
     """A VNN-LIB text is malformed or outside the supported subset."""
 
 

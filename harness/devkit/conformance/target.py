@@ -11,11 +11,12 @@ from pathlib import Path
 from types import ModuleType
 from typing import Any
 
+from harness.core.errors import UsageError
 from harness.devkit import toy
 from harness.plugin.manager import FILE_MODULE_PREFIX, Host, PluginInfo, load_host
 
 
-class TargetError(LookupError):
+class TargetError(UsageError, LookupError):
     """Nothing installed or on disk answers to the target's name."""
 
 
