@@ -16,7 +16,8 @@ from pathlib import Path
 import pytest
 
 from harness.api import BackendSpec, hookimpl
-from harness.plan.suitefile import Plan, SuiteFileError, load_plan, plan_from_dict
+from harness.plan.cells import Plan
+from harness.plan.suitefile import SuiteFileError, load_plan, plan_from_dict
 from harness.plugin.manager import load_host
 
 REPO = Path(__file__).resolve().parent.parent

@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plan.suitefile import BENCHMARK_DATASET, SuiteFileError, plan_from_dict
+from harness.plan.cells import BENCHMARK_DATASET
+from harness.plan.suitefile import SuiteFileError, plan_from_dict
 from harness.plugin.manager import load_host
 
 
