@@ -37,7 +37,7 @@ def new_run(store: Store, *, machine: dict = MACHINE_A, tag: str | None = None, 
 
 
 def identity(method: str, params: dict, backend: str | None, suite: str, model: str = "lenet5") -> dict:
-    """A cell identity as :attr:`harness.plan.suitefile.Cell.identity` builds it."""
+    """A cell identity as :attr:`harness.plan.cells.Cell.identity` builds it."""
     return {"model": model, "model_params": {}, "dataset": "digits", "dataset_params": {}, "method": method,
             "method_params": params, "seed": 0, "backend": backend,
             "backend_params": {"threads": 1} if backend else {}, "suite": suite}

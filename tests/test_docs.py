@@ -14,7 +14,8 @@ import pytest
 
 from harness.devkit.scaffold import DESCRIPTIONS, names_for
 from harness.measure.timing import TimingPlan, TimingResult
-from harness.plan.suitefile import EXECUTION_SETTINGS, MATRIX_KEYS, TOP_KEYS
+from harness.plan.matrix import MATRIX_KEYS
+from harness.plan.suitefile import EXECUTION_SETTINGS, TOP_KEYS
 from harness.plugin import hookspecs, specs
 from harness.plugin.params import Param
 

@@ -16,7 +16,9 @@ from pathlib import Path
 import pytest
 
 from harness.api import BackendSpec, hookimpl
-from harness.plan.suitefile import Plan, SuiteFileError, load_plan, plan_from_dict
+from harness.core.identity import Component
+from harness.plan.cells import Cell, Plan
+from harness.plan.suitefile import SuiteFileError, load_plan, plan_from_dict
 from harness.plugin.manager import load_host
 
 REPO = Path(__file__).resolve().parent.parent
@@ -565,6 +567,20 @@ def test_keys_stable_across_processes(registry, suite_file, tmp_path):
                           cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert json.loads(proc.stdout) == here
+
+
+def test_cell_keys_are_pinned():
+    # Keys are stored: these digests were computed before Cell.executor became Cell.engine and must not move.
+    latency = Cell(Component("mlp", {"hidden": 8}), Component("digits", {}),
+                   Component("global-magnitude", {"sparsity": 0.5}), 1, Component("onnxruntime-cpu", {"threads": 1}),
+                   "latency")
+    robust = Cell(Component("mlp", {}), Component("digits", {}), Component("dense", {}), 0, None, "robustness",
+                  verifier=Component("pgd", {"steps": 3}))
+    size = Cell(Component("mlp", {}), Component("digits", {}), Component("dense", {}), 0, None, "size")
+    assert (latency.key, robust.key, size.key) == ("9d157cbaf030b2e9", "8d3471aab257a152", "9fcf2c7163cada97")
+    # The engine (backend or verifier) fills the store's backend column.
+    assert latency.engine == latency.backend and robust.engine == robust.verifier and size.engine is None
+    assert robust.identity["backend"] == "pgd" and robust.identity["backend_params"] == {"steps": 3}
 
 
 def test_key_order_in_tables_does_not_matter(registry):

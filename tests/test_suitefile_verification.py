@@ -5,7 +5,8 @@ from __future__ import annotations
 
 import pytest
 
-from harness.plan.suitefile import BENCHMARK_DATASET, SuiteFileError, plan_from_dict
+from harness.plan.cells import BENCHMARK_DATASET
+from harness.plan.suitefile import SuiteFileError, plan_from_dict
 from harness.plugin.manager import load_host
 
 
@@ -121,3 +122,62 @@ def test_matrix_errors_about_verifiers(registry):
     found = problems({"matrix": [{**base, "verifiers": ["ibp"], "suites": ["verification"]}]}, registry)
     assert "list it in a [[verification]] table" in found["matrix[0].suites[0]"]
     assert "unknown key" not in str(found)
+
+
+def matrix(**overrides) -> dict:
+    table = {"models": ["mlp"], "datasets": ["digits"], "methods": ["dense"], "verifiers": ["ibp"],
+             "suites": ["robustness"]}
+    table.update(overrides)
+    return table
+
+
+# The same mistake in a [[matrix]] table and in a [[verification]] table: one reader reads both.
+SAME_MISTAKE = {
+    "an unknown method": ("methods", ["no-such-method"], "methods[0]"),
+    "a method that is neither a name nor a table": ("methods", [3], "methods[0]"),
+    "a method table without a name": ("methods", [{"sparsity": 0.5}], "methods[0]"),
+    "a method name that is not a string": ("methods", [{"name": 7}], "methods[0].name"),
+    "a method parameter out of range": ("methods", [{"name": "global-magnitude", "sparsity": 2.0}],
+                                        "methods[0].sparsity"),
+    "a pipeline of one step": ("methods", [{"pipeline": ["global-magnitude"]}], "methods[0].pipeline"),
+    "a pipeline entry with other keys": ("methods", [{"pipeline": ["global-magnitude", "int8-dynamic"],
+                                                      "sparsity": 0.5}], "methods[0]"),
+    "an empty list of methods": ("methods", [], "methods"),
+    "an unknown verifier": ("verifiers", ["no-such-verifier"], "verifiers[0]"),
+    "an unknown verifier parameter": ("verifiers", [{"name": "pgd", "tries": 3}], "verifiers[0].tries"),
+    "a verifier tool folder that does not exist": ("verifiers", [{"name": "vnncomp", "tool": "no/such/folder"}],
+                                                   "verifiers[0].tool"),
+    "a suite with parameters": ("suites", [{"name": "SUITE", "timeout_s": 3}], "suites[0]"),
+    "a suite that is not a name": ("suites", [3], "suites[0]"),
+    "an unknown suite": ("suites", ["no-such-suite"], "suites[0]"),
+}
+
+
+@pytest.mark.parametrize("mistake", SAME_MISTAKE)
+def test_the_same_mistake_gets_the_same_message_in_either_table(registry, tmp_path, mistake):
+    key, value, at = SAME_MISTAKE[mistake]
+    suite = {"matrix": "robustness", "verification": "verification"}
+
+    def reason(table: str, build) -> str:
+        entries = [dict(v, name=suite[table]) if isinstance(v, dict) and v.get("name") == "SUITE" else v
+                   for v in value]
+        found = problems({table: [build(**{key: entries})]}, registry, tmp_path)
+        assert f"{table}[0].{at}" in found, found
+        # a suite with parameters is told to use its own settings table; the rest of the wording is the same
+        return found[f"{table}[0].{at}"].replace(f"[settings.{suite[table]}]", "[settings.SUITE]")
+
+    assert reason("matrix", matrix) == reason("verification", verification)
+
+
+def test_a_suite_in_the_wrong_table_says_which_table_it_belongs_in(registry):
+    assert problems({"matrix": [matrix(suites=["verification"])]}, registry)["matrix[0].suites[0]"] == (
+        "suite verification runs on verification benchmarks: list it in a [[verification]] table")
+    assert problems({"verification": [verification(suites=["accuracy"])]}, registry)[
+        "verification[0].suites[0]"] == ("suite accuracy does not run on verification benchmarks: list it in a "
+                                         "[[matrix]] table")
+
+
+def test_a_verification_table_names_its_suites_as_the_matrix_does(registry):
+    plan = plan_from_dict({"name": "t", "verification": [verification(
+        benchmarks=["soundnessbench"], verifiers=["ibp"], suites=[{"name": "verification"}])]}, registry)
+    assert [c.suite for c in plan.cells] == ["verification"]

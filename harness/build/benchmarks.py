@@ -17,6 +17,7 @@ from harness.core.files import publish
 from harness.core.identity import Component, digest, file_sha256
 from harness.core.torchio import export_onnx, seed_everything
 from harness.plan import pipeline
+from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.specs import ApplyContext, Skip, Split, Splits
 from harness.verify.benchmarks import Benchmark, confirm_planted
 
@@ -28,7 +29,7 @@ def compress(bench: Benchmark, registry: Any, method: Component, seed: int, cach
     in a cell; the result is exported to ONNX and cached by content hash. Planted counterexamples
     are replayed on the compressed networks: compression can remove them.
     """
-    if method.name == "dense":
+    if method.name == BASELINE_METHOD:
         return bench
     spec = pipeline.resolve(registry, method.name, method.params)
     replaced: dict[Path, Path] = {}

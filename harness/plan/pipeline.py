@@ -42,23 +42,23 @@ def expand(steps: Any, key: str, registry: Registry, problems: list[tuple[str, s
         if not isinstance(step, dict) or not isinstance(step.get("name"), str):
             problems.append((skey, "each pipeline step is a method name or a table with a 'name'"))
             return []
-        reg = registry.items["method"].get(step["name"])
-        if reg is None:
+        if not registry.has("method", step["name"]):
             known = ", ".join(registry.names("method")) or "none registered"
             problems.append((skey, f"unknown method {step['name']!r} (known: {known})"))
             return []
+        spec = registry.method(step["name"])
         last = i == len(steps) - 1
-        if not last and "torch" not in reg.spec.produces:
-            problems.append((skey, f"method {step['name']} produces {'/'.join(reg.spec.produces)}: only the "
+        if not last and "torch" not in spec.produces:
+            problems.append((skey, f"method {step['name']} produces {'/'.join(spec.produces)}: only the "
                                    "last step of a pipeline may leave torch"))
             return []
         values = {k: v for k, v in step.items() if k != "name"}
         try:
-            checked = validate(reg.spec.params, values, where=skey)
+            checked = validate(spec.params, values, where=skey)
         except ParamError as exc:
             problems.append((exc.key, exc.reason))
             return []
-        per_step.append([{"name": step["name"], "params": point} for point in expand_grid(reg.spec.params, checked)])
+        per_step.append([{"name": step["name"], "params": point} for point in expand_grid(spec.params, checked)])
     name = SEPARATOR.join(s[0]["name"] for s in per_step)
     return [(name, {"steps": list(combo)}) for combo in itertools.product(*per_step)]
 
@@ -66,8 +66,8 @@ def expand(steps: Any, key: str, registry: Registry, problems: list[tuple[str, s
 def resolve(registry: Registry, name: str, params: Mapping[str, Any]) -> MethodSpec:
     """The method spec to apply: a registered one, or a pipeline composed of registered ones."""
     if not is_pipeline(name):
-        return registry.get("method", name).spec
-    steps = [(registry.get("method", s["name"]).spec, s["params"]) for s in params["steps"]]
+        return registry.method(name)
+    steps = [(registry.method(s["name"]), s["params"]) for s in params["steps"]]
 
     def apply(ctx: ApplyContext) -> Any:
         out: Any = ctx.module
@@ -95,13 +95,13 @@ def resolve(registry: Registry, name: str, params: Mapping[str, Any]) -> MethodS
 def label(registry: Registry, name: str) -> str:
     """The plugin label(s) providing a method, for error messages; a pipeline lists each step's."""
     names = name.split(SEPARATOR)
-    return ", ".join(registry.get("method", n).plugin.label for n in names)
+    return ", ".join(registry.plugin_of("method", n).label for n in names)
 
 
 def provenance(registry: Registry, name: str, params: Mapping[str, Any]) -> dict:
     """Which plugin (and version) provides a method; for a pipeline, each step's."""
     def one(method: str) -> dict:
-        plugin = registry.get("method", method).plugin
+        plugin = registry.plugin_of("method", method)
         return {"plugin": plugin.name, "distribution": plugin.distribution, "version": plugin.version}
 
     if not is_pipeline(name):

@@ -18,7 +18,8 @@ from harness import __version__
 from harness.core import paths
 from harness.core.identity import digest
 from harness.plan import pipeline
-from harness.plan.suitefile import BASELINE_METHOD, Cell, Plan, load_plan
+from harness.plan.cells import BASELINE_METHOD, Cell, Plan
+from harness.plan.suitefile import load_plan
 from harness.plugin.manager import Host, load_host
 from harness.run.local import LocalExecutor
 from harness.run.machine import fingerprint, git_revision
@@ -203,7 +204,7 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
         try:
             started = now()
             for cell, result in executor.execute(todo, lambda c: cell_task(c, plan, store, run_id, cache)):
-                where = cell.executor.name if cell.executor else "-"
+                where = cell.engine.name if cell.engine else "-"
                 label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
                 store.record_cell(run_id, _cell_row(host, cell, result, result.get("started_at") or started),
                                   result.get("measurements", []))

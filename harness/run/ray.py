@@ -180,7 +180,7 @@ class RayExecutor:
 
     def execute(self, cells: list, make_task: Callable[[Any], dict]) -> Iterator[tuple[Any, dict]]:
         """Build each artifact once, then run dense baselines, then the rest; yield results as they come."""
-        from harness.plan.suitefile import BASELINE_METHOD
+        from harness.plan.cells import BASELINE_METHOD
 
         broken: dict[str, dict] = {}
         runnable = []

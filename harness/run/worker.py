@@ -20,6 +20,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.specs import Artifact, CellContext, Measurement, Skip
 
 _HOST = None
@@ -149,7 +150,7 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
 
             def open_dense_session(_spec=bspec, _params=bparams):
                 # The dense artifact of the same model, data and seed: cached, so usually a lookup.
-                dense_cell = {**cell, "method": {"name": "dense", "params": {}}}
+                dense_cell = {**cell, "method": {"name": BASELINE_METHOD, "params": {}}}
                 return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir), _params)
 
         timed_elsewhere = None

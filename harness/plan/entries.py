@@ -1,0 +1,231 @@
+"""The one parser of a suite-file table's lists: entries into components, with grids and paths.
+
+``[[matrix]]`` and ``[[verification]]`` tables list the same kinds of things (methods, verifiers,
+suites; models, datasets and backends in the matrix, benchmarks in verification tables). One
+:class:`Lists` reads every list of both, so the same mistake gets the same message in either.
+An entry is a name or a table with a ``name`` and parameters; a list-valued parameter expands into
+a grid of components.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from harness.core.identity import Component
+from harness.plan import pipeline
+from harness.plugin.manager import Registry
+from harness.plugin.params import Param, ParamError, expand_grid, validate
+
+#: The kind of thing each list of a table names.
+KIND_OF = {"models": "model", "datasets": "dataset", "methods": "method", "backends": "backend",
+           "verifiers": "verifier"}
+#: Verifier parameters that name a folder: resolved against the suite file's folder, checked to exist.
+PATH_PARAMS = ("tool",)
+
+#: The host parameter every model takes.
+WEIGHTS_PARAM = Param("weights", str, default="", grid=False,
+                      help="a state_dict file (torch.save) to load instead of the reference weights")
+
+#: The typed registry lookup of each kind a list may name.
+_SPEC_OF: dict[str, Callable[[Registry, str], Any]] = {
+    "model": Registry.model, "dataset": Registry.dataset, "method": Registry.method, "backend": Registry.backend,
+}
+
+Problems = list[tuple[str, str]]
+
+
+def entry(item: Any, key: str, problems: Problems) -> tuple[str, dict] | None:
+    """A list entry as ``(name, parameters)``; ``None`` (with a problem) if it is neither a name nor a table."""
+    if isinstance(item, str):
+        return item, {}
+    if isinstance(item, dict):
+        if "name" not in item:
+            problems.append((key, "a table entry needs a 'name'"))
+            return None
+        name = item["name"]
+        if not isinstance(name, str):
+            problems.append((f"{key}.name", f"expected a string, got {type(name).__name__} {name!r}"))
+            return None
+        return name, {k: v for k, v in item.items() if k != "name"}
+    problems.append((key, f"expected a name or a table with a 'name', got {type(item).__name__} {item!r}"))
+    return None
+
+
+def names(items: Any) -> list[str]:
+    """Names in a list of names or tables (for a first look, before validation)."""
+    if not isinstance(items, list):
+        return []
+    return [i if isinstance(i, str) else i.get("name") for i in items
+            if isinstance(i, str) or (isinstance(i, dict) and isinstance(i.get("name"), str))]
+
+
+def unknown(what: str, name: str, known: list[str]) -> str:
+    """The message for a name nobody registered, listing the known ones."""
+    return f"unknown {what} {name!r} (known: {', '.join(known) or 'none registered'})"
+
+
+@dataclass
+class Lists:
+    """Reads the lists of one suite file's tables into components, collecting every problem.
+
+    ``base_dir`` is the suite file's folder: relative paths in parameters are resolved against it.
+    """
+
+    registry: Registry
+    base_dir: Path | None
+    problems: Problems
+
+    def unknown_keys(self, table: Mapping, where: str, known: tuple[str, ...]) -> None:
+        """A problem for each key of ``table`` that is not in ``known``."""
+        for key in table:
+            if key not in known:
+                self.problems.append((f"{where}.{key}", f"unknown key (known: {', '.join(known)})"))
+
+    def required(self, items: Any, key: str, why: str = "") -> list:
+        """``items`` if it is a non-empty list; otherwise a problem (``why`` says who needs it) and ``[]``."""
+        if not isinstance(items, list) or not items:
+            self.problems.append((key, f"is required: a non-empty list{why}"))
+            return []
+        return items
+
+    def components(self, lname: str, items: list, key: str, **how: Any) -> list[Component]:
+        """Every entry of the list ``lname`` (``models``, ``methods``, ``suites``...) as components.
+
+        ``how`` is passed to the list's reader: ``on_benchmark`` for suites (which table the list
+        is in), ``sources`` for benchmarks.
+        """
+        readers = {"methods": self._method, "verifiers": self._verifier, "suites": self._suite,
+                   "benchmarks": self._benchmark}
+        read = readers.get(lname) or partial(self._registered, kind=KIND_OF[lname])
+        out: list[Component] = []
+        for i, item in enumerate(items):
+            out += read(item, f"{key}[{i}]", **how)
+        return out
+
+    # ------------------------------------------------------------------ one entry of each kind
+
+    def _registered(self, item: Any, ikey: str, *, kind: str) -> list[Component]:
+        """A model, dataset, method or backend entry: its parameters validated and expanded into a grid."""
+        parsed = entry(item, ikey, self.problems)
+        if parsed is None:
+            return []
+        name, values = parsed
+        if not self.registry.has(kind, name):
+            self.problems.append((ikey, unknown(kind, name, self.registry.names(kind))))
+            return []
+        schema = tuple(_SPEC_OF[kind](self.registry, name).params) + ((WEIGHTS_PARAM,) if kind == "model" else ())
+        checked = self._validate(schema, values, ikey)
+        if checked is None:
+            return []
+        if kind == "model" and not self._weights(checked, ikey):
+            return []
+        return [Component(name, point) for point in expand_grid(schema, checked)]
+
+    def _method(self, item: Any, ikey: str) -> list[Component]:
+        """A method entry: a registered method, or ``{ pipeline = [...] }`` composing several."""
+        if isinstance(item, dict) and "pipeline" in item:
+            extra = sorted(set(item) - {"pipeline"})
+            if extra:
+                self.problems.append((ikey, f"a pipeline entry takes only 'pipeline', not {', '.join(extra)}"))
+                return []
+            return [Component(n, p) for n, p in pipeline.expand(item["pipeline"], f"{ikey}.pipeline",
+                                                                 self.registry, self.problems)]
+        return self._registered(item, ikey, kind="method")
+
+    def _verifier(self, item: Any, ikey: str) -> list[Component]:
+        """A verifier entry, validated and expanded into a grid; path parameters resolved."""
+        parsed = entry(item, ikey, self.problems)
+        if parsed is None:
+            return []
+        name, values = parsed
+        if not self.registry.has("verifier", name):
+            self.problems.append((ikey, unknown("verifier", name, self.registry.names("verifier"))))
+            return []
+        if self.registry.has("backend", name):
+            self.problems.append((ikey, f"verifier {name!r} has the name of a backend: their leaderboard rows "
+                                  "would mix"))
+            return []
+        spec = self.registry.verifier(name)
+        checked = self._validate(spec.params, values, ikey)
+        if checked is None or not self._paths(checked, PATH_PARAMS, ikey):
+            return []
+        return [Component(name, point) for point in expand_grid(spec.params, checked)]
+
+    def _suite(self, item: Any, ikey: str, *, on_benchmark: bool) -> list[Component]:
+        """A suite entry: a name (its settings live in ``[settings.NAME]``), in the table it belongs to."""
+        parsed = entry(item, ikey, self.problems)
+        if parsed is None:
+            return []
+        name, values = parsed
+        if values:
+            self.problems.append((ikey, f"suites take no parameters here; use [settings.{name}]"))
+        if not self.registry.has("suite", name):
+            self.problems.append((ikey, unknown("suite", name, self.registry.names("suite"))))
+        elif self.registry.suite(name).on_benchmark and not on_benchmark:
+            self.problems.append((ikey, f"suite {name} runs on verification benchmarks: list it in a "
+                                  "[[verification]] table"))
+        elif on_benchmark and not self.registry.suite(name).on_benchmark:
+            self.problems.append((ikey, f"suite {name} does not run on verification benchmarks: list it in a "
+                                  "[[matrix]] table"))
+        else:
+            return [Component(name, {})]
+        return []
+
+    def _benchmark(self, item: Any, ikey: str, *, sources: Mapping[str, Any]) -> list[Component]:
+        """A benchmark entry: a source of :mod:`harness.verify.benchmarks` and its parameters."""
+        parsed = entry(item, ikey, self.problems)
+        if parsed is None:
+            return []
+        name, values = parsed
+        source = sources.get(name)
+        if source is None:
+            self.problems.append((ikey, f"unknown benchmark source {name!r} (known: {', '.join(sources)})"))
+            return []
+        checked = self._validate(source.params, values, ikey)
+        if checked is None or not self._paths(checked, source.paths, ikey):
+            return []
+        return [Component(name, point) for point in expand_grid(source.params, checked)]
+
+    # ------------------------------------------------------------------ parameters
+
+    def _validate(self, schema: tuple[Param, ...], values: dict, ikey: str) -> dict | None:
+        try:
+            return validate(schema, values, where=ikey)
+        except ParamError as exc:
+            self.problems.append((exc.key, exc.reason))
+            return None
+
+    def _paths(self, checked: dict, params: tuple[str, ...], ikey: str) -> bool:
+        """Path parameters made absolute against the suite file's folder; ``False`` if one does not exist."""
+        ok = True
+        for pname in params:
+            value = checked.get(pname)
+            if not isinstance(value, str) or not value:
+                continue  # not set
+            p = Path(value).expanduser()
+            if not p.is_absolute() and self.base_dir is not None:
+                p = self.base_dir / p
+            if p.exists():
+                checked[pname] = str(p.resolve())
+            else:
+                self.problems.append((f"{ikey}.{pname}", f"not found: {p}"))
+                ok = False
+        return ok
+
+    def _weights(self, checked: dict, ikey: str) -> bool:
+        """A model's ``weights`` file resolved and checked to exist (dropped when not set)."""
+        if not checked.get("weights"):
+            checked.pop("weights", None)
+            return True
+        wpath = Path(checked["weights"])
+        if not wpath.is_absolute() and self.base_dir is not None:
+            wpath = self.base_dir / wpath
+        if not wpath.is_file():
+            self.problems.append((f"{ikey}.weights", f"file not found: {wpath}"))
+            return False
+        checked["weights"] = str(wpath.resolve())
+        return True

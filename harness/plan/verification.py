@@ -1,0 +1,38 @@
+"""``[[verification]]`` tables: benchmarks x methods x seeds x suites x verifiers.
+
+The lists are read by the same :class:`harness.plan.entries.Lists` as ``[[matrix]]`` tables;
+the benchmarks are sources of :mod:`harness.verify.benchmarks` (the planner's one tie to the
+benchmark subsystem, allowed by the layer order).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from harness.core.identity import Component
+from harness.plan.cells import BASELINE_METHOD, BENCHMARK_DATASET, Cell
+from harness.plan.entries import Lists
+from harness.verify.benchmarks import sources
+
+VERIFICATION_KEYS = ("benchmarks", "methods", "verifiers", "suites")
+#: What a table may leave out: the uncompressed networks, verified by the verification suite.
+DEFAULTS: dict[str, list] = {"methods": [BASELINE_METHOD], "suites": ["verification"]}
+
+
+def verification_cells(table: Mapping[str, Any], where: str, seeds: list[int], lists: Lists) -> list[Cell]:
+    """Cells of one ``[[verification]]`` table (none when it has problems, which ``lists`` collects)."""
+    lists.unknown_keys(table, where, VERIFICATION_KEYS)
+    before = len(lists.problems)
+    # Every list's presence is checked before any entry, so a missing list is reported first.
+    items = {key: lists.required(table.get(key, DEFAULTS.get(key)), f"{where}.{key}")
+             for key in ("benchmarks", "verifiers", "methods", "suites")}
+    how: dict[str, dict] = {"benchmarks": {"sources": sources()}, "suites": {"on_benchmark": True}}
+    expanded = {key: lists.components(key, values, f"{where}.{key}", **how.get(key, {}))
+                for key, values in items.items()}
+    if len(lists.problems) > before:
+        return []
+    dataset = Component(BENCHMARK_DATASET, {})
+    return [Cell(bench, dataset, method, seed, None, suite.name, verifier=verifier, benchmark=True)
+            for bench in expanded["benchmarks"] for method in expanded["methods"] for seed in seeds
+            for suite in expanded["suites"] for verifier in expanded["verifiers"]]
