@@ -247,3 +247,16 @@ def test_backends_say_what_a_ray_node_offers_them(tmp_path):
     res = node_resources(host, tmp_path)
     assert res[NODE_RESOURCE] == 1.0 and res["arm_qemu"] == 1.0
     assert seen == [tmp_path]  # the run's cache folder, where a backend keeps what it prepared
+
+
+def test_a_local_ray_instance_offers_arm_qemu_once_the_emulated_root_is_prepared(tmp_path, monkeypatch):
+    from harness.plugin.manager import load_host
+    from harness_plugins.backends.arm import root_dir
+
+    monkeypatch.delenv("HARNESS_ARM_ROOT", raising=False)
+    host = load_host()
+    assert "arm_qemu" not in node_resources(host, tmp_path)
+    root = root_dir(tmp_path)
+    root.mkdir(parents=True)
+    (root / ".harness-ready").write_text("")
+    assert node_resources(host, tmp_path)["arm_qemu"] == 1.0
