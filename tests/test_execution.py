@@ -1,5 +1,6 @@
 """Execution: failure isolation, resume after SIGKILL, completed runs, no-resume reruns."""
 
+import importlib.util
 import json
 import os
 import signal
@@ -10,6 +11,12 @@ import time
 from pathlib import Path
 
 import pytest
+
+from harness.api import Measurement
+from harness.run.ray import NODE_RESOURCE, node_resources
+from harness.run.task import BrokenArtifacts, CellResult, CellTask
+from harness.run.worker import _baseline_lookup
+from harness.store.db import to_json
 
 FAULTY_DIR = Path(__file__).parent / "faulty"
 
@@ -123,12 +130,21 @@ def _recorded(db) -> int:
         return 0
 
 
+EXECUTORS = [
+    pytest.param("local", {}, id="local"),
+    pytest.param("ray", {"RAY_AUTH_MODE": "disabled"}, id="ray", marks=pytest.mark.skipif(
+        importlib.util.find_spec("ray") is None,
+        reason="the ray executor is optional: pip install 'compression-harness[ray]'")),
+]
+
+
 @pytest.mark.slow
-def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_path):
+@pytest.mark.parametrize(("executor", "extra_env"), EXECUTORS)
+def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_path, executor, extra_env):
     suite = suite_file(MANY_CELLS)
     db = tmp_path / "r.db"
-    env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"))
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "-q"]
+    env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"), **extra_env)
+    cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "-q", "--executor", executor]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 300
     while _recorded(db) < 6 and time.monotonic() < deadline and proc.poll() is None:
@@ -138,7 +154,7 @@ def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_pa
     proc.wait()
     before = _recorded(db)
     assert before >= 6
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert f"{before} already recorded" in done.stderr
     rows = cells(db)
@@ -175,3 +191,72 @@ def test_complete_run_measures_nothing_and_no_resume_measures_again(harness_cli,
     assert run1 == run2  # the same cells, sharing the cached artifacts
     artifacts = list((tmp_path / "cache" / "artifacts").iterdir())
     assert len([a for a in artifacts if not a.name.startswith(".")]) == 4
+
+
+def _task(key: str = "k1", group: str = "g1", **fields) -> CellTask:
+    return CellTask(cell_key=key, suite="latency", cell={"model": {"name": "mlp", "params": {}}, "seed": 0,
+                                                         "benchmark": False},
+                    identity={"model": "mlp"}, artifact_group=group, settings={"profile": "smoke"},
+                    cache_dir="/tmp/cache", plugins_dir=None, timeout_s=30.0, **fields)
+
+
+def test_tasks_and_results_cross_a_process_boundary_as_json():
+    task = _task(baseline_key="b", baselines=[["top1", {"batch_size": 1}, 0.9]])
+    assert CellTask.from_dict(json.loads(json.dumps(task.to_dict()))) == task
+    result = CellResult("k1", "ok", measurements=[Measurement("p50_ms", 1.5, "ms", params={"batch_size": 1},
+                                                              samples=[1.0, 2.0], flag="gate")],
+                        info={"artifact_key": "a1"}, executor={"kind": "ray", "node": "n"},
+                        started_at="2026-01-01T00:00:00", duration_s=0.5)
+    again = CellResult.from_dict(json.loads(json.dumps(result.to_dict())))
+    assert again == result and isinstance(again.measurements[0], Measurement)
+    assert again.artifact_key == "a1"
+
+
+def test_a_broken_artifact_fails_its_other_cells_without_running_them():
+    broken = BrokenArtifacts()
+    first, sibling, other = _task("k1", "g1"), _task("k2", "g1"), _task("k3", "g2")
+    broken.note(first, CellResult("k1", "failed", stage="suite", reason="suite: boom"))
+    assert broken.settled(sibling) is None  # a failing suite breaks only its own cell
+    broken.note(first, CellResult("k1", "failed", stage="artifact", error_type="RuntimeError",
+                                  reason="artifact: RuntimeError: no", traceback="tb"))
+    settled = broken.settled(sibling)
+    assert (settled.cell_key, settled.status, settled.stage, settled.error_type, settled.traceback) == (
+        "k2", "failed", "artifact", "RuntimeError", "tb")
+    assert settled.reason == "artifact build failed earlier in this run: artifact: RuntimeError: no"
+    assert broken.settled(other) is None
+
+
+def test_the_baseline_a_worker_sees_is_what_the_store_holds():
+    # The driver hands over the store's params decoded; a suite asks with keyword arguments.
+    stored = [("top1", to_json({"batch_size": 1, "split": "test"}), 0.9), ("size_bytes", to_json({}), 10.0)]
+    lookup = _baseline_lookup(_task(baselines=[[m, json.loads(p), v] for m, p, v in stored]))
+    assert lookup("top1", split="test", batch_size=1) == 0.9
+    assert lookup("size_bytes") == 10.0
+    assert lookup("top1", batch_size=2, split="test") is None
+
+
+def test_backends_say_what_a_ray_node_offers_them(tmp_path):
+    from types import SimpleNamespace
+
+    def spec(offers):
+        return SimpleNamespace(spec=SimpleNamespace(node_resources=offers))
+
+    seen = []
+    host = SimpleNamespace(registry=SimpleNamespace(items={"backend": {
+        "plain": spec(None), "emulated": spec(lambda cache: seen.append(cache) or {"arm_qemu": 1})}}))
+    res = node_resources(host, tmp_path)
+    assert res[NODE_RESOURCE] == 1.0 and res["arm_qemu"] == 1.0
+    assert seen == [tmp_path]  # the run's cache folder, where a backend keeps what it prepared
+
+
+def test_a_local_ray_instance_offers_arm_qemu_once_the_emulated_root_is_prepared(tmp_path, monkeypatch):
+    from harness.plugin.manager import load_host
+    from harness_plugins.backends.arm import root_dir
+
+    monkeypatch.delenv("HARNESS_ARM_ROOT", raising=False)
+    host = load_host()
+    assert "arm_qemu" not in node_resources(host, tmp_path)
+    root = root_dir(tmp_path)
+    root.mkdir(parents=True)
+    (root / ".harness-ready").write_text("")
+    assert node_resources(host, tmp_path)["arm_qemu"] == 1.0

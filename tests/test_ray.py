@@ -1,4 +1,8 @@
-"""The ray executor on a real local Ray instance (two worker processes, custom resources)."""
+"""The ray executor on a real local Ray instance (two worker processes, custom resources).
+
+A killed driver resumes as with the local executor: that test is parametrized over both executors
+in ``test_execution.py``.
+"""
 
 import json
 import os
@@ -98,33 +102,3 @@ def test_without_ray_the_error_says_how_to_install(harness_cli, suite_file, tmp_
                        env={"PYTHONPATH": f"{fake}{os.pathsep}{os.environ.get('PYTHONPATH', '')}"})
     assert proc.returncode == 2
     assert "pip install 'compression-harness[ray]'" in proc.stderr
-
-
-@pytest.mark.slow
-def test_a_killed_driver_resumes_like_a_local_run(suite_file, tmp_path):
-    import signal
-    import subprocess
-    import sys
-    import time
-
-    from test_execution import MANY_CELLS, _recorded
-
-    suite = suite_file(MANY_CELLS)
-    db = tmp_path / "r.db"
-    env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"), **ENV)
-    cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "-q", "--executor", "ray"]
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE)
-    deadline = time.monotonic() + 300
-    while _recorded(db) < 6 and time.monotonic() < deadline and proc.poll() is None:
-        time.sleep(0.05)
-    assert proc.poll() is None, "the run finished before it could be killed"
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
-    before = _recorded(db)
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
-    assert done.returncode == 0, done.stderr
-    assert f"{before} already recorded" in done.stderr
-    conn = sqlite3.connect(db)
-    keys = [k for (k,) in conn.execute("SELECT cell_key FROM cells")]
-    assert len(keys) == len(set(keys)) == 24
-    assert conn.execute("PRAGMA integrity_check").fetchone()[0] == "ok"

@@ -444,6 +444,10 @@ class BackendSpec:
     :param example: ``example(workdir) -> dict``: parameter values ``harness check-plugin`` runs the
         contract with; it may write files under ``workdir`` (an image folder, a weights file). Needed
         only when a required parameter has no default the check can guess (a path, a free string).
+    :param node_resources: ``node_resources(cache_dir) -> dict``: the custom Ray resources this machine
+        offers the backend's cells (``arm``: ``{"arm_qemu": 1}`` once its emulated root is prepared under
+        ``cache_dir``); added to the resources of the local Ray instance the harness starts. ``None``:
+        nothing beyond what Ray and the harness find themselves.
     """
 
     name: str
@@ -456,6 +460,7 @@ class BackendSpec:
     resources: Callable[[Mapping[str, Any]], dict] = field(default=lambda params: {})
     description: str = ""
     example: Callable[[Path], dict] | None = None
+    node_resources: Callable[[Path], dict] | None = None
 
     def check(self) -> None:
         """Raise :class:`SpecError` when malformed."""

@@ -1,21 +1,26 @@
 """The driver: plan a suite, resume what is missing, execute cells, record each one.
 
-The driver is the only writer to the store, one transaction per cell. A run
-interrupted anywhere (even ``kill -9``) resumes with the cells that have no
-record; a complete run measures nothing when asked again.
+The driver decides what runs before anything runs: the cells without a record (resume), those the
+plan skips (recorded at once), then the dense baselines as one batch of
+:class:`harness.run.task.CellTask` and the rest as another, each task carrying the baseline's values
+read from the store. An executor turns tasks into :class:`harness.run.task.CellResult`; the driver
+records each as it arrives. It is the only writer to the store, one transaction per cell. A run
+interrupted anywhere (even ``kill -9``) resumes with the cells that have no record; a complete run
+measures nothing when asked again.
 """
 
 from __future__ import annotations
 
-import os
+import dataclasses
+import json
 import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
 
 from harness import __version__
 from harness.core import paths
+from harness.core.clock import now
 from harness.core.identity import digest
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD, Cell, Plan
@@ -23,7 +28,8 @@ from harness.plan.suitefile import load_plan
 from harness.plugin.manager import Host, load_host
 from harness.run.local import LocalExecutor
 from harness.run.machine import fingerprint, git_revision
-from harness.store.db import Store, now
+from harness.run.task import CellResult, CellTask, Executor
+from harness.store.db import CellRow, Store
 
 
 @dataclass
@@ -54,25 +60,25 @@ def _component(c) -> dict | None:
     return None if c is None else c.as_dict()
 
 
-def cell_task(cell: Cell, plan: Plan, store: Store, run_id: int, cache_dir: Path) -> dict:
-    """The plain-dict task a worker runs for ``cell``, with the dense baseline's values of this run.
+def cell_task(cell: Cell, plan: Plan, store: Store, run_id: int, cache_dir: Path,
+              plugins_dir: str | None) -> CellTask:
+    """The task a worker runs for ``cell``, with the dense baseline's values of this run.
 
-    Built just before the cell runs, so the baseline it compares with is already recorded
-    (executors run dense cells first).
+    Built once the baselines are recorded (the driver runs them as a batch of their own first).
     """
     baseline_key, baselines = None, []
     if cell.method.name != BASELINE_METHOD:
         baseline_key = digest(cell.baseline_identity())
-        baselines = store.measurement_values(run_id, baseline_key)
-    return {
-        "cell": {"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
-                 "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend),
-                 "verifier": _component(cell.verifier), "benchmark": cell.benchmark},
-        "identity": cell.identity, "cell_key": cell.key, "suite": cell.suite,
-        "settings": plan.settings.get(cell.suite, {}), "run_id": run_id,
-        "cache_dir": str(cache_dir), "baseline_key": baseline_key, "baselines": baselines,
-        "timeout_s": plan.execution["timeout_s"],
-    }
+        baselines = [[metric, json.loads(params), value]
+                     for metric, params, value in store.measurement_values(run_id, baseline_key)]
+    return CellTask(
+        cell_key=cell.key, suite=cell.suite,
+        cell={"model": cell.model.as_dict(), "dataset": cell.dataset.as_dict(),
+              "method": cell.method.as_dict(), "seed": cell.seed, "backend": _component(cell.backend),
+              "verifier": _component(cell.verifier), "benchmark": cell.benchmark},
+        identity=cell.identity, artifact_group=cell.artifact_group, settings=plan.settings.get(cell.suite, {}),
+        cache_dir=str(cache_dir), plugins_dir=plugins_dir, timeout_s=plan.execution["timeout_s"],
+        baseline_key=baseline_key, baselines=baselines)
 
 
 def _provenance(host: Host, cell: Cell) -> dict:
@@ -92,18 +98,18 @@ def _provenance(host: Host, cell: Cell) -> dict:
     return out
 
 
-def _cell_row(host: Host, cell: Cell, result: dict, started: str) -> dict:
+def _cell_row(host: Host, cell: Cell, result: CellResult, started: str) -> CellRow:
     ident = cell.identity
-    return {
-        "cell_key": cell.key, "artifact_group": cell.artifact_group,
-        "artifact_key": result.get("info", {}).get("artifact_key"),
+    info = dict(result.info)
+    if result.executor is not None:
+        info["executor"] = result.executor
+    return CellRow(
+        cell_key=cell.key, artifact_group=cell.artifact_group, artifact_key=result.artifact_key,
         **{k: ident[k] for k in ("model", "model_params", "dataset", "dataset_params", "method",
                                  "method_params", "seed", "backend", "backend_params", "suite")},
-        "status": result["status"], "reason": result.get("reason"), "error_type": result.get("error_type"),
-        "traceback": result.get("traceback"), "plugins": _provenance(host, cell), "info": result.get("info", {}),
-        "implicit": int(cell.implicit), "started_at": started, "finished_at": now(),
-        "duration_s": result.get("duration_s"),
-    }
+        status=result.status, reason=result.reason, error_type=result.error_type, traceback=result.traceback,
+        plugins=_provenance(host, cell), info=info, implicit=int(cell.implicit), started_at=started,
+        finished_at=now(), duration_s=result.duration_s)
 
 
 def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
@@ -124,9 +130,8 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
     plan = load_plan(suite_path, host.registry)
     if on_plan:
         on_plan(plan)
-    cache = Path(cache_dir) if cache_dir else paths.cache_dir()
-    # Workers and the plugins in them (npm packages, emulated roots) use the same folder.
-    os.environ[paths.CACHE_ENV] = str(cache.resolve())
+    # Read once here; workers and the plugins in them (npm packages, emulated roots) get it in each task.
+    cache = (Path(cache_dir) if cache_dir else paths.cache_dir()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
     store = Store(db)
     try:
@@ -166,7 +171,7 @@ def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.d
 
 
 def make_executor(kind: str, config: dict, plan: Plan, host: Host, address: str | None,
-                  ray_wait_s: float = 10.0) -> Any:
+                  ray_wait_s: float = 10.0, cache_dir: Path | None = None) -> Executor:
     """The executor a run asked for: ``local`` (worker processes here) or ``ray`` (a Ray cluster)."""
     if kind == "local":
         return LocalExecutor(config, timeout_s=plan.execution["timeout_s"])
@@ -174,7 +179,7 @@ def make_executor(kind: str, config: dict, plan: Plan, host: Host, address: str 
         from harness.run.ray import RayExecutor
 
         return RayExecutor(config, host=host, timeout_s=plan.execution["timeout_s"], address=address,
-                           wait_for_nodes_s=ray_wait_s)
+                           wait_for_nodes_s=ray_wait_s, cache_dir=cache_dir or paths.cache_dir())
     raise ValueError(f"unknown executor {kind!r} (known: local, ray)")
 
 
@@ -191,9 +196,8 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
         TimeRemainingColumn,
     )
 
-    executor = make_executor(executor_kind, {"plugins_dir": host.plugins_dir,
-                                             "memory_limit_mb": plan.execution["memory_limit_mb"]},
-                             plan, host, ray_address, ray_wait_s)
+    executor = make_executor(executor_kind, {"memory_limit_mb": plan.execution["memory_limit_mb"]},
+                             plan, host, ray_address, ray_wait_s, cache)
     columns = (TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
                TextColumn("[green]{task.fields[ok]} ok[/] [yellow]{task.fields[skipped]} skipped[/] "
                           "[red]{task.fields[failed]} failed[/]"),
@@ -201,8 +205,16 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
     # Progress goes to stderr: stdout carries the leaderboard, which scripts may parse.
     with Progress(*columns, disable=not progress, transient=False, console=Console(stderr=True)) as bar:
         task_id = bar.add_task(plan.name, total=len(todo), ok=0, skipped=0, failed=0)
-        try:
+        started = now()  # when the next cell began, for results that carry no start of their own
+
+        def record(cell: Cell, result: CellResult) -> None:
+            nonlocal started
+            where = cell.executor.name if cell.executor else "-"
+            label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
+            store.record_cell(run_id, _cell_row(host, cell, result, result.started_at or started),
+                              [dataclasses.asdict(m) for m in result.measurements])
             started = now()
+<<<<<<< HEAD
             for cell, result in executor.execute(todo, lambda c: cell_task(c, plan, store, run_id, cache)):
                 where = cell.engine.name if cell.engine else "-"
                 label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
@@ -219,5 +231,31 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
                     summary.failures.append(f"{label}: {result.get('reason')}")
                 bar.update(task_id, advance=1, description=label, ok=summary.ok, skipped=summary.skipped,
                            failed=summary.failed)
+=======
+            if result.status == "ok":
+                summary.ok += 1
+            elif result.status == "skipped":
+                summary.skipped += 1
+            else:
+                summary.failed += 1
+                summary.failures.append(f"{label}: {result.reason}")
+            bar.update(task_id, advance=1, description=label, ok=summary.ok, skipped=summary.skipped,
+                       failed=summary.failed)
+
+        try:
+            for cell in todo:  # what the plan skips needs no executor
+                if cell.skip_reason:
+                    record(cell, CellResult(cell.key, "skipped", reason=cell.skip_reason))
+            runnable = {c.key: c for c in todo if not c.skip_reason}
+            # Dense baselines first, recorded before the cells that compare with them are even planned
+            # as tasks: those tasks carry the baselines' values, read from the store.
+            for wave in ([c for c in runnable.values() if c.method.name == BASELINE_METHOD],
+                         [c for c in runnable.values() if c.method.name != BASELINE_METHOD]):
+                if not wave:
+                    continue
+                tasks = [cell_task(c, plan, store, run_id, cache, host.plugins_dir) for c in wave]
+                for result in executor.run(tasks):
+                    record(runnable[result.cell_key], result)
+>>>>>>> wt-run
         finally:
             executor.close()

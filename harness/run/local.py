@@ -12,9 +12,10 @@ from __future__ import annotations
 import multiprocessing as mp
 import signal
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from harness.run.task import BrokenArtifacts, CellResult, CellTask
 from harness.run.worker import worker_main
 
 _POLL_S = 0.05
@@ -32,30 +33,14 @@ def _describe_exit(code: int | None) -> str:
     return f"worker process exited with status {code}"
 
 
-def settled(cell: Any, broken: dict[str, dict]) -> dict | None:
-    """The result of a cell that needs no execution: skipped by the plan, or its artifact already failed."""
-    if cell.skip_reason:
-        return {"status": "skipped", "reason": cell.skip_reason}
-    prior = broken.get(cell.artifact_group)
-    if prior is not None:
-        return {"status": "failed", "stage": "artifact", "error_type": prior.get("error_type"),
-                "reason": f"artifact build failed earlier in this run: {prior['reason']}",
-                "traceback": prior.get("traceback")}
-    return None
-
-
-def note_broken(cell: Any, result: dict, broken: dict[str, dict]) -> None:
-    """Remember an artifact that could not be built, so its other cells fail at once, not again."""
-    if result["status"] == "failed" and result.get("stage") in ("dataset", "artifact", "benchmark"):
-        broken[cell.artifact_group] = result
-
-
 class LocalExecutor:
     """Runs tasks in an isolated worker process, recovering from anything a cell does.
 
-    ``target(conn, config)`` is the worker's entry point (default: the cell worker); it
-    answers each task with any number of ``{"event": ...}`` messages, then one result dict.
-    The conformance checker serves its contracts through the same executor.
+    ``target(conn, config)`` is the worker's entry point (default: the cell worker, which answers
+    each :meth:`CellTask.to_dict` with :meth:`CellResult.to_dict`); it answers each task message with
+    any number of ``{"event": ...}`` messages, then one reply dict. ``config`` is the worker
+    process's own set-up (``memory_limit_mb``); what a cell needs comes in its task. The
+    conformance checker serves its contracts through the same executor (:meth:`call`).
     """
 
     def __init__(self, config: dict, timeout_s: float, target: Callable[[Any, dict], None] = worker_main):
@@ -65,6 +50,7 @@ class LocalExecutor:
         self._ctx = mp.get_context("spawn")
         self._proc: Any = None
         self._conn: Any = None
+        self._broken = BrokenArtifacts()
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
@@ -83,33 +69,39 @@ class LocalExecutor:
             self._conn.close()
         self._proc = self._conn = None
 
-    def execute(self, cells: list, make_task: Callable[[Any], dict]) -> Iterator[tuple[Any, dict]]:
-        """Run ``cells`` one after another (the order the plan gives: dense baselines first).
+    def run(self, tasks: Sequence[CellTask]) -> Iterator[CellResult]:
+        """Run ``tasks`` one after another, in the order given (the driver gives dense baselines first).
 
-        One cell at a time on this machine is also what keeps a latency measurement honest.
-        ``make_task(cell)`` is called just before a cell runs.
+        One cell at a time on this machine is also what keeps a latency measurement honest. A task
+        whose artifact failed to build earlier in this run fails at once, without running again.
         """
-        broken: dict[str, dict] = {}
-        for cell in cells:
-            result = settled(cell, broken)
+        for task in tasks:
+            result = self._broken.settled(task)
             if result is None:
-                result = self.run(make_task(cell))
-                note_broken(cell, result, broken)
-            yield cell, result
+                result = self.run_one(task)
+                self._broken.note(task, result)
+            yield result
 
-    def run(self, task: dict, on_event: Callable[[dict], None] | None = None) -> dict:
-        """Run one task; return the worker's result or a ``failed`` result describing its death.
+    def run_one(self, task: CellTask) -> CellResult:
+        """Run one cell task in the worker process; a dead or hung worker becomes a ``failed`` result."""
+        reply = self.call(task.to_dict(), timeout_s=task.timeout_s)
+        return CellResult.from_dict({**reply, "cell_key": task.cell_key})
 
-        ``on_event(message)`` receives each event the worker sends before its result.
+    def call(self, message: dict, timeout_s: float | None = None,
+             on_event: Callable[[dict], None] | None = None) -> dict:
+        """Send one task ``message`` to the worker; return its reply, or a ``failed`` reply describing its death.
+
+        ``on_event(message)`` receives each event the worker sends before its reply. The conformance
+        checker's contracts go through here too, as dicts of their own.
         """
         if self._proc is None or not self._proc.is_alive():
             self._kill()
             self._start()
-        timeout = float(task.get("timeout_s") or self.timeout_s)
+        timeout = float(timeout_s or self.timeout_s)
         start = time.monotonic()
         stage = "setup"
         try:
-            self._conn.send(task)
+            self._conn.send(message)
         except (BrokenPipeError, OSError) as exc:
             self._kill()
             return self._failed(stage, "WorkerError", f"could not reach the worker process: {exc}", start)

@@ -10,8 +10,8 @@ backend needs (:attr:`harness.api.BackendSpec.resources`: ``{"GPU": 1}``, ``{"wa
 - **Timing cells have their node to themselves**: every node declares one unit of the custom
   resource ``harness_node``; a cell of an exclusive suite (latency) takes the whole unit, any
   other cell a quarter.
-- **Dense baselines first**: the cells that others compare with run (and are recorded) before
-  the rest are submitted.
+- **Dense baselines first**: the driver hands over the cells that others compare with, and records
+  them, before it hands over the rest (with the baselines' values in their tasks).
 - **A Ray worker that dies** is retried by Ray up to ``max_retries`` times, then the cell is
   recorded ``failed`` with the reason.
 - **Cells no node can run** are recorded ``skipped: no node offers ...`` after a bounded wait
@@ -21,66 +21,71 @@ backend needs (:attr:`harness.api.BackendSpec.resources`: ``{"GPU": 1}``, ``{"wa
 
 from __future__ import annotations
 
+import dataclasses
 import os
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.run.local import LocalExecutor, note_broken, settled
+from harness.run.local import LocalExecutor
+from harness.run.task import BrokenArtifacts, CellResult, CellTask
 
 NODE_RESOURCE = "harness_node"
 SHARED_FRACTION = 0.25
 
 
-def node_resources() -> dict[str, float]:
-    """The custom resources this machine offers when the harness starts a local Ray instance."""
+def node_resources(host: Any, cache_dir: Path) -> dict[str, float]:
+    """The custom resources this machine offers when the harness starts a local Ray instance.
+
+    Besides what any machine can tell about itself (Node.js for ``wasm``, an aarch64 CPU), each
+    backend adds what it knows this machine offers it (:attr:`harness.api.BackendSpec.node_resources`:
+    ``arm`` offers ``arm_qemu`` once its emulated root is prepared in ``cache_dir``).
+    """
+    import platform
     import shutil
 
     res = {NODE_RESOURCE: 1.0}
     if shutil.which("node") and shutil.which("npm"):
         res["wasm"] = 1.0
-    import platform
-
     if platform.machine() in ("aarch64", "arm64"):
         res["aarch64"] = 1.0
-    try:
-        from harness_plugins.backends.arm import root_dir  # first-party: the emulated root, if prepared
-
-        if (root_dir() / ".harness-ready").is_file():
-            res["arm_qemu"] = 1.0
-    except ImportError:
-        pass
+    for reg in host.registry.items["backend"].values():
+        offers = reg.spec.node_resources
+        if offers is not None:
+            res.update({name: float(amount) for name, amount in (offers(cache_dir) or {}).items()})
     return res
 
 
 _LOCAL: dict[str, LocalExecutor] = {}
 
 
-def _run_on_node(task: dict, config: dict, timeout_s: float, artifact: dict | None) -> dict:
+def _node_executor(config: dict, timeout_s: float) -> LocalExecutor:
+    # One isolating executor per Ray worker: its cell process (torch imported once) serves many cells.
+    return _LOCAL.setdefault("executor", LocalExecutor(config, timeout_s=timeout_s))
+
+
+def _run_on_node(task: CellTask, config: dict, timeout_s: float, artifact: dict | None) -> CellResult:
     """Inside a Ray worker: unpack the shipped artifact into this node's cache, run the cell isolated."""
     import platform
     import socket
 
     if artifact is not None:
-        _unpack(artifact, Path(task["cache_dir"]))
-        task = dict(task, artifact_key=artifact["key"])
-    # One isolating executor per Ray worker: its cell process (torch imported once) serves many cells.
-    executor = _LOCAL.setdefault("executor", LocalExecutor(config, timeout_s=timeout_s))
-    result = executor.run(task)
-    result.setdefault("info", {})["executor"] = {"kind": "ray", "node": socket.gethostname(),
-                                                 "machine": platform.machine(), "pid": os.getpid()}
+        _unpack(artifact, Path(task.cache_dir))
+        task = dataclasses.replace(task, artifact_key=artifact["key"])
+    result = _node_executor(config, timeout_s).run_one(task)
+    result.executor = {"kind": "ray", "node": socket.gethostname(), "machine": platform.machine(),
+                       "pid": os.getpid()}
     return result
 
 
-def _build_on_node(task: dict, config: dict, timeout_s: float) -> dict:
+def _build_on_node(task: CellTask, config: dict, timeout_s: float) -> dict:
     """Inside a Ray worker: build (or find) the cell's artifact; return its files for the object store."""
-    executor = _LOCAL.setdefault("executor", LocalExecutor(config, timeout_s=timeout_s))
-    result = executor.run(dict(task, build_only=True))
-    if result["status"] != "ok":
+    result = _node_executor(config, timeout_s).run_one(dataclasses.replace(task, build_only=True))
+    if result.status != "ok":
         return {"failed": result}
-    key = result["info"]["artifact_key"]
-    folder = Path(task["cache_dir"]) / "artifacts" / key
+    key = result.artifact_key
+    folder = Path(task.cache_dir) / "artifacts" / key
     return {"key": key, "files": {p.name: p.read_bytes() for p in folder.iterdir() if p.is_file()}}
 
 
@@ -105,7 +110,7 @@ def _unpack(artifact: dict, cache_dir: Path) -> None:
 class RayExecutor:
     """Runs cells as Ray tasks; see the module docstring for what it guarantees."""
 
-    def __init__(self, config: dict, *, host: Any, timeout_s: float, address: str | None = None,
+    def __init__(self, config: dict, *, host: Any, timeout_s: float, cache_dir: Path, address: str | None = None,
                  max_retries: int = 2, wait_for_nodes_s: float = 10.0):
         try:
             import ray
@@ -118,13 +123,16 @@ class RayExecutor:
         self.max_retries = max_retries
         self.wait_for_nodes_s = wait_for_nodes_s
         self.started_here = False
+        self._broken = BrokenArtifacts()
+        self._artifacts: dict[str, Any] = {}  # artifact group -> its files in the object store
+        self._place_deadline: float | None = None
         if not ray.is_initialized():
             if address:
                 ray.init(address=address, log_to_driver=False)
             else:
                 # A local instance for this run: this machine's cores and what it offers.
                 os.environ.setdefault("RAY_AUTH_MODE", "disabled")
-                ray.init(num_cpus=os.cpu_count(), resources=node_resources(), include_dashboard=False,
+                ray.init(num_cpus=os.cpu_count(), resources=node_resources(host, cache_dir), include_dashboard=False,
                          log_to_driver=False)
                 self.started_here = True
         self._run = ray.remote(_run_on_node)
@@ -132,12 +140,13 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ placement
 
-    def _needs(self, cell: Any) -> dict[str, float]:
-        suite = self.host.registry.get("suite", cell.suite).spec
+    def _needs(self, task: CellTask) -> dict[str, float]:
+        suite = self.host.registry.get("suite", task.suite).spec
         needs: dict[str, float] = {NODE_RESOURCE: 1.0 if suite.exclusive else SHARED_FRACTION}
-        if cell.backend is not None:
-            backend = self.host.registry.get("backend", cell.backend.name).spec
-            needs.update(backend.resources(cell.backend.params) or {})
+        backend = task.cell.get("backend")
+        if backend is not None:
+            spec = self.host.registry.get("backend", backend["name"]).spec
+            needs.update(spec.resources(backend["params"]) or {})
         return needs
 
     def _unplaceable(self, needs: dict[str, float]) -> dict[str, float]:
@@ -154,23 +163,28 @@ class RayExecutor:
                 missing = lacking
         return missing
 
-    def _place(self, cells: list) -> tuple[list, list]:
-        """Split cells into placeable ones and (cell, reason) for those no node can run."""
-        deadline = time.monotonic() + self.wait_for_nodes_s
+    def _place(self, tasks: list[CellTask]) -> tuple[list[CellTask], list[CellResult]]:
+        """Split tasks into placeable ones and ``skipped`` results for those no node can run.
+
+        The wait for nodes to join is bounded once per executor, however many batches of tasks it runs.
+        """
+        if self._place_deadline is None:
+            self._place_deadline = time.monotonic() + self.wait_for_nodes_s
         while True:
             placeable, unplaceable = [], []
-            for cell in cells:
-                missing = self._unplaceable(self._needs(cell))
-                (unplaceable if missing else placeable).append((cell, missing))
-            if not unplaceable or time.monotonic() >= deadline:
+            for task in tasks:
+                missing = self._unplaceable(self._needs(task))
+                (unplaceable if missing else placeable).append((task, missing))
+            if not unplaceable or time.monotonic() >= self._place_deadline:
                 break
             time.sleep(1.0)  # nodes may still be joining the cluster
-        skipped = [(cell, f"no node offers {missing} (waited {self.wait_for_nodes_s:g} s for one to join)")
-                   for cell, missing in unplaceable]
-        return [c for c, _ in placeable], skipped
+        skipped = [CellResult(task.cell_key, "skipped",
+                              reason=f"no node offers {missing} (waited {self.wait_for_nodes_s:g} s for one to join)")
+                   for task, missing in unplaceable]
+        return [t for t, _ in placeable], skipped
 
-    def _options(self, cell: Any) -> dict:
-        needs = self._needs(cell)
+    def _options(self, task: CellTask) -> dict:
+        needs = self._needs(task)
         gpus = needs.pop("GPU", 0)
         cpus = needs.pop("CPU", 1)
         return {"num_cpus": cpus, "num_gpus": gpus, "resources": needs, "max_retries": self.max_retries,
@@ -178,74 +192,68 @@ class RayExecutor:
 
     # ------------------------------------------------------------------ execution
 
-    def execute(self, cells: list, make_task: Callable[[Any], dict]) -> Iterator[tuple[Any, dict]]:
-        """Build each artifact once, then run dense baselines, then the rest; yield results as they come."""
-        from harness.plan.cells import BASELINE_METHOD
+    def run(self, tasks: Sequence[CellTask]) -> Iterator[CellResult]:
+        """Build each artifact once, then run the tasks all at once; yield results as they come.
 
-        broken: dict[str, dict] = {}
+        The driver hands dense baselines over first, as a batch of their own, and the rest once
+        those are recorded; artifacts built for one batch are reused by the next.
+        """
         runnable = []
-        for cell in cells:
-            result = settled(cell, broken)
+        for task in tasks:
+            result = self._broken.settled(task)
             if result is not None:
-                yield cell, result
+                yield result
             else:
-                runnable.append(cell)
+                runnable.append(task)
         runnable, skipped = self._place(runnable)
-        for cell, reason in skipped:
-            yield cell, {"status": "skipped", "reason": reason}
+        yield from skipped
+        self._build_all(runnable)
+        yield from self._run_all(runnable)
 
-        artifacts = self._build_all(runnable, make_task, broken)
-        baselines = [c for c in runnable if c.method.name == BASELINE_METHOD]
-        others = [c for c in runnable if c.method.name != BASELINE_METHOD]
-        for wave in (baselines, others):
-            yield from self._run_wave(wave, make_task, artifacts, broken)
-
-    def _build_all(self, cells: list, make_task: Callable, broken: dict) -> dict[str, Any]:
-        """One build task per artifact; their files go to the object store. A failed build marks
-        the artifact broken, so its cells are recorded failed without running."""
-        groups: dict[str, Any] = {}
-        for cell in cells:
+    def _build_all(self, tasks: list[CellTask]) -> None:
+        """One build task per artifact not built yet; their files go to the object store. A failed build
+        marks the artifact broken, so its cells are recorded failed without running."""
+        groups: dict[str, CellTask] = {}
+        for task in tasks:
             # A verification benchmark is generated (seeded) where its cells run: nothing to ship.
-            if not getattr(cell, "benchmark", False):
-                groups.setdefault(cell.artifact_group, cell)
+            if not task.benchmark and task.artifact_group not in self._artifacts:
+                groups.setdefault(task.artifact_group, task)
         refs = {group: self._build.options(num_cpus=1, max_retries=self.max_retries, retry_exceptions=False,
                                            resources={NODE_RESOURCE: SHARED_FRACTION})
-                .remote(make_task(cell), self.config, self.timeout_s) for group, cell in groups.items()}
-        artifacts: dict[str, Any] = {}
+                .remote(task, self.config, self.timeout_s) for group, task in groups.items()}
         for group, ref in refs.items():
             try:
                 out = self.ray.get(ref)
             except Exception as exc:  # the Ray worker died more often than it may be retried
-                broken[group] = {"status": "failed", "stage": "artifact", "error_type": type(exc).__name__,
-                                 "reason": f"artifact build: Ray worker lost after {self.max_retries} "
-                                           f"retries: {_first_line(exc)}"}
+                self._broken.mark(group, CellResult(
+                    groups[group].cell_key, "failed", stage="artifact", error_type=type(exc).__name__,
+                    reason=f"artifact build: Ray worker lost after {self.max_retries} retries: {_first_line(exc)}"))
                 continue
             if "failed" in out:
-                broken[group] = out["failed"]
+                self._broken.mark(group, out["failed"])
             else:
-                artifacts[group] = self.ray.put(out)
-        return artifacts
+                self._artifacts[group] = self.ray.put(out)
 
-    def _run_wave(self, cells: list, make_task: Callable, artifacts: dict, broken: dict) -> Iterator[tuple]:
-        pending: dict[Any, Any] = {}
-        for cell in cells:
-            result = settled(cell, broken)
+    def _run_all(self, tasks: list[CellTask]) -> Iterator[CellResult]:
+        pending: dict[Any, CellTask] = {}
+        for task in tasks:
+            result = self._broken.settled(task)
             if result is not None:
-                yield cell, result
+                yield result
                 continue
-            ref = self._run.options(**self._options(cell)).remote(make_task(cell), self.config, self.timeout_s,
-                                                                   artifacts.get(cell.artifact_group))
-            pending[ref] = cell
+            ref = self._run.options(**self._options(task)).remote(task, self.config, self.timeout_s,
+                                                                   self._artifacts.get(task.artifact_group))
+            pending[ref] = task
         while pending:
             done, _ = self.ray.wait(list(pending), num_returns=1)
-            cell = pending.pop(done[0])
+            task = pending.pop(done[0])
             try:
                 result = self.ray.get(done[0])
             except Exception as exc:  # the Ray worker died more often than it may be retried
-                result = {"status": "failed", "stage": "suite", "error_type": type(exc).__name__,
-                          "reason": f"Ray worker lost after {self.max_retries} retries: {_first_line(exc)}"}
-            note_broken(cell, result, broken)
-            yield cell, result
+                result = CellResult(task.cell_key, "failed", stage="suite", error_type=type(exc).__name__,
+                                    reason=f"Ray worker lost after {self.max_retries} retries: {_first_line(exc)}")
+            self._broken.note(task, result)
+            yield result
 
     def close(self) -> None:
         """Shut down the local Ray instance this executor started (an existing cluster is left alone)."""

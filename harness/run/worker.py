@@ -1,9 +1,10 @@
-"""The worker side: runs cells in an isolated process and reports plain dicts back.
+"""The worker side: runs cell tasks in an isolated process and answers each with its result.
 
-A worker loads the plugins itself (the same discovery as the driver), builds or
-reuses the cell's artifact and runs the suite. Anything that goes wrong inside
-becomes a ``failed`` result with the error and traceback; a hard crash kills
-only this process, and the driver records it.
+A worker receives a :class:`harness.run.task.CellTask` (everything it needs: the cell, the suite's
+settings, the cache folder, the plugin folder, the baseline's values), loads the plugins itself
+(the same discovery as the driver), builds or reuses the cell's artifact and runs the suite.
+Anything that goes wrong inside becomes a ``failed`` :class:`harness.run.task.CellResult` with the
+error and traceback; a hard crash kills only this process, and the executor reports it.
 """
 
 from __future__ import annotations
@@ -20,19 +21,23 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.core.clock import now
+from harness.core.identity import canonical
+from harness.core.paths import use_cache_dir
 from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.specs import Artifact, CellContext, Measurement, Skip
+from harness.run.task import CellResult, CellTask
 
-_HOST = None
+_HOSTS: dict = {}
 
 
-def _host(config: dict):
-    global _HOST
-    if _HOST is None:
+def _host(plugins_dir: str | None):
+    """The plugin host of this process (loaded once: every task of a run names the same folder)."""
+    if plugins_dir not in _HOSTS:
         from harness.plugin.manager import load_host
 
-        _HOST = load_host(config.get("plugins_dir"))
-    return _HOST
+        _HOSTS[plugins_dir] = load_host(plugins_dir)
+    return _HOSTS[plugins_dir]
 
 
 def _die_with_parent() -> None:
@@ -60,31 +65,46 @@ def _task_of(registry: Any, cell: dict) -> str:
     return registry.get("dataset", cell["dataset"]["name"]).spec.task
 
 
-def _baseline_lookup(task: dict):
+def _baseline_lookup(task: CellTask):
     """``baseline(metric, **params)``: the dense cell's value in this run, which the driver read from
     the store and put in the task (workers never open the database: on a cluster they cannot)."""
-    from harness.store.db import to_json
-
-    rows = {(metric, params): value for metric, params, value in task.get("baselines") or ()}
+    rows = {(metric, canonical(params)): value for metric, params, value in task.baselines}
 
     def baseline(metric: str, **params: Any) -> float | None:
-        return rows.get((metric, to_json(params)))
+        return rows.get((metric, canonical(params)))
 
     return baseline
 
 
-def run_cell(task: dict, config: dict, report: Any = None) -> dict:
-    """Run one cell (see :func:`_run_cell`), stamping when it started."""
-    from harness.store.db import now
-
+def run_cell(task: CellTask, report: Any = None) -> CellResult:
+    """Run one cell (see :func:`_run_cell`), stamping when it started. Never raises."""
     started = now()
-    result = _run_cell(task, config, report)
-    result["started_at"] = started
+    result = _run_cell(task, report)
+    result.started_at = started
     return result
 
 
-def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
-    """Run one cell; return ``{"status", "measurements", "info", ...}``. Never raises.
+def _checked(suite_name: str, plugin_label: str, measurements: Any) -> list[Measurement]:
+    """The suite's measurements, checked, with values and samples as floats."""
+    if not isinstance(measurements, list):
+        raise TypeError(f"suite {suite_name} of plugin {plugin_label}: run(ctx) returned "
+                        f"{type(measurements).__name__}; return a list of harness.api.Measurement")
+    out = []
+    for m in measurements:
+        if not isinstance(m, Measurement):
+            raise TypeError(f"suite {suite_name} of plugin {plugin_label} returned {m!r} in its "
+                            "list; return harness.api.Measurement(metric, value, unit, ...) objects")
+        if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
+            raise TypeError(f"suite {suite_name}: flag of {m.metric} must be a non-empty reason string, "
+                            f"got {m.flag!r}")
+        out.append(Measurement(m.metric, None if m.value is None else float(m.value), m.unit, params=m.params,
+                               stats=m.stats, samples=None if m.samples is None else [float(v) for v in m.samples],
+                               info=m.info, flag=m.flag))
+    return out
+
+
+def _run_cell(task: CellTask, report: Any = None) -> CellResult:
+    """Run one cell; return its :class:`CellResult`. Never raises.
 
     ``report(stage)`` is told each stage as it starts, so that the driver knows where a
     worker was when it crashed or hung (a crash while building an artifact fails every
@@ -98,15 +118,22 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             report(name)
         return name
     info: dict = {}
+    key = task.cell_key
+
+    def done(status: str, measurements: list | None = None, **fields: Any) -> CellResult:
+        return CellResult(key, status, measurements=measurements or [], info=info,
+                          duration_s=time.perf_counter() - t0, **fields)
+
     try:
-        host = _host(config)
+        cache_dir = Path(task.cache_dir)
+        use_cache_dir(cache_dir)  # plugins in this process (and what they start) use the run's folder
+        host = _host(task.plugins_dir)
         registry = host.registry
-        cell = task["cell"]
-        cache_dir = Path(task["cache_dir"])
+        cell = task.cell
         from harness.build.artifacts import build_artifact, load_dataset
         from harness.core.identity import Component
 
-        suite_reg = registry.get("suite", task["suite"])
+        suite_reg = registry.get("suite", task.suite)
         suite = suite_reg.spec
         artifact = splits = benchmark = None
         if cell.get("benchmark"):
@@ -118,21 +145,21 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir)
             info["benchmark"] = {"name": benchmark.name, "counts": benchmark.counts(),
                                  "generated": benchmark.info.get("generated")}
-            if task.get("build_only"):
-                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
+            if task.build_only:
+                return done("ok")
         else:
             stage = enter("dataset")
             splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
             stage = enter("artifact")
-            prebuilt = task.get("artifact_key") and cache_dir / "artifacts" / task["artifact_key"]
+            prebuilt = task.artifact_key and cache_dir / "artifacts" / task.artifact_key
             if prebuilt and (prebuilt / "artifact.json").is_file():
                 artifact = Artifact.open(prebuilt)  # built once elsewhere and shipped here (ray executor)
             else:
                 artifact = build_artifact(registry, cell, splits, cache_dir)
             info["artifact_key"] = artifact.key
             info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
-            if task.get("build_only"):  # the ray executor builds each artifact once, up front
-                return {"status": "ok", "measurements": [], "info": info, "duration_s": time.perf_counter() - t0}
+            if task.build_only:  # the ray executor builds each artifact once, up front
+                return done("ok")
         open_session = open_dense_session = None
         backend_name = None
         if cell.get("backend"):
@@ -156,19 +183,20 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
         timed_elsewhere = None
         if backend_name is not None:
             def timed_elsewhere(batches, plan, processes, _name=backend_name, _params=bparams):
-                return time_in_processes(config, _name, _params, artifact.path, batches, plan, processes)
+                return time_in_processes(task.plugins_dir, cache_dir, _name, _params, artifact.path, batches,
+                                         plan, processes)
 
         verifier_name, verify = None, None
         workdir = Path(tempfile.mkdtemp(prefix="cell-", dir=_scratch(cache_dir)))
         if cell.get("verifier"):
             verifier_name = cell["verifier"]["name"]
             verify = _verifier_runner(registry.get("verifier", verifier_name).spec, cell["verifier"]["params"],
-                                      workdir / "verifier", config.get("plugins_dir"))
+                                      workdir / "verifier", task.plugins_dir)
             info["verifier"] = cell["verifier"]
-        ctx = CellContext(cell=task["identity"], artifact=artifact, splits=splits,
-                          settings=task["settings"], open_session=open_session,
+        ctx = CellContext(cell=task.identity, artifact=artifact, splits=splits,
+                          settings=task.settings, open_session=open_session,
                           baseline=_baseline_lookup(task), backend_name=backend_name,
-                          is_baseline=not task.get("baseline_key"), time_in_processes=timed_elsewhere,
+                          is_baseline=not task.baseline_key, time_in_processes=timed_elsewhere,
                           verifier_name=verifier_name, verify=verify, benchmark=benchmark, workdir=workdir,
                           task=_task_of(registry, cell), open_dense_session=open_dense_session)
         stage = enter("suite")
@@ -176,31 +204,12 @@ def _run_cell(task: dict, config: dict, report: Any = None) -> dict:
             measurements = suite.run(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        if not isinstance(measurements, list):
-            raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label}: run(ctx) returned "
-                            f"{type(measurements).__name__}; return a list of harness.api.Measurement")
-        rows = []
-        for m in measurements:
-            if not isinstance(m, Measurement):
-                raise TypeError(f"suite {task['suite']} of plugin {suite_reg.plugin.label} returned {m!r} in its "
-                                "list; return harness.api.Measurement(metric, value, unit, ...) objects")
-            if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
-                raise TypeError(f"suite {task['suite']}: flag of {m.metric} must be a non-empty reason string, "
-                                f"got {m.flag!r}")
-            row = {"metric": m.metric, "value": None if m.value is None else float(m.value), "unit": m.unit,
-                   "params": m.params, "stats": m.stats, "info": m.info, "flag": m.flag}
-            if m.samples is not None:
-                row["samples"] = [float(v) for v in m.samples]
-                row["samples_name"] = f"{m.metric}" + "".join(f"@{k}={v}" for k, v in sorted(m.params.items()))
-            rows.append(row)
-        return {"status": "ok", "measurements": rows, "info": info, "duration_s": time.perf_counter() - t0}
+        return done("ok", _checked(task.suite, suite_reg.plugin.label, measurements))
     except Skip as exc:
-        return {"status": "skipped", "reason": str(exc), "info": info, "measurements": [],
-                "duration_s": time.perf_counter() - t0}
+        return done("skipped", reason=str(exc))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
-        return {"status": "failed", "stage": stage, "error_type": type(exc).__name__,
-                "reason": f"{stage}: {type(exc).__name__}: {exc}", "traceback": traceback.format_exc(),
-                "info": info, "measurements": [], "duration_s": time.perf_counter() - t0}
+        return done("failed", stage=stage, error_type=type(exc).__name__,
+                    reason=f"{stage}: {type(exc).__name__}: {exc}", traceback=traceback.format_exc())
 
 
 def _scratch(cache_dir: Path) -> Path:
@@ -224,12 +233,13 @@ def _verifier_runner(spec: Any, params: dict, workdir: Path, plugins_dir: str | 
     return verify
 
 
-def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_path: str, batches: list,
-                plan: Any) -> None:
+def _time_child(conn: Any, plugins_dir: str | None, cache_dir: str, backend: str, params: dict, artifact_path: str,
+                batches: list, plan: Any) -> None:
     """A fresh process that opens one session, times it and sends the result back."""
     _die_with_parent()
     try:
-        spec = _host(config).registry.get("backend", backend).spec
+        use_cache_dir(cache_dir)
+        spec = _host(plugins_dir).registry.get("backend", backend).spec
         session = spec.session(Artifact.open(Path(artifact_path)), params)
         try:
             result = session.time(batches, plan)
@@ -241,8 +251,8 @@ def _time_child(conn: Any, config: dict, backend: str, params: dict, artifact_pa
         conn.send(("error", f"{type(exc).__name__}: {exc}"))
 
 
-def time_in_processes(config: dict, backend: str, params: dict, artifact_path: Path, batches: list, plan: Any,
-                      processes: int) -> list:
+def time_in_processes(plugins_dir: str | None, cache_dir: Path, backend: str, params: dict, artifact_path: Path,
+                      batches: list, plan: Any, processes: int) -> list:
     """Time a backend in ``processes`` fresh processes, one after another, as pyperf's workers do.
 
     Each process pays its own start-up and warm-up, so process-level effects (memory layout,
@@ -254,8 +264,8 @@ def time_in_processes(config: dict, backend: str, params: dict, artifact_path: P
     results = []
     for _ in range(processes):
         parent, child = ctx.Pipe()
-        proc = ctx.Process(target=_time_child, args=(child, config, backend, params, str(artifact_path),
-                                                     batches, plan), daemon=True)
+        proc = ctx.Process(target=_time_child, args=(child, plugins_dir, str(cache_dir), backend, params,
+                                                     str(artifact_path), batches, plan), daemon=True)
         proc.start()
         child.close()
         try:
@@ -283,11 +293,17 @@ def tasks(conn: Any) -> Iterator[Any]:
 
 
 def worker_main(conn: Any, config: dict) -> None:
-    """Entry point of a worker process: serve tasks from the driver until told to stop."""
+    """Entry point of a worker process: serve tasks from the executor until told to stop.
+
+    ``config`` sets up the process (``memory_limit_mb``); each task message is a
+    :meth:`CellTask.to_dict`, each reply a :meth:`CellResult.to_dict`.
+    """
     _die_with_parent()
     _limit_memory(config.get("memory_limit_mb", 0))
     # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
     os.environ.setdefault("PYTHONHASHSEED", "0")
-    for task in tasks(conn):
-        conn.send(run_cell(task, config, report=lambda stage: conn.send({"event": "stage", "stage": stage})))
+    for message in tasks(conn):
+        result = run_cell(CellTask.from_dict(message),
+                          report=lambda stage: conn.send({"event": "stage", "stage": stage}))
+        conn.send(result.to_dict())

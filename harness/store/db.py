@@ -8,15 +8,16 @@ never duplicated. Reading opens the file read-only.
 
 from __future__ import annotations
 
-import datetime as _dt
 import json
 import sqlite3
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import Any
+from typing import Any, NotRequired, TypedDict
 
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
+
+from harness.core.clock import now
 
 DEFAULT_DB = "results/leaderboard.db"
 
@@ -141,14 +142,62 @@ _M005_RESULT_COLUMNS = (
     "{c}.suite, m.metric, m.value, m.unit, m.params, m.stats, m.info, m.sample_set_id, m.flag")
 
 
-def now() -> str:
-    """UTC timestamp with microseconds, sortable as text."""
-    return _dt.datetime.now(_dt.UTC).isoformat(timespec="microseconds")
-
-
 def to_json(obj: Any) -> str:
     """How the store encodes params, stats and info: sorted keys, so equal objects compare equal."""
     return json.dumps(obj, sort_keys=True, default=str)
+
+
+class CellRow(TypedDict, total=False):
+    """What :meth:`Store.record_cell` writes to ``cells``: its columns (dicts and lists are JSON-encoded).
+
+    ``cell_key``, ``status`` and the identity columns are required by the schema's use, the rest may
+    be missing (``NULL``).
+    """
+
+    cell_key: str
+    artifact_group: str
+    artifact_key: str | None
+    model: str
+    model_params: dict
+    dataset: str
+    dataset_params: dict
+    method: str
+    method_params: dict
+    seed: int
+    backend: str | None
+    backend_params: dict
+    suite: str
+    status: str
+    reason: str | None
+    error_type: str | None
+    traceback: str | None
+    plugins: dict
+    info: dict
+    implicit: int
+    started_at: str | None
+    finished_at: str | None
+    duration_s: float | None
+
+
+class MeasurementRow(TypedDict):
+    """One measurement as :meth:`Store.record_cell` takes it: the fields of :class:`harness.api.Measurement`
+    (``dataclasses.asdict`` of one), of which only ``metric``, ``value`` and ``unit`` are required."""
+
+    metric: str
+    value: float | None
+    unit: str
+    params: NotRequired[dict]
+    stats: NotRequired[dict]
+    samples: NotRequired[list[float] | None]
+    info: NotRequired[dict]
+    flag: NotRequired[str | None]
+    #: the sample set's name when it is not :func:`sample_set_name` of the metric and params.
+    samples_name: NotRequired[str]
+
+
+def sample_set_name(metric: str, params: Mapping[str, Any]) -> str:
+    """The name of a measurement's raw sample set: ``p50_ms@batch_size=1`` (metric, then sorted params)."""
+    return metric + "".join(f"@{k}={v}" for k, v in sorted(params.items()))
 
 
 class Store:
@@ -216,12 +265,13 @@ class Store:
 
     # ----------------------------------------------------------------- cells
 
-    def record_cell(self, run_id: int, cell: dict, measurements: list[dict]) -> int:
+    def record_cell(self, run_id: int, cell: CellRow, measurements: Iterable[MeasurementRow]) -> int:
         """Write one cell with its measurements and samples in a single transaction.
 
-        ``cell`` holds the columns of ``cells`` (dicts are JSON-encoded); each measurement
-        holds metric, value, unit, params, stats, info and optionally ``samples`` (with
-        ``samples_name``) and ``flag`` (why it failed a gate). A failed record of the same cell in this run is replaced.
+        ``cell`` holds the columns of ``cells``; each measurement the fields of a
+        :class:`harness.api.Measurement`: its ``samples`` (when not ``None``) become a sample set in the
+        measurement's unit, shared by the measurements that name the same set. A failed record of the
+        same cell in this run is replaced.
         """
         row = {k: (to_json(v) if isinstance(v, (dict, list)) else v) for k, v in cell.items()}
         row["run_id"] = run_id
@@ -236,13 +286,12 @@ class Store:
             sample_ids: dict[str, int] = {}
             for m in measurements:
                 sid = None
-                name = m.get("samples_name")
                 if m.get("samples") is not None:
-                    name = name or m["metric"]
+                    name = m.get("samples_name") or sample_set_name(m["metric"], m.get("params") or {})
                     if name not in sample_ids:
                         samples = m["samples"]
                         sample_ids[name] = self.db["sample_sets"].insert({
-                            "cell_id": cell_id, "name": name, "unit": m.get("samples_unit", m["unit"]),
+                            "cell_id": cell_id, "name": name, "unit": m["unit"],
                             "n": len(samples), "samples": json.dumps(samples),
                         }).last_pk
                     sid = sample_ids[name]

@@ -122,7 +122,7 @@ def _run_isolated(tasks: list[dict], config: dict, timeout_s: float, emit: Calla
                 if message.get("event") == "result":
                     emit(CheckResult(**message["result"]))
 
-            result = executor.run(task, on_event=on_event)
+            result = executor.call(task, on_event=on_event)
             if result["status"] != "ok":
                 stage = result.get("stage") or "contract"
                 emit(CheckResult(task["subject"], stage, FAIL, f"{result['reason']} (the check's worker process "

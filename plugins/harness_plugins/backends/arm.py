@@ -246,9 +246,14 @@ def resources(params: Mapping[str, Any]) -> dict:
     return {"native": {"aarch64": 1}, "qemu": {"arm_qemu": 1}}.get(transport, {})
 
 
+def node_resources(base: Path) -> dict:
+    """What this machine offers the qemu transport on Ray: ``arm_qemu`` once the emulated root is prepared."""
+    return {"arm_qemu": 1} if (root_dir(base) / ".harness-ready").is_file() else {}
+
+
 ARM = BackendSpec(
     name="arm", session=open_session, accepts=("onnx",), available=available, fingerprint=fingerprint,
-    setup=setup, resources=resources,
+    setup=setup, resources=resources, node_resources=node_resources,
     params=(
         Param("transport", str, default="auto", choices=TRANSPORTS,
               help="auto: native on aarch64, else ssh when host is set, else qemu"),
