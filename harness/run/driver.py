@@ -209,29 +209,11 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
 
         def record(cell: Cell, result: CellResult) -> None:
             nonlocal started
-            where = cell.executor.name if cell.executor else "-"
+            where = cell.engine.name if cell.engine else "-"
             label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
             store.record_cell(run_id, _cell_row(host, cell, result, result.started_at or started),
                               [dataclasses.asdict(m) for m in result.measurements])
             started = now()
-<<<<<<< HEAD
-            for cell, result in executor.execute(todo, lambda c: cell_task(c, plan, store, run_id, cache)):
-                where = cell.engine.name if cell.engine else "-"
-                label = f"{cell.model.name}/{cell.method.name}/{where}/{cell.suite}"
-                store.record_cell(run_id, _cell_row(host, cell, result, result.get("started_at") or started),
-                                  result.get("measurements", []))
-                started = now()
-                status = result["status"]
-                if status == "ok":
-                    summary.ok += 1
-                elif status == "skipped":
-                    summary.skipped += 1
-                else:
-                    summary.failed += 1
-                    summary.failures.append(f"{label}: {result.get('reason')}")
-                bar.update(task_id, advance=1, description=label, ok=summary.ok, skipped=summary.skipped,
-                           failed=summary.failed)
-=======
             if result.status == "ok":
                 summary.ok += 1
             elif result.status == "skipped":
@@ -256,6 +238,5 @@ def _execute(host: Host, plan: Plan, todo: list[Cell], store: Store, run_id: int
                 tasks = [cell_task(c, plan, store, run_id, cache, host.plugins_dir) for c in wave]
                 for result in executor.run(tasks):
                     record(runnable[result.cell_key], result)
->>>>>>> wt-run
         finally:
             executor.close()
