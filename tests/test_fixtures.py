@@ -96,13 +96,13 @@ def test_toy_apply_context(toy_apply_context, toy_splits):
 
 
 def test_toy_artifact_runs_in_both_formats(toy_artifact, toy_splits):
-    from harness.measure.reference import ReferenceSession, compare
+    from harness.measure.reference import ReferenceSession, compare_outputs
 
     assert set(toy_artifact.formats) == {"torch", "onnx"}
     x = toy_splits.test.x[:9]
     ort_out = ReferenceSession(toy_artifact, "onnxruntime").run(x)
     torch_out = ReferenceSession(toy_artifact, "torch").run(x)
-    assert compare(ort_out, torch_out)["ok"]
+    assert compare_outputs(ort_out, torch_out)["ok"]
     assert toy_artifact.manifest["identity"]["method"]["name"] == toy.METHOD
 
 
