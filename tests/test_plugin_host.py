@@ -640,7 +640,8 @@ def test_cli_plugins_text(harness_cli):
     out = proc.stdout
     assert "pruning  [entry point harness-plugins " in out
     assert "method: random, global-magnitude, layer-magnitude" in out
-    assert f"dense  [builtin {infos_text_dist(out, 'dense')} {__version__}]  harness.builtins.dense\n    method: dense" in out
+    dense = f"dense  [builtin {infos_text_dist(out, 'dense')} {__version__}]  harness.builtins.dense"
+    assert f"{dense}\n    method: dense" in out
     assert "model: mlp, lenet5, resnet-small" in out
     assert "dataset: digits, synthetic, imagefolder" in out
     assert "backend: torch-cpu" in out and "backend: onnxruntime-cpu" in out
@@ -712,6 +713,17 @@ def test_load_host_and_cli_import_do_not_import_heavy_libraries(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_public_api_import_is_cheap(tmp_path):
+    """harness.api, which every plugin imports at module level, pulls in no numerical library."""
+    import harness.api
+
+    code = f"import sys, harness.api; print(sorted(m for m in {HEAVY + ('numpy', 'onnx')!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert all(hasattr(harness.api, name) for name in harness.api.__all__)
 
 
 def test_help_and_plugins_commands_do_not_import_heavy_libraries(tmp_path):
