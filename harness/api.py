@@ -12,12 +12,20 @@ A complete method plugin::
         register(MethodSpec(name="my-prune", apply=apply,
                             params=(Param("sparsity", float, min=0.0, max=1.0, max_exclusive=True),),
                             claims=lambda p: {"sparsity": p["sparsity"]}))
+
+The built-in plugins (``harness.builtins``: the standard suites, ``dense`` and ``vnncomp``) and the
+first-party plugins import nothing else of the harness, so each is a template an author can copy.
+Importing this module stays cheap (no torch, numpy or onnx): every helper imports those inside the
+functions that use them, so ``harness --help`` and ``harness plugins`` stay instant. A name whose
+meaning is unclear out of its module is exported under a longer one (``load_vnnlib`` is
+``harness.verify.vnnlib.load``); the module paths behind these names are not a promise.
 """
 
+# The imports are grouped by what an author needs, not sorted.
+# isort: off
 from harness import hookimpl
-from harness.core.paths import cache_dir
-from harness.measure.reference import ReferenceSession
-from harness.measure.timing import InProcessSession, TimingPlan, TimingResult, time_calls
+
+# ---- specs, parameters, contexts
 from harness.plugin.params import Param, ParamError
 from harness.plugin.specs import (
     ApplyContext,
@@ -40,11 +48,63 @@ from harness.plugin.specs import (
     WeightEncoding,
 )
 
+# ---- paths and dataset fingerprints
+from harness.core.paths import cache_dir
+from harness.core.identity import fingerprint_arrays, fingerprint_splits
+
+# ---- model inputs: one array or a feed of named arrays
+from harness.core.inputs import batch_len, is_feed, named, prepare, take, torch_args
+
+# ---- training (seeded, deterministic)
+from harness.build.training import train_causal_lm, train_classifier
+
+# ---- timing: the plan and the loop
+from harness.plugin.timingplan import PROFILES, TimingPlan, TimingResult
+from harness.measure.timing import InProcessSession, run_plan, summarize, time_calls
+
+# ---- remote runners (the runner protocol)
+from harness.measure.remote import RunnerError, RunnerSession, runner_files
+
+# ---- the reference backend and the claims checker
+from harness.measure.reference import ATOL, RTOL, ReferenceSession, compare_outputs
+from harness.measure.claims import Report as ClaimsReport
+from harness.measure.claims import check_artifact
+
+# ---- size and FLOPs of an artifact
+from harness.measure.analysis import (
+    onnx_packed_size,
+    onnx_param_counts,
+    peak_forward_memory,
+    theoretical_speedup,
+    torch_packed_size,
+    torch_param_counts,
+)
+
+# ---- VNN-LIB properties
+from harness.verify.vnnlib import Property, VnnlibError
+from harness.verify.vnnlib import load as load_vnnlib
+from harness.verify.vnnlib import parse as parse_vnnlib
+from harness.verify.vnnlib import robustness as robustness_property
+
+# ---- verification: verdicts, witnesses, VNN-COMP points
+from harness.verify.verdicts import HOLDS, TIMEOUT, UNKNOWN, VIOLATED, Verdict
+from harness.verify.benchmarks import CLEAN, PLANTED, UNLABELLED
+from harness.verify.benchmarks import KINDS as INSTANCE_KINDS
+from harness.verify.replay import Network as ReplayNetwork
+from harness.verify.replay import WitnessCheck, check_witness
+from harness.verify.points import Outcome
+from harness.verify.points import score as score_verdict
+
+# ---- attacks (falsifiers)
+from harness.verify.attack import stack_outputs, strong_pgd
+# isort: on
+
 __all__ = [
+    # registering plugins
     "hookimpl",
-    "cache_dir",
     "Param",
     "ParamError",
+    # specs, one per kind, and what their callables receive and return
     "ApplyContext",
     "Artifact",
     "BackendSpec",
@@ -63,9 +123,68 @@ __all__ = [
     "SuiteSpec",
     "VerifierSpec",
     "WeightEncoding",
-    "InProcessSession",
-    "ReferenceSession",
+    # paths and dataset fingerprints
+    "cache_dir",
+    "fingerprint_arrays",
+    "fingerprint_splits",
+    # model inputs
+    "batch_len",
+    "is_feed",
+    "named",
+    "prepare",
+    "take",
+    "torch_args",
+    # training
+    "train_classifier",
+    "train_causal_lm",
+    # timing
+    "PROFILES",
     "TimingPlan",
     "TimingResult",
+    "InProcessSession",
+    "run_plan",
     "time_calls",
+    "summarize",
+    # remote runners
+    "RunnerError",
+    "RunnerSession",
+    "runner_files",
+    # reference backend and claims
+    "ATOL",
+    "RTOL",
+    "ReferenceSession",
+    "compare_outputs",
+    "ClaimsReport",
+    "check_artifact",
+    # size and FLOPs
+    "onnx_packed_size",
+    "onnx_param_counts",
+    "peak_forward_memory",
+    "theoretical_speedup",
+    "torch_packed_size",
+    "torch_param_counts",
+    # VNN-LIB
+    "Property",
+    "VnnlibError",
+    "load_vnnlib",
+    "parse_vnnlib",
+    "robustness_property",
+    # verification
+    "HOLDS",
+    "VIOLATED",
+    "UNKNOWN",
+    "TIMEOUT",
+    "Verdict",
+    "PLANTED",
+    "CLEAN",
+    "UNLABELLED",
+    "INSTANCE_KINDS",
+    "Outcome",
+    "score_verdict",
+    "ReplayNetwork",
+    "WitnessCheck",
+    "check_witness",
+    # attacks
+    "stack_outputs",
+    "strong_pgd",
 ]

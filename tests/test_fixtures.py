@@ -19,13 +19,13 @@ def test_harness_plugin_registers_an_installed_module_once(harness_plugin):
     host = harness_plugin("harness_plugins.pruning")
     info = host.registry.plugins["pruning"]
     assert info.source == "extra"  # registered by the fixture, the installed entry point left out
-    assert host.registry.get("method", "dense").plugin is info
+    assert host.registry.get("method", "random").plugin is info
     assert "models" in host.registry.plugins  # the other installed plugins are there
 
 
 def test_harness_plugin_without_entry_points(harness_plugin):
     host = harness_plugin(toy, entry_points=False)
-    assert host.registry.names("method") == [toy.METHOD]
+    assert host.registry.names("method") == ["dense", toy.METHOD]  # dense is built in
     assert toy.__name__ in host.registry.plugins
 
 
@@ -59,7 +59,7 @@ def test_harness_plugin_unregisters_at_teardown(pytester):
             host = harness_plugin(Mine, "mine-plugin", entry_points=False)
             HOSTS.append(host)
             assert host.pm.get_plugin("mine-plugin") is Mine
-            assert host.registry.names("method") == ["mine"]
+            assert host.registry.names("method") == ["dense", "mine"]
 
         def test_unregistered_after_the_test():
             assert HOSTS[0].pm.get_plugin("mine-plugin") is None
@@ -96,13 +96,13 @@ def test_toy_apply_context(toy_apply_context, toy_splits):
 
 
 def test_toy_artifact_runs_in_both_formats(toy_artifact, toy_splits):
-    from harness.measure.reference import ReferenceSession, compare
+    from harness.measure.reference import ReferenceSession, compare_outputs
 
     assert set(toy_artifact.formats) == {"torch", "onnx"}
     x = toy_splits.test.x[:9]
     ort_out = ReferenceSession(toy_artifact, "onnxruntime").run(x)
     torch_out = ReferenceSession(toy_artifact, "torch").run(x)
-    assert compare(ort_out, torch_out)["ok"]
+    assert compare_outputs(ort_out, torch_out)["ok"]
     assert toy_artifact.manifest["identity"]["method"]["name"] == toy.METHOD
 
 

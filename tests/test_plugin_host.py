@@ -30,7 +30,7 @@ from harness.plugin.specs import KINDS
 FIRST_PARTY = {
     "models": {"model": ["mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2"]},
     "datasets": {"dataset": ["digits", "synthetic", "imagefolder"]},
-    "pruning": {"method": ["dense", "random", "global-magnitude", "layer-magnitude"]},
+    "pruning": {"method": ["random", "global-magnitude", "layer-magnitude"]},
     "quantization": {"method": ["int8-dynamic", "int8-static"]},
     "saliency": {"method": ["gradient", "wanda"]},
     "patterns": {"method": ["n-m", "block"]},
@@ -50,7 +50,8 @@ FIRST_PARTY = {
     "verifiers": {"verifier": ["ibp", "crown", "milp", "pgd", "unsound-pgd"]},
 }
 BUILTIN_SUITES = ["accuracy", "latency", "size", "soundness", "verification", "robustness"]
-BUILTINS = {**{name: {"suite": [name]} for name in BUILTIN_SUITES}, "vnncomp": {"verifier": ["vnncomp"]}}
+BUILTINS = {**{name: {"suite": [name]} for name in BUILTIN_SUITES}, "vnncomp": {"verifier": ["vnncomp"]},
+            "dense": {"method": ["dense"]}}
 
 
 def _noop(*args, **kwargs):
@@ -169,7 +170,20 @@ def test_builtin_suites_registered_as_plugins(harness_host):
         # the host's own distribution (its name is the project's business), at the host's version
         assert info.distribution
         assert info.version == __version__
-    assert host.registry.names("method") == []
+    # the baseline is built in: there without any plugin package
+    assert host.registry.names("method") == ["dense"]
+    assert host.registry.get("method", "dense").plugin.source == "builtin"
+
+
+def test_dense_is_the_builtin_identity(harness_host):
+    """dense returns the module as it is (torch or ONNX), claims nothing, and needs no plugin package."""
+    host = harness_host(entry_points=False)
+    dense = host.registry.get("method", "dense").spec
+    module = object()
+    assert dense.apply(types.SimpleNamespace(module=module, params={}, seed=0)) is module
+    assert dense.claims({}) == {}
+    assert dense.params == ()
+    assert dense.consumes == ("torch", "onnx") and dense.produces == ("torch", "onnx")
 
 
 def test_first_party_plugins_attributed(harness_host):
@@ -217,9 +231,9 @@ def test_duplicate_name_names_both_plugins(harness_host):
 
 def test_duplicate_of_first_party_name_names_distribution(harness_host):
     with pytest.raises(PluginError) as info:
-        harness_host(("mine", plugin_registering("method", make_spec("method", "dense"))))
+        harness_host(("mine", plugin_registering("method", make_spec("method", "random"))))
     msg = str(info.value)
-    assert "method 'dense' is registered twice" in msg
+    assert "method 'random' is registered twice" in msg
     assert '"pruning" (harness-plugins ' in msg
     assert '"mine"' in msg
 
@@ -411,8 +425,9 @@ def test_disable_plugins_env(harness_host, monkeypatch):
     host = harness_host()
     assert "pruning" not in host.registry.plugins
     assert "latency" not in host.registry.plugins
-    for name in ("dense", "random", "global-magnitude", "layer-magnitude"):
+    for name in ("random", "global-magnitude", "layer-magnitude"):
         assert name not in host.registry.items["method"]
+    assert "dense" in host.registry.items["method"]  # the baseline is built in, not pruning's
     assert "int8-dynamic" in host.registry.names("method")  # other plugins' methods stay
     assert host.registry.names("suite") == sorted(set(BUILTIN_SUITES) - {"latency"})
     assert "models" in host.registry.plugins
@@ -426,7 +441,7 @@ def test_disable_plugins_env_blocks_directory_and_extra(harness_host, monkeypatc
                         plugins_dir=plugin_dir.path, entry_points=False)
     assert "blocked_file" not in host.registry.plugins
     assert "blocked_extra" not in host.registry.plugins
-    assert host.registry.names("method") == ["kept"]
+    assert host.registry.names("method") == ["dense", "kept"]
 
 
 def test_without_disable_env_everything_loads(harness_host, monkeypatch):
@@ -624,7 +639,9 @@ def test_cli_plugins_text(harness_cli):
     assert proc.returncode == 0, proc.stderr
     out = proc.stdout
     assert "pruning  [entry point harness-plugins " in out
-    assert "method: dense, random, global-magnitude, layer-magnitude" in out
+    assert "method: random, global-magnitude, layer-magnitude" in out
+    dense = f"dense  [builtin {infos_text_dist(out, 'dense')} {__version__}]  harness.builtins.dense"
+    assert f"{dense}\n    method: dense" in out
     assert "model: mlp, lenet5, resnet-small" in out
     assert "dataset: digits, synthetic, imagefolder" in out
     assert "backend: torch-cpu" in out and "backend: onnxruntime-cpu" in out
@@ -696,6 +713,17 @@ def test_load_host_and_cli_import_do_not_import_heavy_libraries(tmp_path):
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.strip() == "[]"
+
+
+def test_public_api_import_is_cheap(tmp_path):
+    """harness.api, which every plugin imports at module level, pulls in no numerical library."""
+    import harness.api
+
+    code = f"import sys, harness.api; print(sorted(m for m in {HEAVY + ('numpy', 'onnx')!r} if m in sys.modules))"
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=tmp_path, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stdout.strip() == "[]"
+    assert all(hasattr(harness.api, name) for name in harness.api.__all__)
 
 
 def test_help_and_plugins_commands_do_not_import_heavy_libraries(tmp_path):

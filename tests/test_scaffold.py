@@ -182,7 +182,7 @@ def test_refuses_an_existing_folder(tmp_path):
     ("harness", "a module named 'harness' is already importable"),
     ("json", "a module named 'json' is already importable"),
     ("class", "'class' is a Python keyword"),
-    ("dense", "a method named 'dense' is already registered by plugin \"pruning\" (harness-plugins "),
+    ("dense", "a method named 'dense' is already registered by plugin \"dense\" (compression-harness "),
     ("pruning", "a plugin named 'pruning' is already installed"),
 ])
 def test_refuses_a_bad_name(tmp_path, name, reason):

@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.core.files import publish
-from harness.core.identity import Component, digest, file_sha256
+from harness.core.identity import Component, digest, file_sha256, fingerprint_arrays
 from harness.core.torchio import export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD
@@ -82,4 +82,4 @@ def _splits_of(folder: Path, module: Any) -> Any:
     y = np.array([int(d[1]) for d in data], dtype=np.int64)
     split = Split(x=x, y=y)
     return Splits(train=split, calibration=split, test=split, input_shape=tuple(x.shape[1:]),
-                  num_classes=int(max(y.max() + 1, 2)), labelled=True, fingerprint=digest(x.tobytes().hex()))
+                  num_classes=int(max(y.max() + 1, 2)), labelled=True, fingerprint=fingerprint_arrays(x, y))

@@ -38,10 +38,10 @@ def available(params: Mapping[str, Any]) -> tuple[bool, str]:
 SAMPLER = """import sys
 import numpy as np
 import onnxruntime as ort
-from harness.verify.vnnlib import load
+from harness.api import load_vnnlib
 
 onnx_path, vnnlib_path, result_path, timeout = sys.argv[1], sys.argv[2], sys.argv[3], float(sys.argv[4])
-prop = load(vnnlib_path)
+prop = load_vnnlib(vnnlib_path)
 sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 inp = sess.get_inputs()[0]
 shape = [d if isinstance(d, int) else 1 for d in inp.shape]

@@ -1,4 +1,5 @@
-"""Identity: canonical JSON, content digests and the (name, params) pair every cell is made of.
+"""Identity: canonical JSON, content digests, dataset fingerprints and the (name, params) pair every cell
+is made of.
 
 Every hash the harness keys a cache entry, a cell or a stored parameter set by comes from here, so two
 layers can never disagree on what "the same" means.
@@ -8,6 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -42,3 +44,44 @@ def file_sha256(path: str | Path) -> str:
         for chunk in iter(lambda: f.read(1 << 20), b""):
             h.update(chunk)
     return h.hexdigest()
+
+
+#: The splits a dataset fingerprint covers, in the order they are hashed.
+SPLIT_NAMES = ("train", "calibration", "test")
+
+
+def fingerprint_arrays(*arrays: Any) -> str:
+    """A dataset's fingerprint: the sha256 hex digest of ``arrays``, in order.
+
+    Each array's dtype and shape are hashed with its bytes, so two datasets with the same raw bytes
+    but another layout differ. ``None`` (an unlabelled split's ``y``) is hashed as absent; a feed of
+    named arrays (:mod:`harness.core.inputs`) name by name, in sorted order, names included.
+    """
+    import numpy as np
+
+    h = hashlib.sha256()
+
+    def add(a: Any) -> None:
+        if a is None:
+            h.update(b"none;")
+        elif isinstance(a, Mapping):
+            h.update(f"feed{len(a)};".encode())
+            for name in sorted(a):
+                h.update(f"{name}=".encode())
+                add(a[name])
+        else:
+            a = np.ascontiguousarray(a)
+            h.update(f"{a.dtype.str}{a.shape};".encode())
+            h.update(a.tobytes())
+
+    for a in arrays:
+        add(a)
+    return h.hexdigest()
+
+
+def fingerprint_splits(splits: Any) -> str:
+    """The fingerprint of a dataset's three splits: :func:`fingerprint_arrays` of each split's ``x``
+    and ``y`` in :data:`SPLIT_NAMES` order. ``splits`` is a ``Splits`` or a mapping of split name
+    to ``Split``; the value to put in ``Splits.fingerprint``."""
+    parts = [splits[n] if isinstance(splits, Mapping) else getattr(splits, n) for n in SPLIT_NAMES]
+    return fingerprint_arrays(*(a for s in parts for a in (s.x, s.y)))

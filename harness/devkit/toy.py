@@ -9,7 +9,6 @@ to get them.
 
 from __future__ import annotations
 
-import hashlib
 from typing import Any
 
 from harness.api import (
@@ -21,6 +20,7 @@ from harness.api import (
     ModelSpec,
     Split,
     Splits,
+    fingerprint_splits,
     hookimpl,
 )
 
@@ -48,16 +48,14 @@ def load_blobs(ctx: DatasetContext | None = None) -> Splits:
     rng = np.random.default_rng(SEED)
     means = rng.uniform(0.0, 1.0, size=(NUM_CLASSES, *INPUT_SHAPE)).astype(np.float32)
     splits = {}
-    h = hashlib.sha256()
     for name, n in SIZES.items():
         y = (np.arange(n) % NUM_CLASSES).astype(np.int64)
         x = means[y] + np.float32(0.5) * rng.standard_normal((n, *INPUT_SHAPE), dtype=np.float32)
         x = np.clip(x, 0.0, 1.0).astype(np.float32)
         splits[name] = Split(x=x, y=y)
-        h.update(x.tobytes())
-        h.update(y.tobytes())
     return Splits(train=splits["train"], calibration=splits["calibration"], test=splits["test"],
-                  input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES, labelled=True, fingerprint=h.hexdigest())
+                  input_shape=INPUT_SHAPE, num_classes=NUM_CLASSES, labelled=True,
+                  fingerprint=fingerprint_splits(splits))
 
 
 def build_cnn(ctx: ModelContext) -> Any:

@@ -74,7 +74,7 @@ class ReferenceSession(InProcessSession):
         self._sess = self._module = None
 
 
-def compare(outputs: Any, reference: Any, atol: float = ATOL, rtol: float = RTOL, top1: bool = True) -> dict:
+def compare_outputs(outputs: Any, reference: Any, atol: float = ATOL, rtol: float = RTOL, top1: bool = True) -> dict:
     """How far ``outputs`` are from ``reference``: max abs diff, top-1 agreement, within tolerance.
 
     ``atol`` and ``rtol`` as :func:`numpy.allclose` takes them (the defaults suit float32 outputs;

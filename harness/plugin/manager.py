@@ -54,6 +54,7 @@ DEFAULT_PLUGINS = (
     "harness.builtins.suites.verification",
     "harness.builtins.suites.robustness",
     "harness.builtins.vnncomp",
+    "harness.builtins.dense",
 )
 
 #: hook name of each kind's registration hook

@@ -9,8 +9,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.api import DatasetContext, DatasetSpec, Param, Split, Splits, hookimpl
-from harness_plugins._util import fingerprint_arrays
+from harness.api import DatasetContext, DatasetSpec, Param, Split, Splits, fingerprint_splits, hookimpl
 
 #: The digits split is fixed once and for all, independent of any run seed, so that every
 #: model, method and seed is scored on the same test images.
@@ -47,16 +46,8 @@ def load_digits(ctx: DatasetContext) -> Splits:
     return Splits(
         train=splits["train"], calibration=splits["calibration"], test=splits["test"],
         input_shape=(1, 8, 8), num_classes=10, labelled=True,
-        fingerprint=_splits_fingerprint(splits),
+        fingerprint=fingerprint_splits(splits),
     )
-
-
-def _splits_fingerprint(splits: dict[str, Split]) -> str:
-    """Hash the three splits' arrays in a fixed order."""
-    arrays: list[Any] = []
-    for name in ("train", "calibration", "test"):
-        arrays += [splits[name].x, splits[name].y]
-    return fingerprint_arrays(*arrays)
 
 
 # --------------------------------------------------------------------------- synthetic
@@ -83,7 +74,7 @@ def load_synthetic(ctx: DatasetContext) -> Splits:
     return Splits(
         train=splits["train"], calibration=splits["calibration"], test=splits["test"],
         input_shape=shape, num_classes=num_classes, labelled=False,
-        fingerprint=_splits_fingerprint(splits),
+        fingerprint=fingerprint_splits(splits),
     )
 
 
@@ -247,7 +238,7 @@ def load_imagefolder(ctx: DatasetContext) -> Splits:
     return Splits(
         train=splits["train"], calibration=splits["calibration"], test=splits["test"],
         input_shape=(c, *size), num_classes=len(classes), labelled=True,
-        fingerprint=_splits_fingerprint(splits),
+        fingerprint=fingerprint_splits(splits),
     )
 
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api import ModelContext, ModelSpec, Param, hookimpl
+from harness.api import ModelContext, ModelSpec, Param, hookimpl, train_classifier
 
 WEIGHTS = "trained on the dataset's train split (seeded, cached by content hash)"
 
@@ -76,8 +76,6 @@ def build_mobilenet_v2(ctx: ModelContext) -> Any:
 
 def _train(name: str, module: Any, ctx: ModelContext) -> dict:
     """Train ``module`` in place with the shared seeded trainer and ``name``'s recipe."""
-    from harness.build.training import train_classifier
-
     if ctx.splits is None or not ctx.splits.labelled:
         raise ValueError(f"{name}: training needs a labelled dataset")
     # The trainer's summary (epochs, final loss, test top-1) is returned for the record.

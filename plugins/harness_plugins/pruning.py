@@ -1,5 +1,5 @@
-"""Unstructured pruning with ``torch.nn.utils.prune``: ``dense``, ``random``, ``global-magnitude``
-and ``layer-magnitude``.
+"""Unstructured pruning with ``torch.nn.utils.prune``: ``random``, ``global-magnitude`` and
+``layer-magnitude`` (the ``dense`` baseline is built into the harness: ``harness.builtins.dense``).
 
 - ``random``: Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (the baseline every
   scoring rule must beat);
@@ -14,7 +14,6 @@ is an ordinary module, saved and exported to ONNX like the dense one.
 
 from __future__ import annotations
 
-from collections.abc import Mapping
 from typing import Any
 
 from harness.api import ApplyContext, MethodSpec, hookimpl
@@ -27,11 +26,6 @@ def _finish(targets: list[tuple[Any, str]]) -> None:
 
     for layer, name in targets:
         prune.remove(layer, name)
-
-
-def apply_dense(ctx: ApplyContext) -> Any:
-    """The dense baseline: the module unchanged (a torch module, or an ONNX file passed through)."""
-    return ctx.module
 
 
 def apply_random(ctx: ApplyContext) -> Any:
@@ -72,16 +66,6 @@ def apply_layer_magnitude(ctx: ApplyContext) -> Any:
     return ctx.module
 
 
-def dense_claims(params: Mapping[str, Any]) -> dict:
-    """The dense baseline promises nothing."""
-    return {}
-
-
-DENSE = MethodSpec(
-    name="dense", apply=apply_dense, claims=dense_claims, consumes=("torch", "onnx"),
-    description="no compression: the baseline every method is compared against",
-)
-
 RANDOM = MethodSpec(
     name="random", apply=apply_random, params=(sparsity_param(),), claims=sparsity_claims,
     source="Liu et al. 2022, The Unreasonable Effectiveness of Random Pruning (torch.nn.utils.prune)",
@@ -105,6 +89,6 @@ LAYER_MAGNITUDE = MethodSpec(
 
 @hookimpl
 def harness_register_methods(register):
-    """Register ``dense``, ``random``, ``global-magnitude`` and ``layer-magnitude``."""
-    for spec in (DENSE, RANDOM, GLOBAL_MAGNITUDE, LAYER_MAGNITUDE):
+    """Register ``random``, ``global-magnitude`` and ``layer-magnitude``."""
+    for spec in (RANDOM, GLOBAL_MAGNITUDE, LAYER_MAGNITUDE):
         register(spec)

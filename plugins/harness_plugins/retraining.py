@@ -6,7 +6,7 @@ magnitude pruning with weight rewinding).
 - ``lottery-ticket``: Frankle & Carbin 2019, The Lottery Ticket Hypothesis; rewinding to early
   weights as in Frankle et al. 2020, Linear Mode Connectivity and the Lottery Ticket Hypothesis.
 
-Both train with the harness's seeded reference trainer (``harness.build.training.train_classifier``:
+Both train with the harness's seeded reference trainer (``harness.api.train_classifier``:
 Adam, cross-entropy, batch 64, one thread, deterministic) on the train split only, seeded by the
 cell's seed, and keep pruned weights at exactly zero by re-applying the mask after every
 optimizer step.
@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, Param, hookimpl
+from harness.api import ApplyContext, MethodSpec, Param, hookimpl, train_classifier
 from harness_plugins._layers import SCOPE, prunable, sparsity_claims, sparsity_param
 
 
@@ -38,8 +38,6 @@ def _labelled(ctx: ApplyContext, method: str) -> None:
 
 def apply_finetune(ctx: ApplyContext) -> Any:
     """Train every parameter for ``epochs`` at ``lr``; weights that are zero now stay zero."""
-    from harness.build.training import train_classifier
-
     _labelled(ctx, "finetune")
     if ctx.encodings:
         raise ValueError("finetune moves weights off the quantization grid an earlier step recorded "
@@ -77,8 +75,6 @@ def apply_lottery_ticket(ctx: ApplyContext) -> Any:
     trains again with the mask held; the last round's pruned network is trained once more.
     """
     import copy
-
-    from harness.build.training import train_classifier
 
     _labelled(ctx, "lottery-ticket")
     module = ctx.module

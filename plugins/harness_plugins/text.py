@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.api import DatasetContext, DatasetSpec, Param, Split, Splits, hookimpl
-from harness_plugins._util import fingerprint_arrays
+from harness.api import DatasetContext, DatasetSpec, Param, Split, Splits, fingerprint_splits, hookimpl
 
 #: Standard-library modules whose docstrings make the ``python-docs`` corpus (missing ones skipped).
 STDLIB_MODULES = (
@@ -67,12 +66,9 @@ def corpus(source: str) -> list[str]:
 
 def _splits(parts: dict[str, tuple[dict, Any]], input_shape: tuple[int, ...], num_classes: int | None) -> Splits:
     splits = {k: Split(x=x, y=y) for k, (x, y) in parts.items()}
-    arrays: list[Any] = []
-    for name in ("train", "calibration", "test"):
-        arrays += [*splits[name].x.values(), splits[name].y]
     return Splits(train=splits["train"], calibration=splits["calibration"], test=splits["test"],
                   input_shape=input_shape, num_classes=num_classes, labelled=True,
-                  fingerprint=fingerprint_arrays(*arrays))
+                  fingerprint=fingerprint_splits(splits))
 
 
 def load_lm(ctx: DatasetContext) -> Splits:

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api import ModelContext, ModelSpec, Param, Skip, hookimpl
+from harness.api import ModelContext, ModelSpec, Param, Skip, hookimpl, train_causal_lm
 
 PATH_HELP = "local model folder, or package:NAME/sub for a folder inside an installed package"
 
@@ -62,8 +62,6 @@ def build_tiny_lm(ctx: ModelContext) -> Any:
 
 def train_tiny_lm(module: Any, ctx: ModelContext) -> dict:
     """Next-token training on the train split (AdamW, cosine schedule, seeded)."""
-    from harness.build.training import train_causal_lm
-
     return train_causal_lm(module, ctx.splits, seed=ctx.seed, steps=int(ctx.params["steps"]),
                            lr=float(ctx.params["lr"]))
 

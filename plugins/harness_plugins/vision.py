@@ -14,8 +14,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Any
 
-from harness.api import DatasetContext, DatasetSpec, Param, Skip, Split, Splits, hookimpl
-from harness_plugins._util import fingerprint_arrays
+from harness.api import DatasetContext, DatasetSpec, Param, Skip, Split, Splits, fingerprint_splits, hookimpl
 
 #: Customary per-channel normalisation constants.
 CIFAR10_MEAN, CIFAR10_STD = (0.4914, 0.4822, 0.4465), (0.2470, 0.2435, 0.2616)
@@ -42,12 +41,9 @@ def make_splits(train_x: Any, train_y: Any, test_x: Any, test_y: Any, calibratio
              "calibration": (train_x[:calibration], train_y[:calibration]), "test": (test_x, test_y)}
     splits = {k: Split(x=np.ascontiguousarray(x), y=np.ascontiguousarray(y, dtype=np.int64))
               for k, (x, y) in parts.items()}
-    arrays: list[Any] = []
-    for name in ("train", "calibration", "test"):
-        arrays += [splits[name].x, splits[name].y]
     return Splits(train=splits["train"], calibration=splits["calibration"], test=splits["test"],
                   input_shape=tuple(test_x.shape[1:]), num_classes=num_classes, labelled=True,
-                  fingerprint=fingerprint_arrays(*arrays))
+                  fingerprint=fingerprint_splits(splits))
 
 
 # --------------------------------------------------------------------------- CIFAR-10

@@ -44,12 +44,17 @@ def test_fingerprint_sees_layout():
     """The fingerprint covers dtype and shape, not only the raw bytes."""
     import numpy as np
 
-    from harness_plugins._util import fingerprint_arrays
+    from harness.api import fingerprint_arrays
 
     a = np.arange(6, dtype=np.float32)
     assert fingerprint_arrays(a) == fingerprint_arrays(a.copy())
     assert fingerprint_arrays(a) != fingerprint_arrays(a.reshape(2, 3))
     assert fingerprint_arrays(a, None) != fingerprint_arrays(a)
+    # a feed of named arrays: by name, whatever the dict's order, and the names count
+    ids, mask = np.arange(6).reshape(2, 3), np.ones((2, 3), dtype=np.int64)
+    assert fingerprint_arrays({"input_ids": ids, "attention_mask": mask}) == \
+        fingerprint_arrays({"attention_mask": mask, "input_ids": ids})
+    assert fingerprint_arrays({"input_ids": ids}) != fingerprint_arrays({"tokens": ids})
 
 
 # --------------------------------------------------------------------------- synthetic

@@ -8,7 +8,7 @@ import pytest
 
 from harness.api import ModelContext
 from harness_plugins.models import LENET5, RESNET_SMALL
-from harness_plugins.pruning import DENSE, GLOBAL_MAGNITUDE, LAYER_MAGNITUDE, RANDOM
+from harness_plugins.pruning import GLOBAL_MAGNITUDE, LAYER_MAGNITUDE, RANDOM
 
 PRUNERS = {"random": RANDOM, "global-magnitude": GLOBAL_MAGNITUDE, "layer-magnitude": LAYER_MAGNITUDE}
 
@@ -91,14 +91,6 @@ def test_random_is_seeded(dense_modules, apply_ctx):
 
     assert torch.equal(mask(1), mask(1))
     assert not torch.equal(mask(1), mask(2))
-
-
-def test_dense_is_identity(dense_modules, apply_ctx):
-    """dense returns the module as it is and claims nothing."""
-    module = dense_modules["lenet5"]
-    assert DENSE.apply(apply_ctx(module, {})) is module
-    assert DENSE.claims({}) == {}
-    assert DENSE.produces == ("torch", "onnx")
 
 
 def test_sparsity_param_bounds():

@@ -71,9 +71,9 @@ def test_lottery_ticket_rewinds_survivors(trained, apply_ctx, monkeypatch):
     weights the method started from: rewinding restores them."""
     import torch
 
-    import harness.build.training
+    import harness_plugins.retraining
 
-    monkeypatch.setattr(harness.build.training, "train_classifier", lambda *a, **k: {"steps": 0})
+    monkeypatch.setattr(harness_plugins.retraining, "train_classifier", lambda *a, **k: {"steps": 0})
     dense = trained("mlp")
     ticket = LOTTERY_TICKET.apply(apply_ctx(copy.deepcopy(dense), {"sparsity": 0.75, **LT, "rewind_step": 0}))
     kept = ticket.fc1.weight != 0

@@ -15,7 +15,7 @@ closed division) is flagged: shown, never ranked.
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, hookimpl
+from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, batch_len, hookimpl, take
 from harness.builtins.suites import metrics
 
 METRICS = (
@@ -38,8 +38,6 @@ METRICS = (
 def _outputs(session, x, bs: int) -> list:
     """The session's outputs for ``x`` in batches of ``bs``, as a list of arrays."""
     import numpy as np
-
-    from harness.core.inputs import batch_len, take
 
     return [np.asarray(session.run(take(x, slice(start, start + bs))))
             for start in range(0, batch_len(x), bs)]
@@ -91,8 +89,6 @@ def classification(ctx: CellContext, info: dict) -> list[Measurement]:
 def language_modelling(ctx: CellContext, info: dict) -> list[Measurement]:
     """Perplexity of the held-out split's next tokens; retained against dense."""
     import math
-
-    from harness.core.inputs import take
 
     x = ctx.splits.test.x
     if not isinstance(x, dict) or "input_ids" not in x:

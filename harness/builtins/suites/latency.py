@@ -2,7 +2,7 @@
 
 Batches come from the test split and rotate, so caches do not flatter a result.
 Raw samples are kept; percentiles and a bootstrap confidence interval of the
-median are computed from them (:func:`harness.measure.timing.summarize`). Against the
+median are computed from them (:func:`harness.api.summarize`). Against the
 ``dense`` model on the same backend and batch size it reports the realized
 speedup beside the theoretical one (ShrinkBench's FLOP ratio): whether a
 method's savings are real.
@@ -10,8 +10,22 @@ method's savings are real.
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, SuiteSpec, TimingPlan, hookimpl
-from harness.measure.timing import PROFILES, TimingResult, summarize
+from harness.api import (
+    PROFILES,
+    CellContext,
+    Measurement,
+    MetricSpec,
+    Param,
+    SuiteSpec,
+    TimingPlan,
+    TimingResult,
+    batch_len,
+    hookimpl,
+    prepare,
+    summarize,
+    take,
+)
+from harness.api import theoretical_speedup as from_analysis
 
 METRICS = (
     MetricSpec("p50_ms", "ms", False, "median latency of one batch"),
@@ -30,11 +44,9 @@ METRICS = (
 def input_batches(x, batch_size: int, count: int) -> list:
     """``count`` distinct batches of ``batch_size`` samples from ``x`` (cycled when ``x`` is short).
 
-    ``x`` is an array or a feed of named arrays (:mod:`harness.core.inputs`); batches keep its form.
+    ``x`` is an array or a feed of named arrays (:func:`harness.api.is_feed`); batches keep its form.
     """
     import numpy as np
-
-    from harness.core.inputs import batch_len, prepare, take
 
     n = batch_len(x)
     batches = []
@@ -63,8 +75,6 @@ def merge(results: list[TimingResult]) -> TimingResult:
 
 def theoretical_speedup(ctx: CellContext) -> float | None:
     """The artifact's theoretical speedup, from its build-time analysis (as the size suite reports it)."""
-    from harness.measure.analysis import theoretical_speedup as from_analysis
-
     return from_analysis(ctx.artifact.manifest.get("analysis") or {})
 
 

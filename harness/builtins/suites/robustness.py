@@ -11,7 +11,20 @@ table's ``verifiers``.
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, hookimpl
+from harness.api import (
+    HOLDS,
+    VIOLATED,
+    CellContext,
+    Measurement,
+    MetricSpec,
+    Param,
+    ReplayNetwork,
+    Skip,
+    SuiteSpec,
+    check_witness,
+    hookimpl,
+    robustness_property,
+)
 
 METRICS = (
     MetricSpec("certified_accuracy", "fraction", True,
@@ -28,10 +41,6 @@ def run(ctx: CellContext) -> list[Measurement]:
     """Verify robustness of the first test samples with the cell's verifier."""
     import numpy as np
 
-    from harness.verify.replay import Network, check_witness
-    from harness.verify.verdicts import HOLDS, VIOLATED
-    from harness.verify.vnnlib import robustness
-
     s = ctx.settings
     splits = ctx.splits
     if not splits.labelled or splits.num_classes is None:
@@ -44,7 +53,7 @@ def run(ctx: CellContext) -> list[Measurement]:
     n = min(s["samples"], len(test))
     x = test.x[:n].reshape(n, -1).astype(np.float64)
     labels = test.y[:n]
-    net = Network(onnx_path)
+    net = ReplayNetwork(onnx_path)
     preds = net.batch(x).argmax(axis=1)
     lo_clip, hi_clip = (float(splits.train.x.min()), float(splits.train.x.max())) if s["clip"] else (-np.inf, np.inf)
     records, certified, falsified, undecided, errors, spent = [], 0, 0, 0, [], 0.0
@@ -55,7 +64,7 @@ def run(ctx: CellContext) -> list[Measurement]:
         lower = np.clip(x[i] - eps, lo_clip, hi_clip)
         upper = np.clip(x[i] + eps, lo_clip, hi_clip)
         path = ctx.workdir / f"sample{i}.vnnlib"
-        prop = robustness(lower, upper, int(labels[i]), splits.num_classes)
+        prop = robustness_property(lower, upper, int(labels[i]), splits.num_classes)
         path.write_text(f"; test sample {i}, label {labels[i]}, epsilon {eps:g}\n" + prop.text())
         verdict = ctx.verify(onnx_path, path, s["timeout_s"])
         spent += verdict.time_s

@@ -8,7 +8,21 @@ from __future__ import annotations
 
 import gzip
 
-from harness.api import CellContext, Measurement, MetricSpec, SuiteSpec, hookimpl
+from harness.api import (
+    CellContext,
+    Measurement,
+    MetricSpec,
+    SuiteSpec,
+    hookimpl,
+    onnx_packed_size,
+    onnx_param_counts,
+    peak_forward_memory,
+    take,
+    theoretical_speedup,
+    torch_args,
+    torch_packed_size,
+    torch_param_counts,
+)
 
 METRICS = (
     MetricSpec("params", "count", False, "parameters of the artifact"),
@@ -38,15 +52,6 @@ METRICS = (
 
 def run(ctx: CellContext) -> list[Measurement]:
     """Measure the artifact on disk."""
-    from harness.measure.analysis import (
-        onnx_packed_size,
-        onnx_param_counts,
-        peak_forward_memory,
-        theoretical_speedup,
-        torch_packed_size,
-        torch_param_counts,
-    )
-
     art = ctx.artifact
     module = None
     if "torch" in art.formats:
@@ -84,8 +89,6 @@ def run(ctx: CellContext) -> list[Measurement]:
     out.append(Measurement("packed_bytes", packed["packed_bytes"], "bytes", info=pinfo))
     if module is not None:
         try:
-            from harness.core.inputs import take, torch_args
-
             split = ctx.splits.test if len(ctx.splits.test) else ctx.splits.train
             memory = peak_forward_memory(module, torch_args(take(split.x, slice(0, 1))))
         except ImportError as exc:  # a torch build without the tracker: say so rather than guess

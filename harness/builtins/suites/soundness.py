@@ -2,9 +2,9 @@
 
 Per backend cell, four checks (``[settings.soundness] checks`` selects them):
 
-- **claims**: the method's claims measured on the artifact (:mod:`harness.measure.claims`): ``claims_ok``.
+- **claims**: the method's claims measured on the artifact (:func:`harness.api.check_artifact`): ``claims_ok``.
 - **agreement**: the backend's outputs on the whole test split against the reference backend's
-  (:mod:`harness.measure.reference`: onnxruntime's CPU provider on the ONNX file, torch eager for
+  (:class:`harness.api.ReferenceSession`: onnxruntime's CPU provider on the ONNX file, torch eager for
   torch-only artifacts): ``max_abs_diff`` and ``top1_agreement``, against per-precision
   tolerances (:data:`THRESHOLDS`).
 - **test01** (MLPerf's TEST01): outputs produced by the timing path
@@ -19,8 +19,24 @@ ranked.
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, TimingPlan, hookimpl
-from harness.measure.reference import ATOL, RTOL
+from harness.api import (
+    ATOL,
+    RTOL,
+    CellContext,
+    Measurement,
+    MetricSpec,
+    Param,
+    ReferenceSession,
+    RunnerError,
+    Skip,
+    SuiteSpec,
+    TimingPlan,
+    batch_len,
+    check_artifact,
+    compare_outputs,
+    hookimpl,
+    take,
+)
 
 #: Per precision: ``(atol, rtol, min top-1 agreement, scaled)``. fp32 (and int8 artifacts, whose
 #: runtimes may quantize activations a step apart) compare element by element as
@@ -85,8 +101,6 @@ def _outputs(session, x, bs: int):
     """Outputs on every sample of ``x`` (an array or a feed), batch by batch, as one float64 array."""
     import numpy as np
 
-    from harness.core.inputs import batch_len, take
-
     n = batch_len(x)
     outs = [np.asarray(session.run(take(x, slice(i, i + bs))), dtype=np.float64) for i in range(0, n, bs)]
     if len({o.shape[1:] for o in outs}) > 1:  # batches padded to different lengths: compare flat
@@ -96,8 +110,6 @@ def _outputs(session, x, bs: int):
 
 def check_claims(ctx: CellContext) -> list[Measurement]:
     """claims_ok and claims_unchecked."""
-    from harness.measure.claims import check_artifact
-
     report = check_artifact(ctx.artifact)
     fails = report.failures()
     flag = None
@@ -113,9 +125,6 @@ def check_claims(ctx: CellContext) -> list[Measurement]:
 
 def check_agreement(ctx: CellContext, session, prec: str) -> list[Measurement]:
     """max_abs_diff and top1_agreement against the reference backend on the test split."""
-    from harness.core.inputs import batch_len
-    from harness.measure.reference import ReferenceSession, compare
-
     x = ctx.splits.test.x
     if not batch_len(x):
         raise Skip("the dataset's test split is empty")
@@ -130,7 +139,7 @@ def check_agreement(ctx: CellContext, session, prec: str) -> list[Measurement]:
     finally:
         ref_session.close()
     atol, rtol, min_agree, thresholds = tolerance(prec, ref)
-    res = compare(mine, ref, atol=atol, rtol=rtol, top1=top1)
+    res = compare_outputs(mine, ref, atol=atol, rtol=rtol, top1=top1)
     info = {"reference": ref_info, "precision": prec, "n": int(batch_len(x)), "task": ctx.task,
             "thresholds": thresholds}
     if "max_abs_diff" not in res:
@@ -159,9 +168,6 @@ def check_test01(ctx: CellContext, session, prec: str) -> list[Measurement]:
     """Outputs of the timing path against accuracy-mode outputs (after a timing run)."""
     import numpy as np
 
-    from harness.measure.reference import compare
-    from harness.measure.remote import RunnerError
-
     batches = audit_batches(ctx)
     if not hasattr(session, "timed_outputs"):
         return [Measurement("test01_ok", None, "bool",
@@ -177,7 +183,7 @@ def check_test01(ctx: CellContext, session, prec: str) -> list[Measurement]:
         res = {"ok": False, "why": "the timing path's outputs are shaped unlike accuracy-mode outputs"}
     else:
         flat = [np.concatenate([o.reshape(len(o), -1) for o in outs]) for outs in (timed, accurate)]
-        res = compare(flat[0], flat[1], atol=atol, rtol=rtol)
+        res = compare_outputs(flat[0], flat[1], atol=atol, rtol=rtol)
     info = {"batches": len(batches), "batch_size": ctx.settings["audit_batch_size"], "thresholds": thresholds,
             "precision": prec}
     flag = None if res["ok"] else f"soundness: TEST01: outputs of the timing path differ from accuracy-mode " \

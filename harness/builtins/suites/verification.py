@@ -3,14 +3,28 @@
 Runs in ``[[verification]]`` tables: one cell per benchmark, method, seed and verifier. Every
 instance goes to the verifier in a process of its own; every ``violated`` witness is replayed in
 onnxruntime; each verdict is scored against what the benchmark knows
-(:mod:`harness.verify.points`). Counts are recorded per kind of instance (``planted``, ``clean``,
+(:func:`harness.api.score_verdict`). Counts are recorded per kind of instance (``planted``, ``clean``,
 ``unlabelled``), with ``unsound`` (``holds`` where a counterexample is known), invalid witnesses and
 the score. A verifier that is unsound or gives an invalid witness is flagged: shown, never ranked.
 """
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, hookimpl
+from harness.api import (
+    INSTANCE_KINDS,
+    VIOLATED,
+    CellContext,
+    Measurement,
+    MetricSpec,
+    Param,
+    ReplayNetwork,
+    Skip,
+    SuiteSpec,
+    check_witness,
+    hookimpl,
+    load_vnnlib,
+    score_verdict,
+)
 
 OUTCOMES = ("verified", "falsified", "unknown", "timeout")
 
@@ -30,18 +44,12 @@ METRICS = (
 
 def run(ctx: CellContext) -> list[Measurement]:
     """Verify every instance of the cell's benchmark and score the verdicts."""
-    from harness.verify.benchmarks import KINDS
-    from harness.verify.points import score
-    from harness.verify.replay import Network, check_witness
-    from harness.verify.verdicts import VIOLATED
-    from harness.verify.vnnlib import load
-
     bench = ctx.benchmark
     instances = bench.instances[: ctx.settings["max_instances"] or None]
     if not instances:
         raise Skip(f"benchmark {bench.name} has no instances")
     nets: dict = {}
-    records, counts = [], {k: dict.fromkeys(OUTCOMES, 0) for k in KINDS}
+    records, counts = [], {k: dict.fromkeys(OUTCOMES, 0) for k in INSTANCE_KINDS}
     unsound = invalid = total = 0
     spent = 0.0
     for inst in instances:
@@ -50,10 +58,10 @@ def run(ctx: CellContext) -> list[Measurement]:
         spent += verdict.time_s
         valid, reason = None, ""
         if verdict.result == VIOLATED:
-            net = nets.setdefault(inst.onnx, Network(inst.onnx))
-            check = check_witness(net, load(inst.vnnlib), verdict.witness)
+            net = nets.setdefault(inst.onnx, ReplayNetwork(inst.onnx))
+            check = check_witness(net, load_vnnlib(inst.vnnlib), verdict.witness)
             valid, reason = check.valid, check.reason
-        outcome = score(inst.kind, verdict.result, valid, reason)
+        outcome = score_verdict(inst.kind, verdict.result, valid, reason)
         total += outcome.points
         if outcome.outcome == "unsound":
             unsound += 1
@@ -67,7 +75,7 @@ def run(ctx: CellContext) -> list[Measurement]:
                         "outcome": outcome.outcome, "points": outcome.points, "witness_valid": valid,
                         "witness_reason": reason or None, "error": verdict.error, "note": inst.note or None})
     info = {"benchmark": bench.name, "verifier": ctx.verifier_name, "instances": records,
-            "kinds": {k: sum(i.kind == k for i in instances) for k in KINDS}}
+            "kinds": {k: sum(i.kind == k for i in instances) for k in INSTANCE_KINDS}}
     flags = []
     if unsound:
         flags.append(f"unsound: holds on {unsound} planted instance{'s' if unsound > 1 else ''} with a known "
@@ -77,7 +85,7 @@ def run(ctx: CellContext) -> list[Measurement]:
                      f"{'s' if invalid > 1 else ''}")
     flag = "; ".join(flags) or None
     out = []
-    for kind in KINDS:
+    for kind in INSTANCE_KINDS:
         if not info["kinds"][kind]:
             continue
         for name in OUTCOMES:

@@ -80,7 +80,7 @@ class BackendContract(Contract):
     def outputs(self) -> str:
         import numpy as np
 
-        from harness.measure.reference import ReferenceSession, compare
+        from harness.measure.reference import ReferenceSession, compare_outputs
 
         runtime = "onnxruntime" if "onnx" in self.spec.accepts and "onnx" in self.artifact.formats else "torch"
         try:
@@ -92,7 +92,7 @@ class BackendContract(Contract):
         try:
             for bs in BATCHES:
                 got = np.asarray(self.sess.run(np.ascontiguousarray(x[:bs])))
-                cmp = compare(got, ref.run(x[:bs]))
+                cmp = compare_outputs(got, ref.run(x[:bs]))
                 if not cmp["ok"]:
                     fail(f"batch of {bs}: {cmp['why']} (reference: {ref.info['runtime']})")
                 worst, agree = max(worst, cmp["max_abs_diff"]), min(agree, cmp["top1_agreement"])

@@ -105,7 +105,7 @@ class ModelContract(Contract):
         import torch
 
         from harness.core.torchio import export_onnx
-        from harness.measure.reference import compare
+        from harness.measure.reference import compare_outputs
 
         path = export_onnx(self.module.eval(), self.workdir / f"{self.name}.onnx", tuple(self.ctx().input_shape))
         if importlib.util.find_spec("onnxruntime") is None:
@@ -117,7 +117,7 @@ class ModelContract(Contract):
         got = sess.run(None, {sess.get_inputs()[0].name: x})[0]
         with torch.no_grad():
             want = self.module(torch.from_numpy(x)).numpy()
-        cmp = compare(got, want)
+        cmp = compare_outputs(got, want)
         if not cmp["ok"]:
             fail(f"onnxruntime on the exported model disagrees with torch: {cmp['why']}")
         return f"dynamic batch; onnxruntime agrees with torch (max abs diff {cmp['max_abs_diff']:.2g})"

@@ -12,7 +12,7 @@ Transports (parameter ``transport``; ``auto`` picks the first that fits):
   emulation is not a hardware figure: it is recorded with ``emulated = true`` and flagged.
 
 Every transport runs :mod:`harness.measure.programs.onnx_runner` through the runner protocol
-(:mod:`harness.measure.remote`), so the session is the same object whatever carries it.
+(:class:`harness.api.RunnerSession`), so the session is the same object whatever carries it.
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, Skip, cache_dir, hookimpl
+from harness.api import Artifact, BackendSpec, Param, RunnerSession, Skip, cache_dir, hookimpl, runner_files
 
 TRANSPORTS = ("auto", "native", "ssh", "qemu")
 SUITE = "bookworm"
@@ -155,8 +155,6 @@ def setup(base: Path) -> str:
 
 
 def _install_runner(root: Path) -> None:
-    from harness.measure.remote import runner_files
-
     target = root / RUNNER.lstrip("/")
     target.mkdir(parents=True, exist_ok=True)
     for name, path in runner_files().items():
@@ -177,8 +175,6 @@ def _ssh_base(params: Mapping[str, Any]) -> list[str]:
 
 def _ssh_install(params: Mapping[str, Any]) -> str:
     """Copy the runner files to the device (through ssh alone: no sftp needed); return their folder."""
-    from harness.measure.remote import runner_files
-
     files = runner_files()
     digest = hashlib.sha256(b"".join(Path(p).read_bytes() for p in files.values())).hexdigest()[:12]
     remote = f"/tmp/harness-runner-{digest}"
@@ -190,8 +186,6 @@ def _ssh_install(params: Mapping[str, Any]) -> str:
 
 def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
     """The command that starts the onnxruntime runner over ``transport``."""
-    from harness.measure.remote import runner_files
-
     if transport == "native":
         if not is_aarch64():
             raise Skip(f"transport native needs an aarch64 host; this one is {platform.machine()}")
@@ -213,8 +207,6 @@ def runner_command(params: Mapping[str, Any], transport: str) -> list[str]:
 
 def open_session(artifact: Artifact, params: Mapping[str, Any]) -> Any:
     """Start the runner over the chosen transport on the artifact's ONNX model."""
-    from harness.measure.remote import RunnerSession
-
     transport = pick_transport(params)
     return RunnerSession(runner_command(params, transport), artifact.file("onnx").read_bytes(), int(params["threads"]),
                          info={"transport": transport, "emulated": transport == "qemu"})

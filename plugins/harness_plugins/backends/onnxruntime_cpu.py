@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl
+from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl, named
 
 PROVIDER = "CPUExecutionProvider"
 
@@ -37,8 +37,6 @@ class OrtCPUSession(InProcessSession):
         The returned call is ``sess.run`` and nothing else, so timing stays within a few
         percent of a bare ``InferenceSession.run`` loop.
         """
-        from harness.core.inputs import named
-
         feed = named(x, self.input_names)
         run = self.sess.run
         return lambda: run(None, feed)[0]

@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl
+from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl, torch_args
 
 
 class TorchCPUSession(InProcessSession):
@@ -29,8 +29,6 @@ class TorchCPUSession(InProcessSession):
     def bind(self, x: Any) -> Callable[[], Any]:
         """A call running the module on ``x`` (an array, or a feed of named arrays passed in order),
         converted to tensors once, here."""
-        from harness.core.inputs import torch_args
-
         args = torch_args(x)
         module = self.module
         inference_mode = self._torch.inference_mode

@@ -9,7 +9,7 @@ Two modes, both worth recording because they answer different questions:
   pool), and timing replays them in rotation: no host overhead, no copy into a static buffer
   inside the timed region.
 
-Timing follows the host's plan (:func:`harness.measure.timing.run_plan`) with a block clock made of
+Timing follows the host's plan (:func:`harness.api.run_plan`) with a block clock made of
 CUDA events: one event pair around a block of calls, so the ~10 us cost of an event pair and a
 synchronize is amortised (below ~50 us of work per-call events measure the timer). With
 ``flush_l2`` every call is preceded, outside its event pair, by a write over a buffer twice the
@@ -23,8 +23,7 @@ import os
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, Skip, TimingPlan, TimingResult, hookimpl
-from harness.measure.timing import run_plan
+from harness.api import Artifact, BackendSpec, Param, Skip, TimingPlan, TimingResult, hookimpl, run_plan, torch_args
 
 DTYPES = ("fp32", "fp16", "bf16")
 MODES = ("eager", "graph")
@@ -132,8 +131,6 @@ class TorchCudaSession:
     def _to_device(self, x: Any) -> tuple:
         """The module's positional arguments on the device: float inputs in the compute dtype,
         integer inputs (token ids, masks) kept integer."""
-        from harness.core.inputs import torch_args
-
         return tuple(t.to(self.device, self.dtype) if t.is_floating_point() else t.to(self.device)
                      for t in torch_args(x))
 

@@ -1,7 +1,7 @@
 """The ``wasm`` backend: onnxruntime-web's WebAssembly execution provider, run by Node.js.
 
 The runner (``wasm_runner/runner.mjs``) speaks the harness runner protocol
-(:mod:`harness.measure.remote`) and times inside Node with the same plan as every backend, so IPC never
+(:class:`harness.api.RunnerSession`) and times inside Node with the same plan as every backend, so IPC never
 enters a latency figure. onnxruntime-web is installed with npm, at the version pinned in
 ``wasm_runner/package.json``, into the harness cache on first use (or by ``harness setup wasm``).
 """
@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, Skip, cache_dir, hookimpl
+from harness.api import Artifact, BackendSpec, Param, RunnerSession, Skip, cache_dir, hookimpl
 
 RUNNER_DIR = Path(__file__).with_name("wasm_runner")
 PACKAGE = json.loads((RUNNER_DIR / "package.json").read_text())
@@ -74,8 +74,6 @@ def setup(base: Path) -> str:
 
 def open_session(artifact: Artifact, params: Mapping[str, Any]) -> Any:
     """Start a Node runner on the artifact's ONNX model."""
-    from harness.measure.remote import RunnerSession
-
     where = ensure_installed()
     return RunnerSession(["node", str(where / "runner.mjs")], artifact.file("onnx").read_bytes(),
                          int(params["threads"]), cwd=str(where), info={"transport": "node", "emulated": False})

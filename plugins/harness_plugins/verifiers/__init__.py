@@ -12,7 +12,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from harness.api import Param, VerifierSpec, hookimpl
+from harness.api import Param, VerifierSpec, hookimpl, load_vnnlib, stack_outputs, strong_pgd
 
 
 def _unsupported(exc: Exception) -> dict:
@@ -23,11 +23,10 @@ def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]
     """The network, and the property's box and output conjunctions as numpy arrays."""
     import numpy as np
 
-    from harness.verify.vnnlib import load
     from harness_plugins.verifiers.network import load_network
 
     net = load_network(onnx_path)
-    prop = load(vnnlib_path)
+    prop = load_vnnlib(vnnlib_path)
     if len(prop.lower) != net.n_inputs or prop.num_outputs != net.n_outputs:
         raise ValueError(f"the property declares {len(prop.lower)} inputs and {prop.num_outputs} outputs, the "
                          f"network has {net.n_inputs} and {net.n_outputs}")
@@ -83,7 +82,6 @@ def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int,
     import numpy as np
     import torch
 
-    from harness.verify.attack import stack_outputs, strong_pgd
     from harness_plugins.verifiers.network import Unsupported
     from harness_plugins.verifiers.torchnet import to_torch
 
