@@ -27,6 +27,7 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import MissingDependency
 from harness.run.local import LocalExecutor, note_broken, settled
 
 NODE_RESOURCE = "harness_node"
@@ -110,7 +111,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ImportError("the ray executor needs Ray: pip install 'compression-harness[ray]'") from None
+            raise MissingDependency("the ray executor needs Ray: pip install 'compression-harness[ray]'") from None
         self.ray = ray
         self.config = config
         self.host = host
