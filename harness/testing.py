@@ -251,11 +251,13 @@ def harness_cli(tmp_path):
     """
     import os
 
+    from harness.core.paths import CACHE_ENV
+
     cache = tmp_path / "cache"
 
     def run(*args, env=None, timeout=600, cwd=None):
         full_env = dict(os.environ)
-        full_env["HARNESS_CACHE_DIR"] = str(cache)  # never a cache the caller set up
+        full_env[CACHE_ENV] = str(cache)  # never a cache the caller set up
         full_env.update(env or {})
         return subprocess.run([sys.executable, "-m", "harness.cli", *map(str, args)], capture_output=True,
                               text=True, env=full_env, timeout=timeout, cwd=cwd or tmp_path)

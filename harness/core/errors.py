@@ -1,8 +1,9 @@
 """One error hierarchy: everything the harness raises on purpose is a :class:`HarnessError`.
 
 :class:`UsageError` is the user's to fix (a suite file, a key, a plugin, a value); the CLI maps it to
-exit status 2 with its message and no traceback, in one place (:mod:`harness.cli`). Anything else
-that escapes is a bug and keeps its traceback.
+exit status 2 with its message and no traceback, in one place (:mod:`harness.cli`). A
+:class:`StepFailed` is a step that ran and failed (exit status 1, its message). Anything else that
+escapes is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ class UsageError(HarnessError):
     :param key: the key or option at fault (``matrix[0].methods[1].sparsity``), when there is one.
     :param plugin: the plugin at fault (its label), when there is one.
     """
+
+    #: A line the CLI prints before the message (``invalid suite file``); empty: none.
+    heading = ""
 
     def __init__(self, message: str = "", *, file: str | None = None, key: str | None = None,
                  plugin: str | None = None) -> None:
@@ -38,3 +42,17 @@ class UnknownName(UsageError, KeyError):
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""
+
+
+class MissingDependency(UsageError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install.
+
+    Also an :class:`ImportError`, so code that probes for the dependency keeps working.
+    """
+
+
+class StepFailed(HarnessError):
+    """A step the user asked for ran and failed (a backend's setup): the CLI exits 1 with the message.
+
+    Not a usage error: the input was fine, the work did not succeed (as a failed cell is exit 1 too).
+    """

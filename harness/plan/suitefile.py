@@ -34,13 +34,17 @@ EXECUTION_SETTINGS = (
 
 
 class SuiteFileError(UsageError, ValueError):
-    """A suite file is invalid. ``problems`` holds (key, reason) pairs."""
+    """A suite file is invalid. ``problems`` holds (key, reason) pairs; ``file`` is the path, ``key`` the
+    key at fault when there is exactly one."""
+
+    heading = "invalid suite file"
 
     def __init__(self, path: str, problems: list[tuple[str, str]]):
         self.path = path
         self.problems = problems
         lines = [f"{path}: {key}: {reason}" if key else f"{path}: {reason}" for key, reason in problems]
-        super().__init__("\n".join(lines))
+        only = problems[0][0] if len(problems) == 1 else ""
+        super().__init__("\n".join(lines), file=str(path), key=only or None)
 
 
 def load_plan(path: str | Path, registry: Registry) -> Plan:

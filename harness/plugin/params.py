@@ -23,8 +23,7 @@ class ParamError(UsageError, ValueError):
     """A value does not fit its declared parameter. ``key`` names the parameter."""
 
     def __init__(self, key: str, reason: str):
-        super().__init__(f"{key}: {reason}")
-        self.key = key
+        super().__init__(f"{key}: {reason}", key=key)
         self.reason = reason
 
 

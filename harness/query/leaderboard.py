@@ -10,7 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.query.refs import SHORT, resolve_machine
+from harness.query.refs import SHORT, QueryError, resolve_machine
 from harness.store.db import open_readonly
 
 IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
@@ -282,7 +282,7 @@ def resolve_column(name: str, columns: list[str]) -> str:
         return name
     variants = [c for c in columns if c.split("@", 1)[0] == name]
     if not variants:
-        raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})")
+        raise QueryError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})", key=name)
 
     return min(variants, key=_batch_of)
 
@@ -314,7 +314,8 @@ def select_columns(frame: Any, columns: str | None) -> Any:
         for name in (c.strip() for c in columns.split(",") if c.strip()):
             variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
             if not variants:
-                raise KeyError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})")
+                raise QueryError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})",
+                                 key=name)
             wanted += [c for c in variants if c not in wanted]
     keep = [c for c in IDENTITY if c in frame.columns]
     for quiet in ("backend_params", "machine"):  # one value everywhere says nothing in a table

@@ -60,8 +60,8 @@ def parse_objectives(text: str, columns: list[str], directions: dict[str, bool |
         name, _, sense = part.partition(":")
         try:
             column = resolve_column(name.strip(), columns)
-        except KeyError as exc:
-            raise QueryError(f"--pareto: {exc.args[0]}") from None
+        except QueryError as exc:
+            raise QueryError(f"--pareto: {exc}", key="--pareto") from None
         if sense:
             if sense not in ("max", "min"):
                 raise QueryError(f"--pareto: {part!r}: the direction must be 'max' or 'min', not {sense!r}")

@@ -86,7 +86,7 @@ def build_report(db: str | Path, *, machine: str | None = None) -> str:
     def column(name: str) -> str | None:
         try:
             return resolve_column(name, list(metric_cols))
-        except KeyError:
+        except QueryError:
             return None
 
     acc, lat, size = column(ACCURACY), column(LATENCY), column(SIZE)

@@ -112,7 +112,7 @@ def _cell_row(host: Host, cell: Cell, result: CellResult, started: str) -> CellR
         finished_at=now(), duration_s=result.duration_s)
 
 
-def run_suite(suite_path: str | Path, *, db: str | Path = "results/leaderboard.db",
+def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
               cache_dir: str | Path | None = None, plugins_dir: str | None = None, resume: bool = True,
               retry_failed: bool = False, progress: bool = True, host: Host | None = None,
               on_plan: Callable[[Plan], None] | None = None, tag: str | None = None,

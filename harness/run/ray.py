@@ -28,6 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import MissingDependency
 from harness.run.local import LocalExecutor
 from harness.run.task import BrokenArtifacts, CellResult, CellTask
 
@@ -115,7 +116,7 @@ class RayExecutor:
         try:
             import ray
         except ImportError:
-            raise ImportError("the ray executor needs Ray: pip install 'compression-harness[ray]'") from None
+            raise MissingDependency("the ray executor needs Ray: pip install 'compression-harness[ray]'") from None
         self.ray = ray
         self.config = config
         self.host = host

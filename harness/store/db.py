@@ -18,8 +18,8 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from harness.core.clock import now
-
-DEFAULT_DB = "results/leaderboard.db"
+from harness.core.errors import UsageError
+from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
 
 migrations = Migrations("harness")
 
@@ -304,12 +304,16 @@ class Store:
         return cell_id
 
 
+class NoDatabase(UsageError, FileNotFoundError):
+    """There is no leaderboard database at the path given (a usage error: the message says what to pass)."""
+
+
 def open_readonly(path: str | Path) -> sqlite3.Connection:
     """Open a leaderboard for reading only (works on files the reader cannot write)."""
     p = Path(path)
     if not p.is_file():
-        raise FileNotFoundError(f"no leaderboard database at {p} (run 'harness run SUITE' first, "
-                                f"or pass --db PATH)")
+        raise NoDatabase(f"no leaderboard database at {p} (run 'harness run SUITE' first, "
+                         f"or pass --db PATH)", file=str(p))
     conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
     conn.row_factory = sqlite3.Row
     return conn

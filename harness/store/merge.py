@@ -13,9 +13,14 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from harness.store.db import Store
+from harness.core.errors import UsageError
+from harness.store.db import NoDatabase, Store
 
 RUN_IDENTITY = ("suite_sha256", "machine_hash", "started_at")
+
+
+class MergeError(UsageError, ValueError):
+    """The files cannot be merged as named (a source is also the output)."""
 
 
 @dataclass
@@ -38,9 +43,9 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeReport:
     """Merge the leaderboards ``sources`` into ``out`` (created when missing, kept when present)."""
     for src in sources:
         if not Path(src).is_file():
-            raise FileNotFoundError(f"no leaderboard database at {src}")
+            raise NoDatabase(f"no leaderboard database at {src}", file=str(src))
         if Path(src).resolve() == Path(out).resolve():
-            raise ValueError(f"{src} is the output file; name a different -o")
+            raise MergeError(f"{src} is the output file; name a different -o", file=str(src), key="-o")
     Store(out).close()  # create or migrate the output
     report = MergeReport()
     with tempfile.TemporaryDirectory() as tmp:

@@ -10,6 +10,7 @@ from harness.devkit import toy
 from harness.devkit.conformance.clauses import Clauses, fail, skip
 from harness.devkit.conformance.schema import check_schema
 from harness.plugin.manager import Host
+from harness.plugin.params import ParamError
 
 
 @dataclass
@@ -110,7 +111,8 @@ def parse_params(items: list[str] | tuple[str, ...]) -> dict[str, dict]:
     """``["imagefolder.root=/data", "latency.profile=smoke"]`` -> ``{"imagefolder": {"root": "/data"}, ...}``.
 
     Values are read as TOML values (``0.5``, ``true``, ``[1, 8, 8]``, ``"text"``); anything that
-    is not TOML is taken as a plain string. Raises ``ValueError`` on an item without ``NAME.KEY=``.
+    is not TOML is taken as a plain string. Raises :class:`ParamError` (a ``ValueError``) on an item
+    without ``NAME.KEY=``.
     """
     import tomllib
 
@@ -119,7 +121,7 @@ def parse_params(items: list[str] | tuple[str, ...]) -> dict[str, dict]:
         key, sep, raw = item.partition("=")
         name, dot, param = key.strip().partition(".")
         if not (sep and dot and name and param):
-            raise ValueError(f"--param {item!r}: expected NAME.KEY=VALUE, e.g. imagefolder.root=/data/images")
+            raise ParamError(f"--param {item!r}", "expected NAME.KEY=VALUE, e.g. imagefolder.root=/data/images")
         try:
             value = tomllib.loads(f"v = {raw.strip()}")["v"]
         except tomllib.TOMLDecodeError:

@@ -1,0 +1,152 @@
+"""The read-only queries: ``results``, ``leaderboard``, ``runs``, ``compare``, ``history``, ``sql``.
+
+A missing database or a bad name or value raises a usage error below (exit status 2, see
+:mod:`harness.cli`); these commands only parse, call and print.
+"""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from harness.cli.options import DB_OPTION, FORMAT_OPTION, MACHINE_OPTION
+
+
+@click.command()
+@DB_OPTION
+@click.option("--run", "run_id", type=int, default=None, help="run id [default: the latest run]")
+@click.option("--format", "fmt", type=click.Choice(["json", "csv", "table"]), default="table", show_default=True)
+def results(db: str, run_id: int | None, fmt: str) -> None:
+    """One record per measurement of a run."""
+    from harness.query.leaderboard import render
+    from harness.query.leaderboard import results as query
+
+    click.echo(render(query(db, run_id), fmt))
+
+
+@click.command()
+@DB_OPTION
+@click.option("--model", default=None)
+@click.option("--dataset", default=None)
+@click.option("--backend", default=None)
+@click.option("--method", default=None)
+@MACHINE_OPTION
+@click.option("--sort", default=None, help="a metric column (best first), e.g. top1 or p90_ms@b1; adds a rank")
+@click.option("--pareto", default=None, metavar="OBJ,OBJ[,OBJ]",
+              help="only the Pareto frontier of two or three objectives, e.g. top1:max,p50_ms:min")
+@click.option("--pareto-by", default="backend", show_default=True,
+              help="one frontier per value of these columns (comma-separated), or 'none'")
+@click.option("--columns", default=None,
+              help="comma-separated metric columns, or 'all' [default: headline metrics for table, all otherwise]")
+@FORMAT_OPTION
+def leaderboard(db: str, model, dataset, backend, method, machine, sort, pareto, pareto_by, columns,
+                fmt: str) -> None:
+    """The wide leaderboard: the latest result of every cell on one machine.
+
+    Rows that failed a gate (the flags column says which) are shown but never ranked, and never
+    on a Pareto frontier."""
+    from harness.query.leaderboard import leaderboard as query
+    from harness.query.leaderboard import render, select_columns
+    from harness.query.refs import QueryError
+
+    if pareto and sort:
+        raise QueryError("--pareto and --sort do not combine: a frontier is ordered by its first objective")
+    frame = query(db, model=model, dataset=dataset, backend=backend, method=method, sort=sort, machine=machine)
+    if pareto:
+        from harness.query.leaderboard import frontier_of
+
+        front = frontier_of(db, frame, pareto, pareto_by)
+        click.echo(front.summary(), err=True)
+        frame = front.rows
+        if columns is None and fmt == "table":
+            columns = ",".join(o.column for o in front.objectives)
+    if columns is None and fmt != "table":
+        columns = "all"
+    click.echo(render(select_columns(frame, columns), fmt))
+
+
+@click.command()
+@DB_OPTION
+@FORMAT_OPTION
+def runs(db: str, fmt: str) -> None:
+    """The runs in the database, with their cell counts."""
+    from harness.query.leaderboard import render
+    from harness.query.leaderboard import runs as query
+
+    click.echo(render(query(db), fmt))
+
+
+@click.command()
+@click.argument("base")
+@click.argument("new")
+@DB_OPTION
+@click.option("--threshold", type=float, default=0.05, show_default=True,
+              help="smallest change that counts (0.05: 5%; absolute points for fractions such as top1)")
+@click.option("--alpha", type=float, default=0.01, show_default=True,
+              help="significance level of the Mann-Whitney U tests, after Benjamini-Hochberg adjustment")
+@click.option("--history", type=int, default=10, show_default=True,
+              help="earlier runs (same machine) to learn each cell's noise floor from; 0: none")
+@click.option("--sigmas", type=float, default=3.0, show_default=True,
+              help="noise floor: this many standard deviations of a cell's run-to-run change")
+@click.option("--metric", "metrics", multiple=True, help="compare only this metric (repeatable)")
+@click.option("--force", is_flag=True, help="compare runs of different machines anyway")
+@click.option("--all", "show_all", is_flag=True, help="list every row, not only the changes")
+@FORMAT_OPTION
+def compare(base: str, new: str, db: str, threshold: float, alpha: float, history: int, sigmas: float,
+            metrics: tuple[str, ...], force: bool, show_all: bool, fmt: str) -> None:
+    """Compare run NEW against run BASE: every cell and metric, with a significance test.
+
+    BASE and NEW are run ids, 'latest', 'previous' (the run before the other one, of the same
+    suite file and tag) or a tag (its newest run; as BASE, its newest run before NEW). Exit status 1
+    when a significant regression beyond the threshold is found, so a CI job can fail on it.
+    """
+    from harness.query.compare import compare_runs
+    from harness.query.leaderboard import render
+
+    result = compare_runs(db, base, new, threshold=threshold, alpha=alpha, force=force,
+                          metrics=list(metrics) or None, history=history, sigmas=sigmas)
+    listing = result.listing(show_all)
+    if len(listing) or fmt != "table":
+        click.echo(render(listing, fmt))
+    click.echo(result.summary(), err=True)
+    sys.exit(result.exit_code)
+
+
+@click.command()
+@DB_OPTION
+@click.option("--metric", required=True, help="the metric, e.g. p50_ms or top1")
+@click.option("--model", default=None)
+@click.option("--dataset", default=None)
+@click.option("--method", default=None)
+@click.option("--backend", default=None)
+@click.option("--batch-size", type=int, default=None, help="one batch size of a batched metric")
+@click.option("--tag", default=None, help="only runs with this tag")
+@MACHINE_OPTION
+@FORMAT_OPTION
+def history(db: str, metric: str, model, dataset, method, backend, batch_size, tag, machine, fmt: str) -> None:
+    """A metric over runs, oldest first: one row per run and matching cell."""
+    from harness.query.history import history as query
+    from harness.query.leaderboard import render
+
+    frame = query(db, metric, model=model, dataset=dataset, method=method, backend=backend, machine=machine,
+                  tag=tag, batch_size=batch_size)
+    if frame.empty:
+        click.echo("no results match", err=True)
+        sys.exit(0)
+    click.echo(render(frame, fmt))
+
+
+@click.command()
+@click.argument("query")
+@DB_OPTION
+@FORMAT_OPTION
+def sql(query: str, db: str, fmt: str) -> None:
+    """Run one read-only SQL statement (SELECT ...) on the leaderboard; writes are refused."""
+    from harness.query.leaderboard import render
+    from harness.query.sql import run_sql
+
+    click.echo(render(run_sql(db, query), fmt))
+
+
+COMMANDS = [results, leaderboard, runs, compare, history, sql]
