@@ -398,7 +398,7 @@ def merge(sources: tuple[str, ...], output: str) -> None:
 @MACHINE_OPTION
 def report(db: str, output: str, machine: str | None) -> None:
     """Write one self-contained HTML report: leaderboard, Pareto plots, history charts."""
-    from harness.report.html.html import write_report
+    from harness.report.html import write_report
 
     path = _readonly(write_report, db, output, machine=machine)
     click.echo(f"wrote {path}", err=True)
@@ -411,7 +411,7 @@ def report(db: str, output: str, machine: str | None) -> None:
               help="address to bind (the default keeps it on this machine)")
 def serve(db: str, port: int, host: str) -> None:
     """Browse the leaderboard in datasette, read-only, with canned queries (needs the [serve] extra)."""
-    from harness.report.html.serve import serve as run_server
+    from harness.report.serve import serve as run_server
 
     code = _readonly(run_server, db, port=port, host=host)
     sys.exit(code)
@@ -426,7 +426,7 @@ def studies(db: str, output: str | None) -> None:
     or not by the data in the database, as Markdown."""
     from pathlib import Path
 
-    from harness.report.html.studies import report
+    from harness.report.studies import report
 
     text = _readonly(report, db)
     if output is None:
