@@ -18,6 +18,8 @@ from typing import Any
 import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
+from harness.core.identity import canonical
+
 DEFAULT_DB = "results/leaderboard.db"
 
 migrations = Migrations("harness")
@@ -147,8 +149,9 @@ def now() -> str:
 
 
 def to_json(obj: Any) -> str:
-    """How the store encodes params, stats and info: sorted keys, so equal objects compare equal."""
-    return json.dumps(obj, sort_keys=True, default=str)
+    """How the store encodes params, stats and info: :func:`harness.core.identity.canonical`'s stored form
+    (sorted keys, so equal objects compare equal as text; ``compact=False``, the text existing databases hold)."""
+    return canonical(obj, compact=False)
 
 
 class Store:
