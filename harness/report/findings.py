@@ -158,11 +158,11 @@ def _recorded(info: str | None, key: str) -> Any:
 
 def gate(frame: Any, f: Finding, spec: dict) -> None:
     """Selected configurations against the gate their measurements recorded (see the module)."""
+    import pandas as pd
+
     metric, key = spec["metric"], spec["gate"]
     gates: set[float] = set()
     for (model, _dataset, backend), rows in _groups(frame, metric):
-        import pandas as pd
-
         chosen = []
         for sel in spec["select"]:
             part = rows[rows["method"] == sel["method"]]
