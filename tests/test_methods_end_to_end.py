@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+from pathlib import Path
 
 import pytest
 
@@ -116,7 +117,9 @@ def test_claims_and_size_figures_are_recorded(methods_run):
 def test_studies_report_on_the_run(methods_run, tmp_path):
     _, db, cli = methods_run
     out = tmp_path / "studies.md"
-    proc = cli("studies", "--db", db, "-o", out)
+    suites = Path(__file__).resolve().parents[1] / "suites"  # the studies' findings, beside their suite files
+    proc = cli("studies", "--db", db, "-o", out, "--findings", suites / "pruning-study.findings.toml",
+               "--findings", suites / "quantization-study.findings.toml")
     assert proc.returncode == 0, proc.stderr
     text = out.read_text()
     # One seed, one model: each finding the suite measured gets a verdict computed from its values.

@@ -6,9 +6,10 @@ import sqlite3
 
 import numpy as np
 import pytest
-from synthetic import MACHINE_B, board, new_run, open_store
+from synthetic import MACHINE_B, accuracy, board, identity, latency, new_run, open_store, record, size
 
-from harness.query.leaderboard import leaderboard
+from harness.api import MetricSpec
+from harness.query.leaderboard import frontier_of, leaderboard
 from harness.query.pareto import non_dominated
 from harness.query.refs import QueryError
 
@@ -194,3 +195,33 @@ def test_leaderboard_filters_keep_shared_size_columns(db):
                                                           "backend", "backend_params", "machine"]
     with pytest.raises(QueryError):
         leaderboard(db, machine="ab")
+
+
+def test_a_suite_only_flag_keeps_its_row_out_of_that_suites_rankings_only(tmp_path):
+    """``latency only: ...`` (and a third-party suite's ``SUITE only: ...``) scopes by the metric catalogue."""
+    path = tmp_path / "scoped.db"
+    store = open_store(path)
+    store.register_metrics("npu-timing", [MetricSpec("npu_ms", "ms", False, "latency on an emulated NPU")])
+    run = new_run(store)
+    for method, top1, ms, flag in (("dense", 0.96, 1.0, None), ("int8-dynamic", 0.97, 0.5, "latency only: emulated")):
+        record(store, run, identity(method, {}, None, "size"), size(1000.0 if flag else 2000.0, 0.0))
+        record(store, run, identity(method, {}, "onnxruntime-cpu", "accuracy"), accuracy(top1, 0.96))
+        record(store, run, identity(method, {}, "onnxruntime-cpu", "latency"),
+               [dict(m, flag=flag) for m in latency(ms)])
+        record(store, run, identity(method, {}, "onnxruntime-cpu", "npu-timing"),
+               [{"metric": "npu_ms", "value": ms, "unit": "ms",
+                 "flag": "npu-timing only: emulated" if flag else None}])
+    store.close()
+
+    def ranks(sort):
+        board = leaderboard(path, sort=sort)
+        return dict(zip(board["method"], board["rank"].astype(object).where(board["rank"].notna(), None)))
+
+    assert ranks("top1") == {"int8-dynamic": 1, "dense": 2}  # its accuracy is real: ranked
+    assert ranks("gzip_bytes") == {"int8-dynamic": 1, "dense": 2}
+    assert ranks("p50_ms") == {"dense": 1, "int8-dynamic": None}  # its latency is not a hardware figure
+    assert ranks("npu_ms") == {"dense": 1, "int8-dynamic": None}  # the third-party suite's own scope
+    board = leaderboard(path)
+    assert set(frontier_of(path, board, "top1:max,gzip_bytes:min").rows["method"]) == {"int8-dynamic"}
+    latency_front = frontier_of(path, board, "top1:max,p50_ms:min")
+    assert set(latency_front.rows["method"]) == {"dense"} and sum(latency_front.left_out.values()) == 1

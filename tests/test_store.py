@@ -117,3 +117,22 @@ def test_readonly_connection_refuses_writes(tmp_path):
 def test_missing_database_is_a_clear_error(tmp_path):
     with pytest.raises(FileNotFoundError, match="no leaderboard database"):
         open_readonly(tmp_path / "none.db")
+
+
+def test_stored_json_keeps_the_text_existing_databases_hold(memory_store):
+    """Parameters are stored as canonical JSON with json.dumps' spaces (``compact=False``): comparisons and
+    baseline look-ups match them as text, so rows written before and after any change must agree."""
+    from harness.core.identity import canonical
+    from harness.store.db import to_json
+
+    params = {"sparsity": 0.5, "bits": 4, "steps": [{"name": "kbit", "params": {"b": 1, "a": 2}}]}
+    assert to_json(params) == canonical(params, compact=False) == (
+        '{"bits": 4, "sparsity": 0.5, "steps": [{"name": "kbit", "params": {"a": 2, "b": 1}}]}')
+    assert canonical(params) == '{"bits":4,"sparsity":0.5,"steps":[{"name":"kbit","params":{"a":2,"b":1}}]}'
+    run = memory_store.create_run(suite_name="s")
+    cell = dict(_cell(), method_params={"sparsity": 0.5, "bits": 4})
+    memory_store.record_cell(run, cell, [{"metric": "p50_ms", "value": 1.0, "unit": "ms", "params": {"batch_size": 1}}])
+    row = next(memory_store.db.query("SELECT c.method_params, m.params FROM cells c JOIN measurements m "
+                                     "ON m.cell_id = c.id"))
+    assert row == {"method_params": '{"bits": 4, "sparsity": 0.5}', "params": '{"batch_size": 1}'}
+    assert memory_store.measurement_values(run, "k1") == [("p50_ms", to_json({"batch_size": 1}), 1.0)]

@@ -3,25 +3,33 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
 from harness.core.identity import digest
-from harness.report.studies import Stat, compare, findings, load, pareto_front, report
+from harness.query.refs import QueryError
+from harness.report.findings import Stat, compare_means, pareto_front
+from harness.report.studies import beside_suites, findings, load, report
 from harness.store.db import Store
 
 SEEDS = (0, 1, 2)
+SUITES = Path(__file__).resolve().parents[1] / "suites"
+#: The findings files of the two studies, beside their suite files.
+FILES = [SUITES / "pruning-study.findings.toml", SUITES / "quantization-study.findings.toml"]
 
 
 class Board:
     """Writes cells straight into a leaderboard, as a run of the harness would."""
 
-    def __init__(self, path):
+    def __init__(self, path, suite_path=None):
         self.store = Store(path)
         self.run = self.store.create_run(suite_name="tiny-study", suite_sha256="x", seeds=list(SEEDS),
-                                         machine={"cpu_model": "test cpu", "usable_cores": 2})
+                                         machine={"cpu_model": "test cpu", "usable_cores": 2},
+                                         suite_path=None if suite_path is None else str(suite_path))
 
-    def add(self, method, params, suite, values, metric, backend="onnxruntime-cpu", model="lenet5", **mparams):
+    def add(self, method, params, suite, values, metric, backend="onnxruntime-cpu", model="lenet5", info=None,
+            **mparams):
         """One cell per seed; ``values`` one per seed."""
         for seed, value in zip(SEEDS, values, strict=True):
             identity = {"model": model, "dataset": "digits", "method": method, "method_params": params,
@@ -32,7 +40,7 @@ class Board:
                 "dataset_params": {}, "method": method, "method_params": params, "seed": seed,
                 "backend": identity["backend"], "backend_params": {}, "suite": suite, "status": "ok",
                 "finished_at": f"2026-01-01T00:00:{seed:02d}"},
-                [{"metric": metric, "value": value, "unit": "x", "params": mparams}])
+                [{"metric": metric, "value": value, "unit": "x", "params": mparams, "info": info or {}}])
         return self
 
     def close(self):
@@ -53,8 +61,10 @@ def _board(path, good: bool):
     for bits, top1 in {2: 0.5, 4: 0.969 if good else 0.6, 8: 0.97}.items():
         b.add("kbit", {"bits": bits}, "accuracy", [top1 - 0.002, top1, top1 + 0.002], "top1")
         b.add("kbit", {"bits": bits}, "size", [bits * 1000] * 3, "packed_bytes")
-    b.add("kbit", {"bits": 8}, "accuracy", [1.0, 0.995, 1.0] if good else [0.9, 0.9, 0.91], "top1_retained")
-    b.add("int8-static", {"per_channel": True}, "accuracy", [1.0, 1.0, 0.998], "top1_retained")
+    gate = {"quality_gate": 0.99}  # the accuracy suite records the gate it applied beside top1_retained
+    b.add("kbit", {"bits": 8}, "accuracy", [1.0, 0.995, 1.0] if good else [0.9, 0.9, 0.91], "top1_retained",
+          info=gate)
+    b.add("int8-static", {"per_channel": True}, "accuracy", [1.0, 1.0, 0.998], "top1_retained", info=gate)
     b.add("kbit", {"bits": 3}, "accuracy", [0.50, 0.52, 0.51], "top1")
     for bits in (2, 3):
         b.add("splitquant", {"bits": bits}, "accuracy", [0.93, 0.94, 0.935] if good else [0.4, 0.41, 0.42], "top1")
@@ -66,25 +76,26 @@ def _board(path, good: bool):
     b.close()
 
 
-def test_compare_uses_twice_the_standard_error():
+def test_compare_means_uses_twice_the_standard_error():
     a, b = Stat.of([0.9, 0.91, 0.92]), Stat.of([0.3, 0.35, 0.32])
-    assert compare(a, b) == "higher" and compare(b, a) == "lower"
-    assert compare(Stat.of([0.9, 0.95, 0.85]), Stat.of([0.91, 0.86, 0.93])) == "level"
+    assert compare_means(a, b) == "higher" and compare_means(b, a) == "lower"
+    assert compare_means(Stat.of([0.9, 0.95, 0.85]), Stat.of([0.91, 0.86, 0.93])) == "level"
     one = Stat.of([0.5])
-    assert one.std == 0 and compare(Stat.of([0.51]), one) == "higher"  # one seed: no error bar
+    assert one.std == 0 and compare_means(Stat.of([0.51]), one) == "higher"  # one seed: no error bar
     assert Stat.of([]) is None and Stat.of([1.0, 2.0, 3.0]).text(1) == "2.0 ± 1.0"
 
 
 def test_pareto_front():
     points = {2: (100, 0.5), 4: (200, 0.96), 8: (400, 0.96), 32: (1600, 0.97)}
     assert pareto_front(points) == [2, 4, 32]
+    assert pareto_front({"a": (1, 0.5), "b": (1, 0.5), "c": (2, 0.4)}) == ["a", "b"]  # equal points both stay
 
 
 @pytest.mark.parametrize("good", [True, False])
 def test_every_finding_gets_a_verdict_from_the_data(good, tmp_path):
     db = tmp_path / "s.db"
     _board(db, good)
-    verdicts = {f.key: f.verdict for f in findings(load(db))}
+    verdicts = {f.key: f.verdict for f in findings(load(db), FILES)}
     assert set(verdicts) == {"magnitude-vs-random", "global-vs-layerwise", "8bit-keeps-accuracy", "4bit-pareto",
                              "splitquant-low-bit", "structured-latency"}
     expected_8bit = "reproduced" if good else "partly reproduced (1 of 2 comparisons)"
@@ -99,7 +110,7 @@ def test_missing_data_is_not_measured(tmp_path):
     db = tmp_path / "s.db"
     Board(db).add("dense", {}, "accuracy", [0.97, 0.97, 0.97], "top1").add(
         "channel-l1", {"sparsity": 0.5}, "latency", [1.5, 1.5, 1.5], "speedup", batch_size=1).close()
-    result = {f.key: f for f in findings(load(db))}
+    result = {f.key: f for f in findings(load(db), FILES)}
     assert all(f.verdict == "not measured" for f in result.values())
     # Structured timing alone cannot show the contrast: it is reported, not judged.
     assert any("only structured" in n for n in result["structured-latency"].notes)
@@ -108,23 +119,27 @@ def test_missing_data_is_not_measured(tmp_path):
 def test_report_has_runs_findings_and_tables(tmp_path):
     db = tmp_path / "s.db"
     _board(db, True)
-    text = report(db)
+    text = report(db, FILES)
     assert text.startswith("# Studies")
     assert "tiny-study" in text and "test cpu, 2 cores" in text
     assert "Global magnitude pruning beats random pruning at high sparsity. | **reproduced**" in text
     assert "0.910 ± 0.010" in text  # global-magnitude at 0.9: mean ± std over the three seeds
     assert "## Quantization: top-1 by bit width" in text and "## Pruning: top-1 by sparsity" in text
+    assert "mean top1_retained >= 0.99 (the accuracy suite's quality gate" in text  # the gate the data recorded
 
 
 def test_cli_writes_the_report(tmp_path, harness_cli):
     db = tmp_path / "s.db"
     _board(db, False)
     out = tmp_path / "docs" / "studies.md"
-    proc = harness_cli("studies", "--db", db, "-o", out)
+    files = [arg for f in FILES for arg in ("--findings", f)]
+    proc = harness_cli("studies", "--db", db, *files, "-o", out)
     assert proc.returncode == 0, proc.stderr
     assert "**not reproduced**" in out.read_text()
-    printed = harness_cli("studies", "--db", db)
+    printed = harness_cli("studies", "--db", db, *files)
     assert printed.stdout == out.read_text()
+    bad = harness_cli("studies", "--db", db, "--findings", tmp_path / "none.toml")
+    assert bad.returncode == 2 and "no findings file" in bad.stderr
     missing = harness_cli("studies", "--db", tmp_path / "nope.db")
     assert missing.returncode == 2 and "no leaderboard database" in missing.stderr
 
@@ -139,3 +154,33 @@ def test_pipeline_labels_and_sweeps(tmp_path):
     assert set(frame["sparsity"]) == {0.9}
     assert set(frame["label"]) == {"global-magnitude + finetune(epochs=3, lr=0.003)"}
     assert json.loads(frame["method_params"].iloc[0]) == steps
+
+
+def test_findings_files_are_found_beside_the_runs_suite_files(tmp_path):
+    """By default a run of ``suites/NAME.toml`` is judged by ``suites/NAME.findings.toml``."""
+    db = tmp_path / "s.db"
+    Board(db, suite_path=SUITES / "quantization-study.toml").add("dense", {}, "accuracy", [0.97] * 3, "top1").close()
+    assert beside_suites(db) == [SUITES / "quantization-study.findings.toml"]
+    text = report(db)
+    assert "the rules of `quantization-study.findings.toml`" in text
+    assert "SplitQuant beats plain k-bit" in text and "Global magnitude pruning" not in text
+    alone = tmp_path / "alone.db"
+    Board(alone).close()  # a run without a suite file beside findings
+    assert "_No findings file" in report(alone)
+
+
+@pytest.mark.parametrize("text, message", [
+    ('[[findings]]\nkey = "x"\nclaim = "c"\nsource = "s"\nrule = "r"\nkind = "better"\n', "unknown kind 'better'"),
+    ('[[findings]]\nkey = "x"\nclaim = "c"\nsource = "s"\nrule = "r"\nkind = "higher"\nmetric = "top1"\n',
+     "needs a, b, sweep, at_least or values"),
+    ('[[tables]]\nheading = "h"\nkind = "sweep"\nmetric = "top1"\n', "needs sweep, baseline"),
+    ('[study]\n', "unknown key 'study'"),
+])
+def test_a_bad_findings_file_is_a_usage_error_naming_it(tmp_path, text, message):
+    path = tmp_path / "bad.findings.toml"
+    path.write_text(text)
+    db = tmp_path / "s.db"
+    Board(db).close()
+    with pytest.raises(QueryError, match=message) as err:
+        report(db, [path])
+    assert str(path) in str(err.value) and err.value.file == str(path)

@@ -37,14 +37,16 @@ def serve(db: str, port: int, host: str) -> None:
 @DB_OPTION
 @click.option("--output", "-o", type=click.Path(dir_okay=False), default=None,
               help="write the report to this file [default: standard output]")
-def studies(db: str, output: str | None) -> None:
+@click.option("--findings", "findings", multiple=True, type=click.Path(dir_okay=False),
+              help="a findings file (repeatable) [default: NAME.findings.toml beside each run's suite file]")
+def studies(db: str, output: str | None, findings: tuple[str, ...]) -> None:
     """Tables (mean ± std over seeds) and known findings of the literature, each stated as reproduced
     or not by the data in the database, as Markdown."""
     from pathlib import Path
 
     from harness.report.studies import report as study_report
 
-    text = study_report(db)
+    text = study_report(db, list(findings) or None)
     if output is None:
         click.echo(text, nl=False)
         return

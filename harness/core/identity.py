@@ -15,9 +15,15 @@ from pathlib import Path
 from typing import Any
 
 
-def canonical(obj: Any) -> str:
-    """Canonical JSON: sorted keys, no spaces; the basis of every hash and stored params."""
-    return json.dumps(obj, sort_keys=True, separators=(",", ":"), default=str)
+def canonical(obj: Any, *, compact: bool = True) -> str:
+    """Canonical JSON: sorted keys, anything else as ``str``; the basis of every hash and stored parameter set.
+
+    ``compact`` (the default, for hashes) writes no spaces. The store writes ``compact=False``
+    (``", "`` and ``": "``, :func:`json.dumps`'s own separators): databases hold that text and queries
+    match it as text (a cell's parameters against another run's, a baseline's against the cell asking),
+    so changing it would split equal parameters of old and new rows.
+    """
+    return json.dumps(obj, sort_keys=True, separators=(",", ":") if compact else None, default=str)
 
 
 def digest(obj: Any, n: int = 16) -> str:

@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness.query.leaderboard import column_name, convert_distinct, label, params_text
+from harness.query.columns import column_name, convert_distinct, label, params_text
 from harness.query.refs import QueryError, describe_machine, resolve_run
 from harness.store.db import open_readonly
 

@@ -6,7 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.query.leaderboard import column_name, convert_distinct, label, params_text
+from harness.query.columns import column_name, convert_distinct, label, params_text
 from harness.query.refs import SHORT, QueryError, check_tag, resolve_machine
 from harness.store.db import open_readonly
 

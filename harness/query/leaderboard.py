@@ -10,18 +10,23 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.query.columns import (
+    IDENTITY,
+    Catalogue,
+    batch_of,
+    column_name,
+    convert_distinct,
+    excluded,
+    label,
+    metric_columns,
+    params_text,
+    resolve_column,
+)
+from harness.query.pareto import Frontier, frontier, parse_objectives
 from harness.query.refs import SHORT, QueryError, resolve_machine
 from harness.store.db import open_readonly
 
-IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
 SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustness": 4, "verification": 5}
-
-
-def params_text(d: dict) -> str:
-    """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
-    if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
-        return " + ".join(f"{s['name']}({params_text(s['params'])})" for s in d["steps"])
-    return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
 
 
 def results(db: str | Path, run_id: int | None = None) -> list[dict]:
@@ -62,28 +67,18 @@ def runs(db: str | Path) -> list[dict]:
     return [dict(r) for r in rows]
 
 
-def metric_directions(db: str | Path) -> dict[str, bool | None]:
-    """``{metric: higher_is_better}`` from the metric catalogue."""
+def read_catalogue(db: str | Path) -> Catalogue:
+    """The metric catalogue of a leaderboard: each metric's suite and direction."""
     conn = open_readonly(db)
     try:
-        rows = conn.execute("SELECT name, higher_is_better FROM metrics").fetchall()
+        return Catalogue.read(conn)
     finally:
         conn.close()
-    return {r["name"]: None if r["higher_is_better"] is None else bool(r["higher_is_better"]) for r in rows}
 
 
-def label(name: str, params: str) -> str:
-    """``mlp(hidden=64)``: a model or dataset name with its (JSON) parameters."""
-    text = params_text(json.loads(params))
-    return f"{name}({text})" if text else name
-
-
-def column_name(metric: str, mparams: str) -> str:
-    """The leaderboard column of a metric measured with (JSON) parameters: ``p50_ms@b32``."""
-    extra = json.loads(mparams)
-    bs = extra.pop("batch_size", None)
-    suffix = f"@b{bs}" if bs is not None else ""
-    return metric + suffix + "".join(f"@{k}={v}" for k, v in sorted(extra.items()))
+def metric_directions(db: str | Path) -> dict[str, bool | None]:
+    """``{metric: higher_is_better}`` from the metric catalogue."""
+    return read_catalogue(db).higher
 
 
 def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None = None,
@@ -119,7 +114,7 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
             where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
             args.append(backend)
         cells, measurements = _latest(conn, where, args)
-        directions = _directions(conn)
+        catalogue = Catalogue.read(conn)
     finally:
         conn.close()
     if measurements.empty:
@@ -129,9 +124,8 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
         if value is not None:
             wide = wide[wide[key] == value]
     if sort:
-        metric_cols = [c for c in wide.columns if c not in IDENTITY and c != "flags"]
-        col = resolve_column(sort, metric_cols)
-        wide = rank(wide, col, higher=bool(directions.get(col.split("@", 1)[0])))
+        col = resolve_column(sort, metric_columns(wide))
+        wide = rank(wide, col, higher=bool(catalogue.direction(col)), catalogue=catalogue)
     return wide.reset_index(drop=True)
 
 
@@ -204,53 +198,14 @@ def _join_flags(a: Any, b: Any) -> str | None:
     return "; ".join(parts) or None
 
 
-def convert_distinct(frame: Any, columns: list[str], fn) -> Any:
-    """``fn(*row[columns])`` for every row, called once per distinct combination (few repeat over many rows)."""
-    import pandas as pd
-
-    uniques = frame[columns].drop_duplicates()
-    converted = uniques.assign(_out=[fn(*values) for values in uniques.itertuples(index=False)])
-    merged = frame[columns].merge(converted, on=columns, how="left")
-    return pd.Series(merged["_out"].to_numpy(), index=frame.index)
-
-
-def _directions(conn: Any) -> dict[str, bool | None]:
-    rows = conn.execute("SELECT name, higher_is_better FROM metrics").fetchall()
-    return {r[0]: None if r[1] is None else bool(r[1]) for r in rows}
-
-
-#: A flag with this prefix keeps its row out of latency rankings only (latency timed under
-#: emulation: not a hardware figure, while the same row's accuracy and size are real and count).
-LATENCY_ONLY = "latency only: "
-
-
-def excluded(flags: Any, columns: list[str]) -> Any:
-    """Which rows a ranking or frontier over ``columns`` must leave out, given their ``flags``.
-
-    Every flag (a quality gate, a soundness check) excludes its row, except ``latency only`` flags,
-    which exclude it only when one of ``columns`` is a latency metric.
-    """
-    from harness.builtins.suites.latency import METRICS  # the rankings a ``latency only`` flag excludes a row from
-
-    names = {m.name for m in METRICS}
-    latency = any(c.split("@", 1)[0] in names for c in columns)
-
-    def out(text: Any) -> bool:
-        if not isinstance(text, str) or not text:
-            return False
-        return latency or any(not part.startswith(LATENCY_ONLY) for part in text.split("; "))
-
-    return flags.map(out).astype(bool)
-
-
-def rank(frame: Any, column: str, *, higher: bool) -> Any:
+def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
     """Sort best first by ``column`` and number the rows in a ``rank`` column, within each machine.
 
-    Flagged rows (see :func:`excluded`) and rows without a value are never ranked: their rank is
-    empty and they come after the ranked rows of their machine.
+    Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) and rows without
+    a value are never ranked: their rank is empty and they come after the ranked rows of their machine.
     """
     frame = frame.copy()
-    flagged = excluded(frame["flags"], [column])
+    flagged = excluded(frame["flags"], [column], catalogue)
     rankable = ~flagged & frame[column].notna()
     frame["_unranked"] = (~rankable).astype(int)
     frame = frame.sort_values(["machine", "_unranked", column], ascending=[True, True, not higher],
@@ -260,31 +215,14 @@ def rank(frame: Any, column: str, *, higher: bool) -> Any:
     return frame.drop(columns="_unranked")
 
 
-def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend") -> Any:
+def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend") -> Frontier:
     """The Pareto frontier (:class:`harness.query.pareto.Frontier`) of a leaderboard ``frame`` over
     ``objectives`` (``"top1:max,p50_ms:min"``), one per value of the ``by`` columns (``"none"``: one
     per machine)."""
-    from harness.query.pareto import frontier, parse_objectives
-
-    conn = open_readonly(db)
-    try:
-        directions = _directions(conn)
-    finally:
-        conn.close()
-    columns = [c for c in frame.columns if c not in IDENTITY and c not in ("rank", "flags")]
+    catalogue = read_catalogue(db)
     groups = [] if by.strip() in ("none", "") else [g.strip() for g in by.split(",") if g.strip()]
-    return frontier(frame, parse_objectives(objectives, columns, directions), groups)
-
-
-def resolve_column(name: str, columns: list[str]) -> str:
-    """A column named exactly ``name``, or the smallest-batch column of metric ``name``."""
-    if name in columns:
-        return name
-    variants = [c for c in columns if c.split("@", 1)[0] == name]
-    if not variants:
-        raise QueryError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})", key=name)
-
-    return min(variants, key=_batch_of)
+    return frontier(frame, parse_objectives(objectives, metric_columns(frame), catalogue.higher), groups,
+                    catalogue=catalogue)
 
 
 #: Metrics shown by the table view unless ``--columns`` says otherwise (one per suite question).
@@ -300,14 +238,13 @@ def select_columns(frame: Any, columns: str | None) -> Any:
     """
     if columns == "all":
         return frame
-    marks = ("rank", "flags")  # never selected away: a reader must see why a row is not ranked
-    metric_cols = [c for c in frame.columns if c not in IDENTITY and c not in marks]
+    metric_cols = metric_columns(frame)  # ``rank`` and ``flags`` are never selected away
     if columns is None:
         wanted: list[str] = []
         for name in HEADLINE:
             variants = [c for c in metric_cols if c == name or c.split("@", 1)[0] == name]
             if name == "throughput_sps" and variants:
-                variants = [max(variants, key=_batch_of)]
+                variants = [max(variants, key=batch_of)]
             wanted += [c for c in variants if c not in wanted]
     else:
         wanted = []
@@ -324,13 +261,6 @@ def select_columns(frame: Any, columns: str | None) -> Any:
     head = ["rank"] if "rank" in frame.columns else []
     tail = ["flags"] if "flags" in frame.columns and frame["flags"].notna().any() else []
     return frame[head + keep + wanted + tail]
-
-
-def _batch_of(column: str) -> int:
-    for part in column.split("@")[1:]:
-        if part.startswith("b") and part[1:].isdigit():
-            return int(part[1:])
-    return 0
 
 
 def render(rows: Any, fmt: str) -> str:

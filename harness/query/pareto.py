@@ -12,6 +12,7 @@ from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.query.columns import Catalogue, excluded, resolve_column
 from harness.query.refs import QueryError
 
 
@@ -50,8 +51,6 @@ class Frontier:
 def parse_objectives(text: str, columns: list[str], directions: dict[str, bool | None]) -> list[Objective]:
     """``"top1:max,p50_ms:min"`` -> objectives. A missing ``:max``/``:min`` takes the metric catalogue's
     direction. Two or three objectives; raises :class:`QueryError` naming the bad part."""
-    from harness.query.leaderboard import resolve_column
-
     parts = [p.strip() for p in text.split(",") if p.strip()]
     if not 2 <= len(parts) <= 3:
         raise QueryError(f"--pareto {text!r}: give two or three objectives, e.g. top1:max,p50_ms:min")
@@ -101,10 +100,12 @@ def non_dominated(values: Any) -> Any:
     return keep
 
 
-def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None = None) -> Frontier:
+def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None = None, *,
+             catalogue: Catalogue) -> Frontier:
     """The Pareto frontier of a leaderboard frame, per ``groups`` (e.g. ``["backend"]``) and per machine.
 
-    Flagged rows are never on a frontier; rows without a value for every objective cannot be placed.
+    Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) are never on
+    a frontier; rows without a value for every objective cannot be placed.
     Both are counted in :attr:`Frontier.left_out` by reason. Rows come out best first on the first
     objective within each group.
     """
@@ -119,9 +120,7 @@ def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None =
     left_out: Counter = Counter()
     flags = frame["flags"] if "flags" in frame.columns else None
     if flags is not None:
-        from harness.query.leaderboard import excluded
-
-        flagged = excluded(flags, [o.column for o in objectives])
+        flagged = excluded(flags, [o.column for o in objectives], catalogue)
     else:
         flagged = np.zeros(len(frame), dtype=bool)
     for text in frame.loc[flagged, "flags"]:

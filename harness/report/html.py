@@ -76,11 +76,12 @@ def _history_figure(frame: Any, title: str) -> Any:
 
 def build_report(db: str | Path, *, machine: str | None = None) -> str:
     """The report's HTML text."""
+    from harness.query.columns import metric_columns, resolve_column
     from harness.query.history import history
-    from harness.query.leaderboard import IDENTITY, leaderboard, rank, resolve_column, runs, select_columns
+    from harness.query.leaderboard import leaderboard, rank, read_catalogue, runs, select_columns
 
     board = leaderboard(db, machine=machine)
-    metric_cols = [c for c in board.columns if c not in IDENTITY and c not in ("rank", "flags")]
+    metric_cols = metric_columns(board)
     sections: list[tuple[str, str, Any, int]] = []  # (id, heading, figure, points)
 
     def column(name: str) -> str | None:
@@ -111,7 +112,7 @@ def build_report(db: str | Path, *, machine: str | None = None) -> str:
 
     table = board
     if acc:
-        table = rank(board, acc, higher=True)
+        table = rank(board, acc, higher=True, catalogue=read_catalogue(db))
     shown = select_columns(table, None)
     run_rows = runs(db)
     parts = [_HEAD.format(generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),

@@ -19,6 +19,7 @@ from sqlite_utils.migrations import Migrations
 
 from harness.core.clock import now
 from harness.core.errors import UsageError
+from harness.core.identity import canonical
 from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
 
 migrations = Migrations("harness")
@@ -143,8 +144,9 @@ _M005_RESULT_COLUMNS = (
 
 
 def to_json(obj: Any) -> str:
-    """How the store encodes params, stats and info: sorted keys, so equal objects compare equal."""
-    return json.dumps(obj, sort_keys=True, default=str)
+    """How the store encodes params, stats and info: :func:`harness.core.identity.canonical`'s stored form
+    (sorted keys, so equal objects compare equal as text; ``compact=False``, the text existing databases hold)."""
+    return canonical(obj, compact=False)
 
 
 class CellRow(TypedDict, total=False):

@@ -1,0 +1,124 @@
+"""Leaderboard columns: how stored identities and metrics become column names and labels, the metric
+catalogue, and which flagged rows a ranking or frontier leaves out.
+
+The leaderboard, the Pareto frontier, comparisons and history all read these; this module imports
+nothing of theirs, so the query layer's imports run one way.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from harness.query.refs import QueryError
+
+IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
+#: Columns of a leaderboard frame that are neither identity nor a metric: a reader must see them.
+MARKS = ("rank", "flags")
+#: A flag ``"SUITE only: why"`` (the latency suite's ``latency only: `` under emulation) keeps its row out
+#: of the rankings and frontiers over SUITE's metrics only; every other flag keeps it out of all of them.
+SCOPED = " only: "
+
+
+def params_text(d: dict) -> str:
+    """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
+    if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
+        return " + ".join(f"{s['name']}({params_text(s['params'])})" for s in d["steps"])
+    return ",".join(f"{k}={v}" for k, v in sorted(d.items())) if d else ""
+
+
+def label(name: str, params: str) -> str:
+    """``mlp(hidden=64)``: a model or dataset name with its (JSON) parameters."""
+    text = params_text(json.loads(params))
+    return f"{name}({text})" if text else name
+
+
+def column_name(metric: str, mparams: str) -> str:
+    """The leaderboard column of a metric measured with (JSON) parameters: ``p50_ms@b32``."""
+    extra = json.loads(mparams)
+    bs = extra.pop("batch_size", None)
+    suffix = f"@b{bs}" if bs is not None else ""
+    return metric + suffix + "".join(f"@{k}={v}" for k, v in sorted(extra.items()))
+
+
+def metric_of(column: str) -> str:
+    """The metric a leaderboard column shows: ``p50_ms@b32`` -> ``p50_ms``."""
+    return column.split("@", 1)[0]
+
+
+def batch_of(column: str) -> int:
+    """The batch size in a column's name (``p50_ms@b32`` -> 32), 0 when it names none."""
+    for part in column.split("@")[1:]:
+        if part.startswith("b") and part[1:].isdigit():
+            return int(part[1:])
+    return 0
+
+
+def metric_columns(frame: Any) -> list[str]:
+    """The metric columns of a leaderboard frame (neither identity nor ``rank``/``flags``)."""
+    return [c for c in frame.columns if c not in IDENTITY and c not in MARKS]
+
+
+def resolve_column(name: str, columns: list[str]) -> str:
+    """A column named exactly ``name``, or the smallest-batch column of metric ``name``."""
+    if name in columns:
+        return name
+    variants = [c for c in columns if metric_of(c) == name]
+    if not variants:
+        raise QueryError(f"no column {name!r} in the leaderboard (columns: {', '.join(columns) or 'none'})",
+                         key=name)
+
+    return min(variants, key=batch_of)
+
+
+def convert_distinct(frame: Any, columns: list[str], fn) -> Any:
+    """``fn(*row[columns])`` for every row, called once per distinct combination (few repeat over many rows)."""
+    import pandas as pd
+
+    uniques = frame[columns].drop_duplicates()
+    converted = uniques.assign(_out=[fn(*values) for values in uniques.itertuples(index=False)])
+    merged = frame[columns].merge(converted, on=columns, how="left")
+    return pd.Series(merged["_out"].to_numpy(), index=frame.index)
+
+
+@dataclass(frozen=True)
+class Catalogue:
+    """The metric catalogue (the store's ``metrics`` table, which the driver fills from every registered
+    suite): the suite each metric belongs to and whether higher is better."""
+
+    suites: dict[str, str]
+    higher: dict[str, bool | None]
+
+    @classmethod
+    def read(cls, conn: Any) -> Catalogue:
+        """The catalogue of an open leaderboard connection."""
+        rows = conn.execute("SELECT name, suite, higher_is_better FROM metrics").fetchall()
+        return cls(suites={r[0]: r[1] for r in rows},
+                   higher={r[0]: None if r[2] is None else bool(r[2]) for r in rows})
+
+    def direction(self, column: str) -> bool | None:
+        """Whether higher is better for the metric of ``column`` (``None``: the catalogue does not say)."""
+        return self.higher.get(metric_of(column))
+
+
+def excluded(flags: Any, columns: list[str], catalogue: Catalogue) -> Any:
+    """Which rows a ranking or frontier over ``columns`` must leave out, given their ``flags``.
+
+    Every flag (a quality gate, a soundness check) excludes its row, except a flag ``"SUITE only: ..."``
+    naming a suite of the catalogue, which excludes it only when one of ``columns`` is a metric of that
+    suite (latency timed under emulation is no hardware figure, but the row's accuracy and size are real).
+    """
+    suites = set(catalogue.suites.values())
+    involved = {catalogue.suites.get(metric_of(c)) for c in columns}
+
+    def leaves_out(part: str) -> bool:
+        scope, sep, _ = part.partition(SCOPED)
+        return not (sep and scope in suites) or scope in involved
+
+    def out(text: Any) -> bool:
+        if not isinstance(text, str) or not text:
+            return False
+        return any(leaves_out(part) for part in text.split("; "))
+
+    return flags.map(out).astype(bool)
