@@ -57,7 +57,7 @@ def test_duplicate_name_says_how_to_resolve_it(harness_host):
 
 def test_duplicate_of_an_installed_name_names_its_distribution(harness_host):
     msg = error(harness_host, ("mine", hook("harness_register_methods",
-                                            lambda reg: reg(MethodSpec(name="dense", apply=_noop)))),
+                                            lambda reg: reg(MethodSpec(name="global-magnitude", apply=_noop)))),
                 entry_points=True)
     assert '"pruning" (harness-plugins ' in msg
     assert "rename one" in msg and f"{DISABLE_ENV}=mine" in msg
