@@ -99,7 +99,7 @@ def registry():
 def test_every_metric_is_in_the_leaderboard_table_with_its_unit(registry):
     section = text(DOCS / "leaderboard.md").split("\n## Metrics", 1)[1].split("\n## ", 1)[0]
     table = [line for line in section.splitlines() if line.startswith("|")]
-    metrics = [m for reg in registry.items["suite"].values() for m in reg.spec.metrics]
+    metrics = [m for suite in registry.specs("suite") for m in suite.metrics]
     assert len(metrics) >= 19
     for m in metrics:
         line = next((r for r in table if r.startswith(f"| `{m.name}` |")), None)
@@ -119,7 +119,7 @@ def setting_default(p: Param) -> str:
 def test_every_setting_is_in_the_suite_file_reference_with_type_and_default(registry):
     page = text(DOCS / "suite-files.md")
     sections = {"execution": EXECUTION_SETTINGS}
-    sections.update({name: reg.spec.settings for name, reg in registry.items["suite"].items()})
+    sections.update({suite.name: suite.settings for suite in registry.specs("suite")})
     for section, params in sections.items():
         assert f"## `[settings.{section}]`" in page, section
         body = page.split(f"## `[settings.{section}]`", 1)[1].split("\n## ", 1)[0]

@@ -1,4 +1,5 @@
-"""The plugin host: discovery, loading and the registry of what plugins provide.
+"""The plugin host: discovery and loading; what the plugins register is collected into a
+:class:`~harness.plugin.registry.Registry` (re-exported here).
 
 Discovery order: built-in plugins (the standard suites), installed
 distributions through the ``harness`` entry-point group, then ``*.py`` files
@@ -10,7 +11,6 @@ silently goes missing corrupts a leaderboard.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -26,22 +26,19 @@ from typing import Any
 
 import pluggy
 
-from harness.core.errors import UnknownName, UsageError
 from harness.plugin import hookspecs
-from harness.plugin.specs import (
-    KINDS,
-    BackendSpec,
-    DatasetSpec,
-    MethodSpec,
-    ModelSpec,
-    SpecError,
-    SuiteSpec,
-    VerifierSpec,
-    suggest_name,
+from harness.plugin.registry import (
+    DISABLE_ENV,
+    HOOKS,
+    PluginError,
+    PluginInfo,
+    Registered,
+    Registry,
+    short,
+    without,
 )
 
 ENTRY_POINT_GROUP = "harness"
-DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
 #: Module names under which plugin files are imported (so pickled objects resolve in workers).
 FILE_MODULE_PREFIX = "harness_plugin_file_"
 
@@ -56,161 +53,17 @@ DEFAULT_PLUGINS = (
     "harness.builtins.vnncomp",
 )
 
-#: hook name of each kind's registration hook
-HOOKS = {kind: f"harness_register_{kind}s" for kind in KINDS}
-
-
-class PluginError(UsageError):
-    """A plugin failed to load or to register; the message names it, its distribution and what to change."""
-
-
-def _without(info: PluginInfo) -> str:
-    """How to run without a plugin, for the end of error messages."""
-    hint = f"run without it with {DISABLE_ENV}={info.name}"
-    if info.source == "entry point" and info.distribution:
-        hint += f" (or pip uninstall {info.distribution})"
-    return hint
+#: The host's interface; the registry's names are re-exported, so ``from harness.plugin.manager import
+#: Registry, PluginError`` keeps working.
+__all__ = ["DEFAULT_PLUGINS", "DISABLE_ENV", "ENTRY_POINT_GROUP", "FILE_MODULE_PREFIX", "HOOKS", "Host", "PluginError",
+           "PluginInfo", "Registered", "Registry", "collect", "disabled_plugins", "get_plugin_manager", "load_host",
+           "load_plugins"]
 
 
 def _raised_at(exc: BaseException) -> str:
     """`` (at file:line in function)`` of the frame that raised, or ``""``."""
     frames = traceback.extract_tb(exc.__traceback__)
     return f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-
-
-def _short(obj: Any, limit: int = 120) -> str:
-    """``repr(obj)``, cut to ``limit`` characters for a message."""
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _spec_hint(kind: str, spec: Any) -> str:
-    """What to change when a plugin registered the wrong object through a kind's hook."""
-    expected = KINDS[kind]
-    for other, cls in KINDS.items():
-        if isinstance(spec, cls):
-            return (f"a {cls.__name__} is registered through {HOOKS[other]}: move this register() call into a "
-                    f"@hookimpl def {HOOKS[other]}(register)")
-    if isinstance(spec, (list, tuple)):
-        return "call register() once per spec: for spec in specs: register(spec)"
-    required = [f.name for f in dataclasses.fields(expected)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    args = ", ".join(f"{name}=..." for name in required)
-    return f"build one: register({expected.__name__}({args})), with {expected.__name__} from harness.api"
-
-
-@dataclass
-class PluginInfo:
-    """Where a plugin came from and what it registered."""
-
-    name: str
-    source: str  # "builtin" | "entry point" | "directory" | "file" | "extra"
-    distribution: str | None = None
-    version: str | None = None
-    location: str | None = None
-    registered: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``name (dist version)`` for messages."""
-        if self.distribution:
-            return f'"{self.name}" ({self.distribution} {self.version})'
-        return f'"{self.name}" ({self.source}{": " + self.location if self.location else ""})'
-
-    def as_dict(self) -> dict:
-        """JSON-able form for ``harness plugins --json``."""
-        return {
-            "name": self.name,
-            "source": self.source,
-            "distribution": self.distribution,
-            "version": self.version,
-            "location": self.location,
-            "kinds": sorted(k for k, v in self.registered.items() if v),
-            "registered": {k: v for k, v in sorted(self.registered.items()) if v},
-        }
-
-
-@dataclass
-class Registered:
-    """One registered thing with the plugin that registered it."""
-
-    spec: Any
-    plugin: PluginInfo
-
-
-class Registry:
-    """Everything the loaded plugins registered, by kind and name."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
-        self.plugins: dict[str, PluginInfo] = {}
-
-    def add(self, kind: str, spec: Any, plugin: PluginInfo) -> None:
-        """Validate and add one spec; a duplicate name is an error naming both plugins."""
-        expected = KINDS[kind]
-        if not isinstance(spec, expected):
-            raise PluginError(f"Plugin {plugin.label} registered {_short(spec)} through "
-                              f"{HOOKS[kind]}, expected a harness.api.{expected.__name__}: {_spec_hint(kind, spec)}")
-        try:
-            spec.check()
-        except SpecError as exc:
-            raise PluginError(f"Plugin {plugin.label} registered an invalid {kind}: {exc}") from exc
-        existing = self.items[kind].get(spec.name)
-        if existing is not None:
-            raise PluginError(f"{kind} {spec.name!r} is registered twice: by plugin "
-                              f"{existing.plugin.label} and by plugin {plugin.label}. Names are unique per "
-                              f"kind: rename one (the name= of its {expected.__name__}, e.g. "
-                              f"{suggest_name(plugin.name + '-' + spec.name)!r}), or {_without(plugin)}")
-        self.items[kind][spec.name] = Registered(spec, plugin)
-        plugin.registered.setdefault(kind, []).append(spec.name)
-
-    def get(self, kind: str, name: str) -> Registered:
-        """The registered thing with its plugin; :class:`~harness.core.errors.UnknownName` lists the known names."""
-        try:
-            return self.items[kind][name]
-        except KeyError:
-            raise UnknownName(kind, name, sorted(self.items[kind])) from None
-
-    def has(self, kind: str, name: str) -> bool:
-        """Whether a ``kind`` named ``name`` is registered."""
-        return name in self.items[kind]
-
-    def names(self, kind: str) -> list[str]:
-        """Sorted names of one kind."""
-        return sorted(self.items[kind])
-
-    def specs(self, kind: str) -> list[Any]:
-        """Every registered spec of one kind, by name."""
-        return [self.items[kind][n].spec for n in sorted(self.items[kind])]
-
-    # Typed lookups: each raises UnknownName for a name nobody registered.
-    def model(self, name: str) -> ModelSpec:
-        """The registered model ``name``."""
-        return self.get("model", name).spec
-
-    def dataset(self, name: str) -> DatasetSpec:
-        """The registered dataset ``name``."""
-        return self.get("dataset", name).spec
-
-    def method(self, name: str) -> MethodSpec:
-        """The registered method ``name`` (a single method; pipelines are composed by :mod:`harness.plan.pipeline`)."""
-        return self.get("method", name).spec
-
-    def backend(self, name: str) -> BackendSpec:
-        """The registered backend ``name``."""
-        return self.get("backend", name).spec
-
-    def suite(self, name: str) -> SuiteSpec:
-        """The registered suite ``name``."""
-        return self.get("suite", name).spec
-
-    def verifier(self, name: str) -> VerifierSpec:
-        """The registered verifier ``name``."""
-        return self.get("verifier", name).spec
-
-    def plugin_of(self, kind: str, name: str) -> PluginInfo:
-        """The plugin that registered ``kind`` ``name``."""
-        return self.get(kind, name).plugin
 
 
 @dataclass
@@ -261,7 +114,7 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
     if info.name in infos:
         other = infos[info.name]
         raise PluginError(f"Two plugins are named {info.name!r}: {other.label} and {info.label}. Plugin names "
-                          f"are unique: rename one (its entry point's name, or its file's), or {_without(info)}")
+                          f"are unique: rename one (its entry point's name, or its file's), or {without(info)}")
     unmarked = _unmarked_hooks(module)
     if unmarked:
         raise PluginError(f"Plugin {info.label} defines {', '.join(unmarked)} without @hookimpl, so the harness "
@@ -308,7 +161,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
             except Exception as exc:
                 raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}"
                                   f"{_raised_at(exc)}. Fix the import (heavy imports belong inside "
-                                  f"functions), or {_without(info)}") from exc
+                                  f"functions), or {without(info)}") from exc
             _register_module(pm, module, info, infos)
 
     if plugins_dir is not None:
@@ -347,7 +200,7 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
     except Exception as exc:
         sys.modules.pop(modname, None)
         raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}{_raised_at(exc)}. "
-                          f"Fix the file, or {_without(info)}") from exc
+                          f"Fix the file, or {without(info)}") from exc
     return module
 
 
@@ -371,9 +224,9 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
                 raise
             except Exception as exc:
                 raise PluginError(f"Plugin {info.label} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                                  f"{_raised_at(exc)}. Fix the error, or {_without(info)}") from exc
+                                  f"{_raised_at(exc)}. Fix the error, or {without(info)}") from exc
             if returned is not None:
-                raise PluginError(f"Plugin {info.label}: {hook_name} returned {_short(returned)}; registration hooks "
+                raise PluginError(f"Plugin {info.label}: {hook_name} returned {short(returned)}; registration hooks "
                                   "return nothing: call register(spec) for each spec instead "
                                   f"(def {hook_name}(register): register(...))")
     return registry
