@@ -109,6 +109,29 @@ def _unmarked_hooks(plugin: Any) -> list[str]:
     return names
 
 
+#: ``@hookimpl`` options that registration hooks do not accept (see "tryfirst, trylast and hook wrappers"
+#: in :mod:`harness.plugin.hookspecs`): there is no result to order or wrap.
+ORDERING_OPTIONS = ("tryfirst", "trylast", "hookwrapper", "wrapper")
+
+
+def _ordering_options(plugin: Any) -> list[str]:
+    """``hook(option=True)`` for each registration hook of ``plugin`` marked with an ordering option."""
+    marker = f"{ENTRY_POINT_GROUP}_impl"
+    found = []
+    for attr in dir(plugin):
+        try:
+            opts = getattr(getattr(plugin, attr), marker, None)
+        except Exception:  # noqa: BLE001 - an attribute that cannot be read is not a hook
+            continue
+        if not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        used = [o for o in ORDERING_OPTIONS if opts.get(o)]
+        if hook in HOOKS.values() and used:
+            found.append(f"{hook}({', '.join(f'{o}=True' for o in used)})")
+    return found
+
+
 def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo,
                      infos: dict[str, PluginInfo]) -> None:
     if info.name in infos:
@@ -119,6 +142,12 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
     if unmarked:
         raise PluginError(f"Plugin {info.label} defines {', '.join(unmarked)} without @hookimpl, so the harness "
                           "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)")
+    ordered = _ordering_options(module)
+    if ordered:
+        raise PluginError(f"Plugin {info.label} marks {', '.join(ordered)} with @hookimpl options that registration "
+                          "hooks do not take: every plugin's registrations count and a name is registered once, so "
+                          "there is nothing to run first, last or around. Write a plain @hookimpl (see "
+                          "harness.plugin.hookspecs), or " + without(info), plugin=info.label)
     try:
         pm.register(module, name=info.name)
     except Exception as exc:  # pluggy validates hook signatures here
@@ -211,7 +240,8 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
     for kind, hook_name in HOOKS.items():
         caller = getattr(pm.hook, hook_name)
         # get_hookimpls() lists plugins in registration (discovery) order, so specs are attributed
-        # and listed in the order plugins were found.
+        # and listed in the order plugins were found (tryfirst/trylast, which would reorder them, and
+        # wrappers, which this direct call would not honour, are refused in _register_module).
         for impl in caller.get_hookimpls():
             info = infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, source="unknown")
 
