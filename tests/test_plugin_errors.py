@@ -18,6 +18,7 @@ from harness.api import (
     SuiteSpec,
     hookimpl,
 )
+from harness.core.errors import UsageError
 from harness.devkit import toy
 from harness.plugin.manager import DISABLE_ENV, PluginError
 
@@ -164,6 +165,15 @@ def test_ordering_options_are_refused_as_the_manual_says(harness_host, plugin_di
            "not take" in msg
     assert "Write a plain @hookimpl (see harness.plugin.hookspecs), or run without it with " \
            f"{DISABLE_ENV}=ordered" in msg
+
+
+def test_plugin_errors_carry_the_plugin_they_blame(harness_host):
+    """A PluginError is a usage error whose ``plugin`` is the label its message names."""
+    with pytest.raises(PluginError) as info:
+        harness_host(("late", types.SimpleNamespace(
+            harness_register_models=hookimpl(trylast=True)(lambda register: None))), entry_points=False)
+    assert isinstance(info.value, UsageError)
+    assert info.value.plugin.startswith('"late" (extra: ') and f"Plugin {info.value.plugin} " in str(info.value)
 
 
 def test_ordering_option_under_another_function_name_is_refused(harness_host):

@@ -137,11 +137,13 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
     if info.name in infos:
         other = infos[info.name]
         raise PluginError(f"Two plugins are named {info.name!r}: {other.label} and {info.label}. Plugin names "
-                          f"are unique: rename one (its entry point's name, or its file's), or {without(info)}")
+                          f"are unique: rename one (its entry point's name, or its file's), or {without(info)}",
+                          plugin=info.label)
     unmarked = _unmarked_hooks(module)
     if unmarked:
         raise PluginError(f"Plugin {info.label} defines {', '.join(unmarked)} without @hookimpl, so the harness "
-                          "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)")
+                          "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)",
+                          plugin=info.label)
     ordered = _ordering_options(module)
     if ordered:
         raise PluginError(f"Plugin {info.label} marks {', '.join(ordered)} with @hookimpl options that registration "
@@ -152,7 +154,7 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
         pm.register(module, name=info.name)
     except Exception as exc:  # pluggy validates hook signatures here
         raise PluginError(f"Error registering plugin {info.label}: {exc}. Registration hooks take exactly one "
-                          "argument: @hookimpl def harness_register_<kind>s(register): ...") from exc
+                          "argument: @hookimpl def harness_register_<kind>s(register): ...", plugin=info.label) from exc
     infos[info.name] = info
 
 
@@ -190,7 +192,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
             except Exception as exc:
                 raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}"
                                   f"{_raised_at(exc)}. Fix the import (heavy imports belong inside "
-                                  f"functions), or {without(info)}") from exc
+                                  f"functions), or {without(info)}", plugin=info.label) from exc
             _register_module(pm, module, info, infos)
 
     if plugins_dir is not None:
@@ -220,7 +222,8 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
     modname = f"{FILE_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
-        raise PluginError(f"Error loading plugin {info.label}: not a Python module; plugin files end in .py")
+        raise PluginError(f"Error loading plugin {info.label}: not a Python module; plugin files end in .py",
+                          plugin=info.label)
     module = importlib.util.module_from_spec(spec)
     # Registered in sys.modules so pickled objects of the plugin resolve in workers too.
     sys.modules[modname] = module
@@ -229,7 +232,7 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
     except Exception as exc:
         sys.modules.pop(modname, None)
         raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}{_raised_at(exc)}. "
-                          f"Fix the file, or {without(info)}") from exc
+                          f"Fix the file, or {without(info)}", plugin=info.label) from exc
     return module
 
 
@@ -254,11 +257,11 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
                 raise
             except Exception as exc:
                 raise PluginError(f"Plugin {info.label} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                                  f"{_raised_at(exc)}. Fix the error, or {without(info)}") from exc
+                                  f"{_raised_at(exc)}. Fix the error, or {without(info)}", plugin=info.label) from exc
             if returned is not None:
                 raise PluginError(f"Plugin {info.label}: {hook_name} returned {short(returned)}; registration hooks "
                                   "return nothing: call register(spec) for each spec instead "
-                                  f"(def {hook_name}(register): register(...))")
+                                  f"(def {hook_name}(register): register(...))", plugin=info.label)
     return registry
 
 
@@ -292,6 +295,6 @@ def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enab
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         label = infos[name].label if name in infos else repr(name)
         raise PluginError(f"Plugin {label} implements an unknown hook (misspelled?): "
-                          f"{_unknown_hook_hint(pm, exc.plugin)}") from exc
+                          f"{_unknown_hook_hint(pm, exc.plugin)}", plugin=label) from exc
     registry = collect(pm, infos)
     return Host(pm=pm, registry=registry, plugins_dir=str(plugins_dir) if plugins_dir else None)
