@@ -4,9 +4,11 @@ complete examples are the code that is tested."""
 
 from __future__ import annotations
 
+import collections.abc
 import dataclasses
 import inspect
 import re
+import typing
 from pathlib import Path
 from string import Template
 
@@ -52,6 +54,32 @@ def test_every_hook_is_documented_on_its_kind_page():
     docs = all_docs()
     for hook in hook_names():
         assert hook in docs
+
+
+@pytest.mark.parametrize("kind", sorted(specs.KINDS))
+def test_every_hook_is_typed_and_documented_for_its_kind(kind):
+    """``register`` is typed ``Callable[[<Kind>Spec], None]`` and the docstring says how to call it."""
+    fn = getattr(hookspecs, f"harness_register_{kind}s")
+    spec_cls = specs.KINDS[kind]
+    register = typing.get_type_hints(fn)["register"]
+    assert typing.get_origin(register) is collections.abc.Callable
+    args, returns = typing.get_args(register)
+    assert args == [spec_cls] and returns in (None, type(None)), register
+    doc = inspect.getdoc(fn)
+    assert doc and f":param register: call ``register({spec_cls.__name__}(...))`` once per {kind}" in doc
+
+
+def test_the_hook_manual_says_where_registration_runs_and_what_is_refused():
+    from harness.plugin.manager import ORDERING_OPTIONS
+
+    manual = hookspecs.__doc__
+    for place in ("the driver", "every worker process", "every verifier child", "every conformance worker",
+                  "cheap and free of side effects"):
+        assert place in manual, place
+    assert "Fires once" not in all_docs() + manual
+    authoring = text(DOCS / "authoring.md")
+    for option in ORDERING_OPTIONS:  # what the manager refuses is what the manual and the guide say
+        assert f"``{option}" in manual and f"`{option}" in authoring, option
 
 
 CONTEXTS = {
@@ -100,7 +128,7 @@ def registry():
 def test_every_metric_is_in_the_leaderboard_table_with_its_unit(registry):
     section = text(DOCS / "leaderboard.md").split("\n## Metrics", 1)[1].split("\n## ", 1)[0]
     table = [line for line in section.splitlines() if line.startswith("|")]
-    metrics = [m for reg in registry.items["suite"].values() for m in reg.spec.metrics]
+    metrics = [m for suite in registry.specs("suite") for m in suite.metrics]
     assert len(metrics) >= 19
     for m in metrics:
         line = next((r for r in table if r.startswith(f"| `{m.name}` |")), None)
@@ -120,7 +148,7 @@ def setting_default(p: Param) -> str:
 def test_every_setting_is_in_the_suite_file_reference_with_type_and_default(registry):
     page = text(DOCS / "suite-files.md")
     sections = {"execution": EXECUTION_SETTINGS}
-    sections.update({name: reg.spec.settings for name, reg in registry.items["suite"].items()})
+    sections.update({suite.name: suite.settings for suite in registry.specs("suite")})
     for section, params in sections.items():
         assert f"## `[settings.{section}]`" in page, section
         body = page.split(f"## `[settings.{section}]`", 1)[1].split("\n## ", 1)[0]

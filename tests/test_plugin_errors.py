@@ -18,6 +18,7 @@ from harness.api import (
     SuiteSpec,
     hookimpl,
 )
+from harness.core.errors import UsageError
 from harness.devkit import toy
 from harness.plugin.manager import DISABLE_ENV, PluginError
 
@@ -145,6 +146,52 @@ def test_hook_with_extra_arguments(harness_host):
     msg = error(harness_host, ("sig", types.SimpleNamespace(harness_register_methods=harness_register_methods)))
     assert 'Error registering plugin "sig"' in msg and "options" in msg
     assert "Registration hooks take exactly one argument: @hookimpl def harness_register_<kind>s(register)" in msg
+
+
+@pytest.mark.parametrize("option", ["tryfirst", "trylast", "hookwrapper", "wrapper"])
+def test_ordering_options_are_refused_as_the_manual_says(harness_host, plugin_dir, option):
+    """hookspecs: tryfirst, trylast and wrappers do not apply to registration hooks; loading refuses them."""
+    body = "yield" if "wrapper" in option else "register(MethodSpec(name='ordered', apply=lambda ctx: ctx.module))"
+    plugin_dir.write("ordered", f"""
+        from harness.api import MethodSpec, hookimpl
+
+        @hookimpl({option}=True)
+        def harness_register_methods(register):
+            {body}
+    """)
+    msg = error(harness_host, plugins_dir=plugin_dir.path)
+    assert 'Plugin "ordered" (directory: ' in msg
+    assert f"marks harness_register_methods({option}=True) with @hookimpl options that registration hooks do " \
+           "not take" in msg
+    assert "Write a plain @hookimpl (see harness.plugin.hookspecs), or run without it with " \
+           f"{DISABLE_ENV}=ordered" in msg
+
+
+def test_plugin_errors_carry_the_plugin_they_blame(harness_host):
+    """A PluginError is a usage error whose ``plugin`` is the label its message names."""
+    with pytest.raises(PluginError) as info:
+        harness_host(("late", types.SimpleNamespace(
+            harness_register_models=hookimpl(trylast=True)(lambda register: None))), entry_points=False)
+    assert isinstance(info.value, UsageError)
+    assert info.value.plugin.startswith('"late" (extra: ') and f"Plugin {info.value.plugin} " in str(info.value)
+
+
+def test_ordering_option_under_another_function_name_is_refused(harness_host):
+    """``specname`` does not hide the hook: the option is refused on the hook it implements."""
+
+    @hookimpl(trylast=True, specname="harness_register_models")
+    def fallback_models(register):
+        register(ModelSpec(name="fallback", build=_noop))
+
+    msg = error(harness_host, ("late", types.SimpleNamespace(fallback_models=fallback_models)))
+    assert 'Plugin "late"' in msg and "harness_register_models(trylast=True)" in msg
+
+
+def test_ordering_options_on_an_unknown_hook_name_the_unknown_hook(harness_host):
+    """An option on a misspelled hook is not mistaken for an ordering problem: the typo is the error."""
+    msg = error(harness_host, ("typo", types.SimpleNamespace(
+        harness_register_modelz=hookimpl(trylast=True)(lambda register: None))))
+    assert "did you mean 'harness_register_models'?" in msg and "trylast" not in msg
 
 
 # --------------------------------------------------------------------------- exceptions

@@ -24,6 +24,7 @@ from harness.api import (
     VerifierSpec,
     hookimpl,
 )
+from harness.core.errors import UnknownName, UsageError
 from harness.plugin.manager import DEFAULT_PLUGINS, DISABLE_ENV, HOOKS, PluginError
 from harness.plugin.specs import KINDS
 
@@ -88,7 +89,7 @@ def plugin_registering(kind: str, *specs) -> types.SimpleNamespace:
 def test_each_kind_registers_through_its_hook(harness_host, kind):
     spec = make_spec(kind, f"test-{kind}")
     host = harness_host(("myplugin", plugin_registering(kind, spec)), entry_points=False)
-    assert f"test-{kind}" in host.registry.items[kind]
+    assert host.registry.has(kind, f"test-{kind}")
     reg = host.registry.get(kind, f"test-{kind}")
     assert reg.spec is spec
     assert isinstance(reg.spec, KINDS[kind])
@@ -98,7 +99,7 @@ def test_each_kind_registers_through_its_hook(harness_host, kind):
     # nothing leaks into the other kinds
     for other in KINDS:
         if other != kind:
-            assert f"test-{kind}" not in host.registry.items[other]
+            assert not host.registry.has(other, f"test-{kind}")
 
 
 def test_verifier_is_a_kind_with_its_own_hook(harness_host):
@@ -202,16 +203,48 @@ def test_registry_get_unknown_lists_known(harness_host):
     host = harness_host(entry_points=False)
     with pytest.raises(KeyError) as info:
         host.registry.get("suite", "speed")
-    assert "unknown suite 'speed'" in info.value.args[0]
-    assert "accuracy, latency, robustness, size, soundness, verification" in info.value.args[0]
+    assert "unknown suite 'speed'" in str(info.value)
+    assert "accuracy, latency, robustness, size, soundness, verification" in str(info.value)
+
+
+@pytest.mark.parametrize("kind", sorted(KINDS))
+def test_typed_lookups_hand_out_the_spec_of_their_kind(harness_host, kind):
+    spec = make_spec(kind, f"test-{kind}")
+    host = harness_host(("typed", plugin_registering(kind, spec)), entry_points=False)
+    lookup = getattr(host.registry, kind)  # registry.model(name), registry.suite(name), ...
+    assert lookup(f"test-{kind}") is spec
+    assert host.registry.spec(kind, f"test-{kind}") is spec
+    assert host.registry.plugin_of(kind, f"test-{kind}").name == "typed"
+    assert spec in host.registry.specs(kind)
+    assert [r.spec for r in host.registry.registered(kind) if r.plugin.name == "typed"] == [spec]
+
+
+def test_typed_lookup_of_an_unknown_name_is_a_usage_error_listing_the_known(harness_host):
+    host = harness_host(("two", plugin_registering("method", make_spec("method", "b-meth"),
+                                                   make_spec("method", "a-meth"))), entry_points=False)
+    with pytest.raises(UnknownName) as info:
+        host.registry.method("c-meth")
+    assert isinstance(info.value, UsageError) and isinstance(info.value, KeyError)
+    assert str(info.value) == "unknown method 'c-meth' (known: a-meth, b-meth)"
+    assert (info.value.kind, info.value.name, info.value.known) == ("method", "c-meth", ["a-meth", "b-meth"])
+    with pytest.raises(UnknownName, match=r"unknown model 'x' \(known: none\)"):
+        host.registry.model("x")
+
+
+def test_the_registry_is_written_only_through_add(harness_host):
+    host = harness_host(entry_points=False)
+    assert not hasattr(host.registry, "items")  # no mapping to write around add()'s checks
+    with pytest.raises(PluginError, match="registered twice"):
+        host.registry.add("suite", host.registry.suite("latency"), host.registry.plugin_of("suite", "latency"))
+    assert host.registry.has("suite", "latency") and not host.registry.has("suite", "mine")
 
 
 def test_fresh_host_each_call(harness_host):
     first = harness_host(("p", plugin_registering("method", make_spec("method", "only-here"))),
                          entry_points=False)
     second = harness_host(entry_points=False)
-    assert "only-here" in first.registry.items["method"]
-    assert "only-here" not in second.registry.items["method"]
+    assert first.registry.has("method", "only-here")
+    assert not second.registry.has("method", "only-here")
     assert "p" not in second.registry.plugins
 
 
@@ -426,8 +459,8 @@ def test_disable_plugins_env(harness_host, monkeypatch):
     assert "pruning" not in host.registry.plugins
     assert "latency" not in host.registry.plugins
     for name in ("random", "global-magnitude", "layer-magnitude"):
-        assert name not in host.registry.items["method"]
-    assert "dense" in host.registry.items["method"]  # the baseline is built in, not pruning's
+        assert not host.registry.has("method", name)
+    assert host.registry.has("method", "dense")  # the baseline is built in, not pruning's
     assert "int8-dynamic" in host.registry.names("method")  # other plugins' methods stay
     assert host.registry.names("suite") == sorted(set(BUILTIN_SUITES) - {"latency"})
     assert "models" in host.registry.plugins

@@ -28,7 +28,7 @@ _DATASETS: dict[str, Splits] = {}
 
 def plugin_version(registry: Registry, kind: str, name: str) -> dict:
     """Which plugin (and distribution version) provides a thing: recorded with every result."""
-    plugin = registry.get(kind, name).plugin
+    plugin = registry.plugin_of(kind, name)
     return {"plugin": plugin.name, "distribution": plugin.distribution, "version": plugin.version}
 
 

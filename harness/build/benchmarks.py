@@ -18,11 +18,12 @@ from harness.core.identity import Component, digest, file_sha256, fingerprint_ar
 from harness.core.torchio import export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD
+from harness.plugin.registry import Registry
 from harness.plugin.specs import ApplyContext, Skip, Split, Splits
 from harness.verify.benchmarks import Benchmark, confirm_planted
 
 
-def compress(bench: Benchmark, registry: Any, method: Component, seed: int, cache_dir: Path) -> Benchmark:
+def compress(bench: Benchmark, registry: Registry, method: Component, seed: int, cache_dir: Path) -> Benchmark:
     """The benchmark with every network compressed by ``method`` (``dense``: unchanged).
 
     Each network's torch module (``model.pt`` beside it) goes through the method as a model does

@@ -125,8 +125,8 @@ def _check_free(thing: str, kind: str, plugins_dir: str | None) -> None:
         registry = load_host(plugins_dir).registry
     except PluginError:
         return  # a broken environment is reported by every other command; it does not block writing files
-    if thing in registry.items[kind]:
-        owner = registry.get(kind, thing).plugin
+    if registry.has(kind, thing):
+        owner = registry.plugin_of(kind, thing)
         raise ScaffoldError(f"a {kind} named {thing!r} is already registered by plugin {owner.label}: "
                             "choose another NAME (names are unique per kind)")
     if thing in registry.plugins:

@@ -1,4 +1,5 @@
-"""The plugin host: discovery, loading and the registry of what plugins provide.
+"""The plugin host: discovery and loading; what the plugins register is collected into a
+:class:`~harness.plugin.registry.Registry` (re-exported here).
 
 Discovery order: built-in plugins (the standard suites), installed
 distributions through the ``harness`` entry-point group, then ``*.py`` files
@@ -10,7 +11,6 @@ silently goes missing corrupts a leaderboard.
 
 from __future__ import annotations
 
-import dataclasses
 import difflib
 import importlib
 import importlib.util
@@ -18,7 +18,7 @@ import os
 import sys
 import traceback
 from collections.abc import Iterable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from importlib.metadata import entry_points
 from pathlib import Path
 from types import ModuleType
@@ -26,22 +26,19 @@ from typing import Any
 
 import pluggy
 
-from harness.core.errors import UnknownName, UsageError
 from harness.plugin import hookspecs
-from harness.plugin.specs import (
-    KINDS,
-    BackendSpec,
-    DatasetSpec,
-    MethodSpec,
-    ModelSpec,
-    SpecError,
-    SuiteSpec,
-    VerifierSpec,
-    suggest_name,
+from harness.plugin.registry import (
+    DISABLE_ENV,
+    HOOKS,
+    PluginError,
+    PluginInfo,
+    Registered,
+    Registry,
+    short,
+    without,
 )
 
 ENTRY_POINT_GROUP = "harness"
-DISABLE_ENV = "HARNESS_DISABLE_PLUGINS"
 #: Module names under which plugin files are imported (so pickled objects resolve in workers).
 FILE_MODULE_PREFIX = "harness_plugin_file_"
 
@@ -57,161 +54,17 @@ DEFAULT_PLUGINS = (
     "harness.builtins.dense",
 )
 
-#: hook name of each kind's registration hook
-HOOKS = {kind: f"harness_register_{kind}s" for kind in KINDS}
-
-
-class PluginError(UsageError):
-    """A plugin failed to load or to register; the message names it, its distribution and what to change."""
-
-
-def _without(info: PluginInfo) -> str:
-    """How to run without a plugin, for the end of error messages."""
-    hint = f"run without it with {DISABLE_ENV}={info.name}"
-    if info.source == "entry point" and info.distribution:
-        hint += f" (or pip uninstall {info.distribution})"
-    return hint
+#: The host's interface; the registry's names are re-exported, so ``from harness.plugin.manager import
+#: Registry, PluginError`` keeps working.
+__all__ = ["DEFAULT_PLUGINS", "DISABLE_ENV", "ENTRY_POINT_GROUP", "FILE_MODULE_PREFIX", "HOOKS", "Host", "PluginError",
+           "PluginInfo", "Registered", "Registry", "collect", "disabled_plugins", "get_plugin_manager", "load_host",
+           "load_plugins"]
 
 
 def _raised_at(exc: BaseException) -> str:
     """`` (at file:line in function)`` of the frame that raised, or ``""``."""
     frames = traceback.extract_tb(exc.__traceback__)
     return f" (at {frames[-1].filename}:{frames[-1].lineno} in {frames[-1].name})" if frames else ""
-
-
-def _short(obj: Any, limit: int = 120) -> str:
-    """``repr(obj)``, cut to ``limit`` characters for a message."""
-    text = repr(obj)
-    return text if len(text) <= limit else text[:limit - 3] + "..."
-
-
-def _spec_hint(kind: str, spec: Any) -> str:
-    """What to change when a plugin registered the wrong object through a kind's hook."""
-    expected = KINDS[kind]
-    for other, cls in KINDS.items():
-        if isinstance(spec, cls):
-            return (f"a {cls.__name__} is registered through {HOOKS[other]}: move this register() call into a "
-                    f"@hookimpl def {HOOKS[other]}(register)")
-    if isinstance(spec, (list, tuple)):
-        return "call register() once per spec: for spec in specs: register(spec)"
-    required = [f.name for f in dataclasses.fields(expected)
-                if f.default is dataclasses.MISSING and f.default_factory is dataclasses.MISSING]
-    args = ", ".join(f"{name}=..." for name in required)
-    return f"build one: register({expected.__name__}({args})), with {expected.__name__} from harness.api"
-
-
-@dataclass
-class PluginInfo:
-    """Where a plugin came from and what it registered."""
-
-    name: str
-    source: str  # "builtin" | "entry point" | "directory" | "file" | "extra"
-    distribution: str | None = None
-    version: str | None = None
-    location: str | None = None
-    registered: dict[str, list[str]] = field(default_factory=dict)
-
-    @property
-    def label(self) -> str:
-        """``name (dist version)`` for messages."""
-        if self.distribution:
-            return f'"{self.name}" ({self.distribution} {self.version})'
-        return f'"{self.name}" ({self.source}{": " + self.location if self.location else ""})'
-
-    def as_dict(self) -> dict:
-        """JSON-able form for ``harness plugins --json``."""
-        return {
-            "name": self.name,
-            "source": self.source,
-            "distribution": self.distribution,
-            "version": self.version,
-            "location": self.location,
-            "kinds": sorted(k for k, v in self.registered.items() if v),
-            "registered": {k: v for k, v in sorted(self.registered.items()) if v},
-        }
-
-
-@dataclass
-class Registered:
-    """One registered thing with the plugin that registered it."""
-
-    spec: Any
-    plugin: PluginInfo
-
-
-class Registry:
-    """Everything the loaded plugins registered, by kind and name."""
-
-    def __init__(self) -> None:
-        self.items: dict[str, dict[str, Registered]] = {kind: {} for kind in KINDS}
-        self.plugins: dict[str, PluginInfo] = {}
-
-    def add(self, kind: str, spec: Any, plugin: PluginInfo) -> None:
-        """Validate and add one spec; a duplicate name is an error naming both plugins."""
-        expected = KINDS[kind]
-        if not isinstance(spec, expected):
-            raise PluginError(f"Plugin {plugin.label} registered {_short(spec)} through "
-                              f"{HOOKS[kind]}, expected a harness.api.{expected.__name__}: {_spec_hint(kind, spec)}")
-        try:
-            spec.check()
-        except SpecError as exc:
-            raise PluginError(f"Plugin {plugin.label} registered an invalid {kind}: {exc}") from exc
-        existing = self.items[kind].get(spec.name)
-        if existing is not None:
-            raise PluginError(f"{kind} {spec.name!r} is registered twice: by plugin "
-                              f"{existing.plugin.label} and by plugin {plugin.label}. Names are unique per "
-                              f"kind: rename one (the name= of its {expected.__name__}, e.g. "
-                              f"{suggest_name(plugin.name + '-' + spec.name)!r}), or {_without(plugin)}")
-        self.items[kind][spec.name] = Registered(spec, plugin)
-        plugin.registered.setdefault(kind, []).append(spec.name)
-
-    def get(self, kind: str, name: str) -> Registered:
-        """The registered thing with its plugin; :class:`~harness.core.errors.UnknownName` lists the known names."""
-        try:
-            return self.items[kind][name]
-        except KeyError:
-            raise UnknownName(kind, name, sorted(self.items[kind])) from None
-
-    def has(self, kind: str, name: str) -> bool:
-        """Whether a ``kind`` named ``name`` is registered."""
-        return name in self.items[kind]
-
-    def names(self, kind: str) -> list[str]:
-        """Sorted names of one kind."""
-        return sorted(self.items[kind])
-
-    def specs(self, kind: str) -> list[Any]:
-        """Every registered spec of one kind, by name."""
-        return [self.items[kind][n].spec for n in sorted(self.items[kind])]
-
-    # Typed lookups: each raises UnknownName for a name nobody registered.
-    def model(self, name: str) -> ModelSpec:
-        """The registered model ``name``."""
-        return self.get("model", name).spec
-
-    def dataset(self, name: str) -> DatasetSpec:
-        """The registered dataset ``name``."""
-        return self.get("dataset", name).spec
-
-    def method(self, name: str) -> MethodSpec:
-        """The registered method ``name`` (a single method; pipelines are composed by :mod:`harness.plan.pipeline`)."""
-        return self.get("method", name).spec
-
-    def backend(self, name: str) -> BackendSpec:
-        """The registered backend ``name``."""
-        return self.get("backend", name).spec
-
-    def suite(self, name: str) -> SuiteSpec:
-        """The registered suite ``name``."""
-        return self.get("suite", name).spec
-
-    def verifier(self, name: str) -> VerifierSpec:
-        """The registered verifier ``name``."""
-        return self.get("verifier", name).spec
-
-    def plugin_of(self, kind: str, name: str) -> PluginInfo:
-        """The plugin that registered ``kind`` ``name``."""
-        return self.get(kind, name).plugin
 
 
 @dataclass
@@ -257,21 +110,52 @@ def _unmarked_hooks(plugin: Any) -> list[str]:
     return names
 
 
+#: ``@hookimpl`` options that registration hooks do not accept (see "tryfirst, trylast and hook wrappers"
+#: in :mod:`harness.plugin.hookspecs`): there is no result to order or wrap.
+ORDERING_OPTIONS = ("tryfirst", "trylast", "hookwrapper", "wrapper")
+
+
+def _ordering_options(plugin: Any) -> list[str]:
+    """``hook(option=True)`` for each registration hook of ``plugin`` marked with an ordering option."""
+    marker = f"{ENTRY_POINT_GROUP}_impl"
+    found = []
+    for attr in dir(plugin):
+        try:
+            opts = getattr(getattr(plugin, attr), marker, None)
+        except Exception:  # noqa: BLE001 - an attribute that cannot be read is not a hook
+            continue
+        if not isinstance(opts, dict):
+            continue
+        hook = opts.get("specname") or attr
+        used = [o for o in ORDERING_OPTIONS if opts.get(o)]
+        if hook in HOOKS.values() and used:
+            found.append(f"{hook}({', '.join(f'{o}=True' for o in used)})")
+    return found
+
+
 def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginInfo,
                      infos: dict[str, PluginInfo]) -> None:
     if info.name in infos:
         other = infos[info.name]
         raise PluginError(f"Two plugins are named {info.name!r}: {other.label} and {info.label}. Plugin names "
-                          f"are unique: rename one (its entry point's name, or its file's), or {_without(info)}")
+                          f"are unique: rename one (its entry point's name, or its file's), or {without(info)}",
+                          plugin=info.label)
     unmarked = _unmarked_hooks(module)
     if unmarked:
         raise PluginError(f"Plugin {info.label} defines {', '.join(unmarked)} without @hookimpl, so the harness "
-                          "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)")
+                          "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)",
+                          plugin=info.label)
+    ordered = _ordering_options(module)
+    if ordered:
+        raise PluginError(f"Plugin {info.label} marks {', '.join(ordered)} with @hookimpl options that registration "
+                          "hooks do not take: every plugin's registrations count and a name is registered once, so "
+                          "there is nothing to run first, last or around. Write a plain @hookimpl (see "
+                          "harness.plugin.hookspecs), or " + without(info), plugin=info.label)
     try:
         pm.register(module, name=info.name)
     except Exception as exc:  # pluggy validates hook signatures here
         raise PluginError(f"Error registering plugin {info.label}: {exc}. Registration hooks take exactly one "
-                          "argument: @hookimpl def harness_register_<kind>s(register): ...") from exc
+                          "argument: @hookimpl def harness_register_<kind>s(register): ...", plugin=info.label) from exc
     infos[info.name] = info
 
 
@@ -309,7 +193,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
             except Exception as exc:
                 raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}"
                                   f"{_raised_at(exc)}. Fix the import (heavy imports belong inside "
-                                  f"functions), or {_without(info)}") from exc
+                                  f"functions), or {without(info)}", plugin=info.label) from exc
             _register_module(pm, module, info, infos)
 
     if plugins_dir is not None:
@@ -339,7 +223,8 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
     modname = f"{FILE_MODULE_PREFIX}{path.stem}"
     spec = importlib.util.spec_from_file_location(modname, path)
     if spec is None or spec.loader is None:
-        raise PluginError(f"Error loading plugin {info.label}: not a Python module; plugin files end in .py")
+        raise PluginError(f"Error loading plugin {info.label}: not a Python module; plugin files end in .py",
+                          plugin=info.label)
     module = importlib.util.module_from_spec(spec)
     # Registered in sys.modules so pickled objects of the plugin resolve in workers too.
     sys.modules[modname] = module
@@ -348,7 +233,7 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
     except Exception as exc:
         sys.modules.pop(modname, None)
         raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}{_raised_at(exc)}. "
-                          f"Fix the file, or {_without(info)}") from exc
+                          f"Fix the file, or {without(info)}", plugin=info.label) from exc
     return module
 
 
@@ -359,7 +244,8 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
     for kind, hook_name in HOOKS.items():
         caller = getattr(pm.hook, hook_name)
         # get_hookimpls() lists plugins in registration (discovery) order, so specs are attributed
-        # and listed in the order plugins were found.
+        # and listed in the order plugins were found (tryfirst/trylast, which would reorder them, and
+        # wrappers, which this direct call would not honour, are refused in _register_module).
         for impl in caller.get_hookimpls():
             info = infos.get(impl.plugin_name) or PluginInfo(name=impl.plugin_name, source="unknown")
 
@@ -372,11 +258,11 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
                 raise
             except Exception as exc:
                 raise PluginError(f"Plugin {info.label} failed in {hook_name}: {type(exc).__name__}: {exc}"
-                                  f"{_raised_at(exc)}. Fix the error, or {_without(info)}") from exc
+                                  f"{_raised_at(exc)}. Fix the error, or {without(info)}", plugin=info.label) from exc
             if returned is not None:
-                raise PluginError(f"Plugin {info.label}: {hook_name} returned {_short(returned)}; registration hooks "
+                raise PluginError(f"Plugin {info.label}: {hook_name} returned {short(returned)}; registration hooks "
                                   "return nothing: call register(spec) for each spec instead "
-                                  f"(def {hook_name}(register): register(...))")
+                                  f"(def {hook_name}(register): register(...))", plugin=info.label)
     return registry
 
 
@@ -410,6 +296,6 @@ def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enab
         name = pm.get_name(exc.plugin) or repr(exc.plugin)
         label = infos[name].label if name in infos else repr(name)
         raise PluginError(f"Plugin {label} implements an unknown hook (misspelled?): "
-                          f"{_unknown_hook_hint(pm, exc.plugin)}") from exc
+                          f"{_unknown_hook_hint(pm, exc.plugin)}", plugin=label) from exc
     registry = collect(pm, infos)
     return Host(pm=pm, registry=registry, plugins_dir=str(plugins_dir) if plugins_dir else None)

@@ -135,8 +135,8 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
     cache.mkdir(parents=True, exist_ok=True)
     store = Store(db)
     try:
-        for name, reg in host.registry.items["suite"].items():
-            store.register_metrics(name, reg.spec.metrics)
+        for reg in host.registry.registered("suite"):
+            store.register_metrics(reg.spec.name, reg.spec.metrics)
         previous = store.latest_run_for_suite(plan.sha256, tag=tag) if resume else None
         if previous is not None:
             run_id, resumed = previous["id"], True

@@ -51,8 +51,8 @@ def node_resources(host: Any, cache_dir: Path) -> dict[str, float]:
         res["wasm"] = 1.0
     if platform.machine() in ("aarch64", "arm64"):
         res["aarch64"] = 1.0
-    for reg in host.registry.items["backend"].values():
-        offers = reg.spec.node_resources
+    for spec in host.registry.specs("backend"):
+        offers = spec.node_resources
         if offers is not None:
             res.update({name: float(amount) for name, amount in (offers(cache_dir) or {}).items()})
     return res

@@ -36,7 +36,7 @@ def main() -> int:
     try:
         from harness.plugin.manager import load_host
 
-        spec = load_host(req.get("plugins_dir")).registry.get("verifier", req["verifier"]).spec
+        spec = load_host(req.get("plugins_dir")).registry.verifier(req["verifier"])
         out = spec.verify(Path(req["onnx"]), Path(req["vnnlib"]), max(remaining, 0.1), **req["params"])
     except Exception as exc:  # noqa: BLE001 - a verifier's crash is an unknown verdict with its reason
         _answer(result_path, UNKNOWN, error=f"{type(exc).__name__}: {exc}",

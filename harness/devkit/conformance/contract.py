@@ -43,7 +43,7 @@ class Contract:
         self.host = host
         self.registry = host.registry
         self.name = name
-        self.spec = host.registry.get(self.kind, name).spec
+        self.spec = host.registry.spec(self.kind, name)
         self.options = options
         self.c = clauses
         self.workdir = Path(workdir)
@@ -80,7 +80,7 @@ class Contract:
         """``{"name", "params"}`` of a model or dataset the check runs with (validated values)."""
         from harness.devkit.conformance.schema import example_values
 
-        spec = self.registry.get(kind, name).spec
+        spec = self.registry.spec(kind, name)
         return {"name": name, "params": example_values(spec.params, self.options.params.get(name, {}))}
 
     def splits(self) -> Any:

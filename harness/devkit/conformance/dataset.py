@@ -100,7 +100,7 @@ class DatasetContract(Contract):
         return f"same data and fingerprint {self.first.fingerprint[:12]}... twice"
 
     def metric(self) -> str:
-        produced = {m.name for reg in self.registry.items["suite"].values() for m in reg.spec.metrics}
+        produced = {m.name for suite in self.registry.specs("suite") for m in suite.metrics}
         if self.spec.metric not in produced:
             fail(f"metric {self.spec.metric!r} is produced by no registered suite (known: "
                  f"{', '.join(sorted(produced))}); use one of them or register a suite that produces it")

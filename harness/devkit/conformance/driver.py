@@ -52,7 +52,7 @@ def check_plugin(what: str | ModuleType, *, plugins_dir: str | None = None, opti
             options.cache_dir = str(Path(tmp) / "cache")
         tasks = _plugin_clauses(host, target, emit)
         for kind, name in (("model", options.model), ("dataset", options.dataset)):
-            if name not in host.registry.items[kind]:
+            if not host.registry.has(kind, name):
                 emit(CheckResult("options", kind, FAIL, f"unknown {kind} {name!r} (known: "
                                  f"{', '.join(host.registry.names(kind))})"))
                 return report

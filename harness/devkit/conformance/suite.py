@@ -53,12 +53,12 @@ class SuiteContract(Contract):
         first registered), on the toy artifact or, on benchmarks, on the verifier contract's network."""
         from harness.verify.process import run_verifier
 
-        names = [n for n in ("crown", "ibp") if n in self.registry.items["verifier"]] or \
-            [n for n, r in self.registry.items["verifier"].items() if r.spec.verify is not None]
+        names = [n for n in ("crown", "ibp") if self.registry.has("verifier", n)] or \
+            [r.spec.name for r in self.registry.registered("verifier") if r.spec.verify is not None]
         if not names:
             skip("no Python verifier is registered to run it with (install harness-plugins)")
         vname = names[0]
-        vspec = self.registry.get("verifier", vname).spec
+        vspec = self.registry.verifier(vname)
         calls = [0]
 
         def verify(onnx_path, vnnlib_path, timeout_s):
