@@ -121,10 +121,10 @@ def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None =
     flags = frame["flags"] if "flags" in frame.columns else None
     if flags is not None:
         flagged = excluded(flags, [o.column for o in objectives], catalogue)
-    else:
+        for text in frame.loc[flagged, "flags"]:
+            left_out[f"flagged ({text})"] += 1
+    else:  # a frame without flags (not a leaderboard's): nothing is flagged
         flagged = np.zeros(len(frame), dtype=bool)
-    for text in frame.loc[flagged, "flags"]:
-        left_out[f"flagged ({text})"] += 1
     rest = frame[~flagged]
     missing = rest[[o.column for o in objectives]].isna().any(axis=1)
     for _, row in rest[missing].iterrows():

@@ -161,9 +161,6 @@ def test_frontier_of_three_objectives_and_min_first():
     assert front.rows["method"].tolist() == ["b", "a", "c"]  # d is beaten by c; sorted by p50_ms ascending
 
 
-@pytest.mark.xfail(strict=True, raises=KeyError,
-                   reason="bug: frontier() handles a frame without a 'flags' column (flags=None, nothing "
-                          "flagged) but then reads frame.loc[flagged, 'flags'] and raises KeyError")
 def test_frontier_of_a_frame_without_flags_column():
     f = pd.DataFrame([("a", 0.9, 2.0), ("b", 0.8, 3.0)], columns=["method", "top1", "p50_ms"])
     front = frontier(f, [TOP1, P50], None, catalogue=CATALOGUE)
