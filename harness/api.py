@@ -27,6 +27,7 @@ from harness import hookimpl
 
 # ---- specs, parameters, contexts
 from harness.plugin.params import Param, ParamError
+from harness.plugin.params import validate as validate_params
 from harness.plugin.specs import (
     ApplyContext,
     Artifact,
@@ -50,6 +51,7 @@ from harness.plugin.specs import (
 
 # ---- paths and dataset fingerprints
 from harness.core.paths import cache_dir
+from harness.core.torchio import export_onnx, seed_everything
 from harness.core.identity import fingerprint_arrays, fingerprint_splits
 
 # ---- model inputs: one array or a feed of named arrays
@@ -72,6 +74,7 @@ from harness.measure.claims import check_artifact
 
 # ---- size and FLOPs of an artifact
 from harness.measure.analysis import (
+    flop_counts,
     onnx_packed_size,
     onnx_param_counts,
     peak_forward_memory,
@@ -81,7 +84,7 @@ from harness.measure.analysis import (
 )
 
 # ---- VNN-LIB properties
-from harness.verify.vnnlib import Property, VnnlibError
+from harness.verify.vnnlib import Atom, Property, VnnlibError
 from harness.verify.vnnlib import load as load_vnnlib
 from harness.verify.vnnlib import parse as parse_vnnlib
 from harness.verify.vnnlib import robustness as robustness_property
@@ -104,6 +107,7 @@ __all__ = [
     "hookimpl",
     "Param",
     "ParamError",
+    "validate_params",
     # specs, one per kind, and what their callables receive and return
     "ApplyContext",
     "Artifact",
@@ -161,6 +165,10 @@ __all__ = [
     "onnx_param_counts",
     "peak_forward_memory",
     "theoretical_speedup",
+    "flop_counts",
+    "export_onnx",
+    "seed_everything",
+    "Atom",
     "torch_packed_size",
     "torch_param_counts",
     # VNN-LIB

@@ -42,6 +42,17 @@ def harness_host():
     return load
 
 
+def run_verifier(spec: Any, params: dict, onnx_path: Any, vnnlib_path: Any, timeout_s: float, **options: Any):
+    """Run a verifier as the host does, in its own process, killed with its children past ``timeout_s``.
+
+    The same call the verification suite makes (:func:`harness.verify.process.run_verifier`): returns
+    the :class:`harness.api.Verdict`; ``options`` are its keywords (``workdir``, ``plugins_dir``, ``grace_s``).
+    """
+    from harness.verify.process import run_verifier as run
+
+    return run(spec, params, onnx_path, vnnlib_path, timeout_s, **options)
+
+
 @pytest.fixture
 def plugin_manager():
     """A fresh ``pluggy.PluginManager`` with the harness's hook specifications and nothing registered."""

@@ -14,8 +14,9 @@ from string import Template
 
 import pytest
 
+from harness.api import TimingPlan
 from harness.devkit.scaffold import DESCRIPTIONS, names_for
-from harness.measure.timing import TimingPlan, TimingResult
+from harness.measure.timing import TimingResult
 from harness.plan.matrix import MATRIX_KEYS
 from harness.plan.suitefile import EXECUTION_SETTINGS, TOP_KEYS
 from harness.plugin import hookspecs, specs

@@ -20,7 +20,7 @@ def test_layers_shrink_by_the_claimed_rule(model, sparsity, trained, apply_ctx, 
     import onnxruntime as ort
     import torch
 
-    from harness.measure.analysis import flop_counts
+    from harness.api import flop_counts
 
     dense = trained(model)
     pruned = CHANNEL_L1.apply(apply_ctx(copy.deepcopy(dense), {"sparsity": sparsity}))

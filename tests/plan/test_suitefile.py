@@ -21,7 +21,7 @@ from harness.plan.cells import Cell, Plan
 from harness.plan.suitefile import SuiteFileError, load_plan, plan_from_dict
 from harness.plugin.manager import load_host
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 SMOKE = REPO / "suites" / "smoke.toml"
 
 

@@ -18,8 +18,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from harness.measure.remote import RunnerError, RunnerSession, runner_files
-from harness.measure.timing import TimingPlan
+from harness.api import RunnerError, RunnerSession, TimingPlan, runner_files
 
 FAST = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0)
 
@@ -38,7 +37,7 @@ def lenet_onnx(tmp_path_factory):
     import onnxruntime as ort
     import torch
 
-    from harness.core.torchio import export_onnx
+    from harness.api import export_onnx
     from harness_plugins.nets import LeNet5
 
     torch.manual_seed(0)
@@ -193,7 +192,7 @@ def two_input_onnx(tmp_path_factory):
     import onnxruntime as ort
     import torch
 
-    from harness.core.torchio import export_onnx
+    from harness.api import export_onnx
 
     class Pool(torch.nn.Module):
         def __init__(self):

@@ -13,8 +13,8 @@ import pytest
 
 pytest.importorskip("ray", reason="the ray executor is optional: pip install 'compression-harness[ray]'")
 
-ROOT = Path(__file__).resolve().parents[1]
-FAULTY_DIR = Path(__file__).parent / "faulty"
+ROOT = Path(__file__).resolve().parents[2]
+FAULTY_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "faulty"
 ENV = {"RAY_AUTH_MODE": "disabled"}
 
 

@@ -14,7 +14,7 @@ from harness.report.studies import beside_suites, findings, load, report
 from harness.store.db import Store
 
 SEEDS = (0, 1, 2)
-SUITES = Path(__file__).resolve().parents[1] / "suites"
+SUITES = Path(__file__).resolve().parents[2] / "suites"
 #: The findings files of the two studies, beside their suite files.
 FILES = [SUITES / "pruning-study.findings.toml", SUITES / "quantization-study.findings.toml"]
 

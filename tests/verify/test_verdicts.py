@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from harness.verify.replay import INPUT_TOL, Network, check_witness
+from harness.api import check_witness
+from harness.verify.replay import INPUT_TOL, Network
 from harness.verify.verdicts import format_result, parse_verdict, parse_witness, read_result_file, write_result_file
 from harness.verify.vnnlib import load
 

@@ -15,6 +15,9 @@ import pytest
 
 from harness.api import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
 
+# The fixtures plugin authors get (harness_host, suite_file, harness_cli, ...), as the host's tests use them.
+pytest_plugins = ["harness.testing", "pytester"]
+
 
 def defaults(spec: Any, **overrides: Any) -> dict:
     """A complete parameter dict for ``spec``: declared defaults, then ``overrides``."""

@@ -11,17 +11,16 @@ import numpy as np
 import pytest
 import torch
 
+from harness.api import check_witness
 from harness.build.benchmarks import compress
 from harness.core.identity import Component
 from harness.plugin.manager import load_host
 from harness.verify.attack import stack_outputs, strong_pgd
 from harness.verify.benchmarks import materialize, read_folder
 from harness.verify.points import CORRECT, INCORRECT, score
-from harness.verify.replay import check_witness
 from harness.verify.soundnessbench import Recipe, generate
 from harness.verify.vnnlib import load
 
-#: Small enough for a test (seconds on one core), large enough that planted counterexamples stay hidden.
 RECIPE = Recipe(arch="mlp", planted=2, clean=2, epochs=800, eval_restarts=100, timeout=30.0, seed=0)
 
 

@@ -13,7 +13,7 @@ from harness.devkit.conformance.contract import parse_params
 from harness.devkit.conformance.schema import check_schema, guess
 from harness.plugin.params import Param
 
-SLOPPY = Path(__file__).parent / "sloppy"
+SLOPPY = Path(__file__).resolve().parents[1] / "fixtures" / "sloppy"
 
 
 def by_clause(report) -> dict[tuple[str, str], tuple[str, str]]:
@@ -25,7 +25,7 @@ def by_clause(report) -> dict[tuple[str, str], tuple[str, str]]:
 
 @pytest.fixture(scope="module")
 def sloppy(tmp_path_factory):
-    """One isolated check of tests/sloppy/sloppy.py: every kind, every contract, one worker."""
+    """One isolated check of tests/fixtures/sloppy/sloppy.py: every kind, every contract, one worker."""
     cache = tmp_path_factory.mktemp("sloppy-cache")
     return check_plugin(str(SLOPPY / "sloppy.py"), options=Options(cache_dir=str(cache)))
 

@@ -18,7 +18,7 @@ from harness.run.task import BrokenArtifacts, CellResult, CellTask
 from harness.run.worker import _baseline_lookup
 from harness.store.db import to_json
 
-FAULTY_DIR = Path(__file__).parent / "faulty"
+FAULTY_DIR = Path(__file__).resolve().parents[1] / "fixtures" / "faulty"
 
 FAILURES = """
 name = "failures"

@@ -6,7 +6,8 @@ import statistics
 import numpy as np
 import pytest
 
-from harness.measure.timing import PROFILES, TimingPlan, run_plan, summarize, time_calls
+from harness.api import TimingPlan
+from harness.measure.timing import PROFILES, run_plan, summarize, time_calls
 
 
 class FakeRuntime:

@@ -8,11 +8,10 @@ import pytest
 import torch
 from torch import nn
 
-from harness.core.torchio import export_onnx
-from harness.plugin.params import validate
-from harness.verify.process import run_verifier
-from harness.verify.replay import check_witness
-from harness.verify.vnnlib import Atom, Property, load
+from harness.api import Atom, Property, check_witness, export_onnx
+from harness.api import load_vnnlib as load
+from harness.api import validate_params as validate
+from harness.testing import run_verifier
 from harness_plugins.verifiers import CROWN, IBP, MILP, PGD, UNSOUND_PGD
 from harness_plugins.verifiers.bounds import ibp, lower_bounds
 from harness_plugins.verifiers.milp import verify_box

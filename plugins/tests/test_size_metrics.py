@@ -7,23 +7,29 @@ import copy
 import pytest
 
 from harness.api import CellContext
-from harness.builtins.suites import size
 from harness_plugins.quantization import INT8_STATIC
 from harness_plugins.structured import CHANNEL_L1
 from harness_plugins.weight_quantization import KBIT, SPLITQUANT
 
 
-def _measure(artifact, digits) -> dict:
-    ctx = CellContext(cell={"seed": 0}, artifact=artifact, splits=digits, settings={}, open_session=None,
-                      baseline=lambda *a, **k: None)
-    return {m.metric: m for m in size.run(ctx)}
+@pytest.fixture
+def _measure(harness_host):
+    """``measure(artifact, digits) -> {metric: Measurement}``: the size suite as the host registers it."""
+    size = harness_host(entry_points=False).registry.suite("size")
+
+    def measure(artifact, digits) -> dict:
+        ctx = CellContext(cell={"seed": 0}, artifact=artifact, splits=digits, settings={}, open_session=None,
+                          baseline=lambda *a, **k: None)
+        return {m.metric: m for m in size.run(ctx)}
+
+    return measure
 
 
 def _float_bytes(module) -> int:
     return sum(p.numel() * p.element_size() for p in module.parameters())
 
 
-def test_dense_is_32_bits_and_its_float_bytes(trained, tmp_path, digits, h):
+def test_dense_is_32_bits_and_its_float_bytes(_measure, trained, tmp_path, digits, h):
     dense = trained("lenet5")
     got = _measure(h.make_artifact(tmp_path / "a", dense, export=False), digits)
     assert got["bits_per_weight"].value == 32
@@ -35,8 +41,8 @@ def test_dense_is_32_bits_and_its_float_bytes(trained, tmp_path, digits, h):
 
 
 @pytest.mark.parametrize("spec, index_bits, scale_sets", [(KBIT, 0, 1), (SPLITQUANT, 2, 3)], ids=["kbit", "splitquant"])
-def test_fake_quantized_weights_count_at_their_bits(spec, index_bits, scale_sets, trained, apply_ctx, tmp_path,
-                                                    digits, h):
+def test_fake_quantized_weights_count_at_their_bits(_measure, spec, index_bits, scale_sets, trained, apply_ctx,
+                                                    tmp_path, digits, h):
     """The recorded encodings give bits per weight (code + index bits) and the packed size (codes, scales,
     zero points, float biases)."""
     dense = trained("lenet5")
@@ -53,7 +59,7 @@ def test_fake_quantized_weights_count_at_their_bits(spec, index_bits, scale_sets
     assert got["packed_bytes"].value < _float_bytes(dense) / 4
 
 
-def test_onnx_int8_counts_one_byte_per_weight(trained, apply_ctx, tmp_path, digits, h):
+def test_onnx_int8_counts_one_byte_per_weight(_measure, trained, apply_ctx, tmp_path, digits, h):
     dense = trained("lenet5")
     onnx_file = INT8_STATIC.apply(apply_ctx(copy.deepcopy(dense), h.defaults(INT8_STATIC)))
     got = _measure(h.make_artifact(tmp_path / "a", onnx_file=onnx_file), digits)
@@ -63,9 +69,9 @@ def test_onnx_int8_counts_one_byte_per_weight(trained, apply_ctx, tmp_path, digi
     assert "peak_memory_mb" not in got  # measured on torch modules only
 
 
-def test_structured_speedup_is_against_the_dense_reference(trained, apply_ctx, tmp_path, digits, h):
+def test_structured_speedup_is_against_the_dense_reference(_measure, trained, apply_ctx, tmp_path, digits, h):
     """A shrunk model has no zeros, yet its theoretical speedup counts the FLOPs it removed."""
-    from harness.measure.analysis import flop_counts
+    from harness.api import flop_counts
 
     dense = trained("resnet-small")
     pruned = CHANNEL_L1.apply(apply_ctx(copy.deepcopy(dense), {"sparsity": 0.5}))
@@ -78,7 +84,7 @@ def test_structured_speedup_is_against_the_dense_reference(trained, apply_ctx, t
         "peak_memory_mb"].value
 
 
-def test_encodings_must_name_real_tensors(trained, tmp_path, digits, h):
+def test_encodings_must_name_real_tensors(_measure, trained, tmp_path, digits, h):
     art = h.make_artifact(tmp_path / "a", trained("mlp"), export=False, encodings={"nope.weight": {"bits": 4}})
     with pytest.raises(ValueError, match="nope.weight"):
         _measure(art, digits)

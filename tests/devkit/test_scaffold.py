@@ -16,7 +16,7 @@ import pytest
 
 from harness.devkit.scaffold import KINDS, names_for
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def cli(*args, cwd: Path, site: Path | None = None, timeout: int = 600) -> subprocess.CompletedProcess:

@@ -117,7 +117,7 @@ def test_claims_and_size_figures_are_recorded(methods_run):
 def test_studies_report_on_the_run(methods_run, tmp_path):
     _, db, cli = methods_run
     out = tmp_path / "studies.md"
-    suites = Path(__file__).resolve().parents[1] / "suites"  # the studies' findings, beside their suite files
+    suites = Path(__file__).resolve().parents[2] / "suites"  # the studies' findings, beside their suite files
     proc = cli("studies", "--db", db, "-o", out, "--findings", suites / "pruning-study.findings.toml",
                "--findings", suites / "quantization-study.findings.toml")
     assert proc.returncode == 0, proc.stderr

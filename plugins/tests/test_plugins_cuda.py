@@ -8,8 +8,8 @@ import sqlite3
 
 import pytest
 
-from harness.api import Skip
-from harness.plugin.params import ParamError, validate
+from harness.api import ParamError, Skip
+from harness.api import validate_params as validate
 from harness_plugins.backends.torch_cuda import TORCH_CUDA, GraphPool, TorchCudaSession, available
 
 SUITE = """
@@ -120,7 +120,7 @@ def test_without_a_gpu_cells_are_recorded_skipped(harness_cli, suite_file, tmp_p
 def test_on_a_gpu_graph_replay_agrees_with_eager(tmp_path):
     import torch
 
-    from harness.measure.timing import TimingPlan
+    from harness.api import TimingPlan
 
     module = torch.nn.Sequential(torch.nn.Linear(8, 16), torch.nn.ReLU(), torch.nn.Linear(16, 4)).eval()
     art = tmp_path / "a"

@@ -9,8 +9,7 @@ import sqlite3
 import sys
 
 import pytest
-
-from tests.test_verifier_process import SAMPLE
+from vnncomp_sample import SAMPLE
 
 BENCH = '{ name = "soundnessbench", arch = "mlp", planted = 2, clean = 2, epochs = 800, eval_restarts = 100 }'
 

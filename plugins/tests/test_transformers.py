@@ -163,7 +163,7 @@ def test_bring_your_own_onnx(tmp_path, harness_cli, suite_file):
     torch backend are skipped with the reason."""
     import torch
 
-    from harness.core.torchio import export_onnx
+    from harness.api import export_onnx
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Flatten(), torch.nn.Linear(64, 32), torch.nn.ReLU(), torch.nn.Linear(32, 10))

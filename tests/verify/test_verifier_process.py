@@ -6,42 +6,18 @@ from __future__ import annotations
 
 import os
 import sys
-import textwrap
 import time
 
 import pytest
+from vnncomp_sample import SAMPLE
 
+from harness.api import check_witness
 from harness.plugin.manager import load_host
 from harness.verify.process import run_verifier
-from harness.verify.replay import check_witness
 from harness.verify.vnnlib import load
 
-#: A falsifier in VNN-COMP's layout: random inputs of the box in onnxruntime; sat with the first
+
 #: counterexample, else unknown. prepare_instance.sh leaves a mark, as real tools convert the network.
-SAMPLE = textwrap.dedent("""
-    import sys
-    import numpy as np
-    import onnxruntime as ort
-    from harness.verify.vnnlib import load
-
-    onnx_path, vnnlib_path, result, timeout = sys.argv[1:5]
-    prop = load(vnnlib_path)
-    sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    lo, hi = np.array(prop.lower), np.array(prop.upper)
-    for x in lo + np.random.default_rng(0).random((500, len(lo))) * (hi - lo):
-        y = sess.run(None, {inp.name: x.astype(np.float32).reshape(shape)})[0].reshape(-1)
-        if prop.is_unsafe(list(y)):
-            cex = [f"(X_{i} {v!r})" for i, v in enumerate(x.tolist())]
-            cex += [f"(Y_{j} {v!r})" for j, v in enumerate(y.tolist())]
-            open(result, "w").write("sat\\n(" + "\\n ".join(cex) + ")\\n")
-            break
-    else:
-        open(result, "w").write("unknown\\n")
-""")
-
-
 def make_tool(folder, run_body: str, prepare_body: str | None = None):
     """A tool folder with VNN-COMP's scripts; ``run_body`` sees $ONNX $VNNLIB $RESULT $TIMEOUT."""
     folder.mkdir(parents=True)

@@ -8,10 +8,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-import pluggy
 import pytest
-
-import harness.plugin.hookspecs
 
 REPO = Path(__file__).resolve().parents[2]
 PYPROJECT = REPO / "plugins" / "pyproject.toml"
@@ -79,12 +76,11 @@ def test_installed_entry_points_match():
     assert eps == ENTRY_POINTS
 
 
-def test_hooks_register_valid_specs():
+def test_hooks_register_valid_specs(plugin_manager):
     """Every module registers through its hook, and every spec passes its own check."""
     import importlib
 
-    pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(harness.plugin.hookspecs)
+    pm = plugin_manager
     for name, module in ENTRY_POINTS.items():
         pm.register(importlib.import_module(module), name=name)
     for kind, expected in EXPECTED.items():
@@ -108,14 +104,13 @@ def test_import_is_light():
     assert json.loads(out.stdout.strip().splitlines()[-1]) == []
 
 
-def test_every_method_names_its_source():
+def test_every_method_names_its_source(plugin_manager):
     """Each method (the dense baseline is built into the host) names the paper or library it follows in
     ``MethodSpec.source``, the module or function docstring names it too (by its first author), and it
     declares claims."""
     import importlib
 
-    pm = pluggy.PluginManager("harness")
-    pm.add_hookspecs(harness.plugin.hookspecs)
+    pm = plugin_manager
     for name, module in ENTRY_POINTS.items():
         pm.register(importlib.import_module(module), name=name)
     specs = []

@@ -9,8 +9,8 @@ import sys
 import numpy as np
 import pytest
 
-from harness.measure.remote import RunnerSession, runner_files
-from harness.measure.timing import InProcessSession, TimingPlan
+from harness.api import RunnerSession, TimingPlan, runner_files
+from harness.measure.timing import InProcessSession
 
 FAST = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0)
 
@@ -21,7 +21,7 @@ def model(tmp_path_factory):
     import onnxruntime as ort
     import torch
 
-    from harness.core.torchio import export_onnx
+    from harness.api import export_onnx
 
     torch.manual_seed(0)
     net = torch.nn.Sequential(torch.nn.Conv2d(1, 4, 3, padding=1), torch.nn.ReLU(), torch.nn.Flatten(),
