@@ -51,6 +51,7 @@ from harness.plugin.specs import (
 
 # ---- paths and dataset fingerprints
 from harness.core.paths import cache_dir
+from harness.plan.cells import BASELINE_METHOD
 from harness.core.torchio import export_onnx, seed_everything
 from harness.core.identity import fingerprint_arrays, fingerprint_splits
 
@@ -107,6 +108,7 @@ __all__ = [
     "hookimpl",
     "Param",
     "ParamError",
+    "BASELINE_METHOD",
     "validate_params",
     # specs, one per kind, and what their callables receive and return
     "ApplyContext",

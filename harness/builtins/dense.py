@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, hookimpl
+from harness.api import BASELINE_METHOD, ApplyContext, MethodSpec, hookimpl
 
 
 def apply_dense(ctx: ApplyContext) -> Any:
@@ -24,7 +24,7 @@ def dense_claims(params: Mapping[str, Any]) -> dict:
 
 
 DENSE = MethodSpec(
-    name="dense", apply=apply_dense, claims=dense_claims, consumes=("torch", "onnx"),
+    name=BASELINE_METHOD, apply=apply_dense, claims=dense_claims, consumes=("torch", "onnx"),
     description="no compression: the baseline every method is compared against",
 )
 
