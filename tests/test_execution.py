@@ -9,8 +9,6 @@ import sys
 import time
 from pathlib import Path
 
-import pytest
-
 FAULTY_DIR = Path(__file__).parent / "faulty"
 
 FAILURES = """
@@ -123,7 +121,6 @@ def _recorded(db) -> int:
         return 0
 
 
-@pytest.mark.slow
 def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_path):
     suite = suite_file(MANY_CELLS)
     db = tmp_path / "r.db"
@@ -156,7 +153,6 @@ def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_pa
     assert orphans.fetchone()[0] == 0
 
 
-@pytest.mark.slow
 def test_complete_run_measures_nothing_and_no_resume_measures_again(harness_cli, suite_file, tmp_path):
     suite = suite_file(MANY_CELLS.replace("seeds = [0, 1]", "seeds = [0]"))
     db = tmp_path / "c.db"
