@@ -1,4 +1,4 @@
-"""Benchmarks of the harness itself: run with ``python -m pytest bench`` (see tox env ``bench``)."""
+"""Benchmarks of the harness itself: run with ``python -m pytest bench -n 0`` (see tox env ``bench``)."""
 
 import os
 import subprocess

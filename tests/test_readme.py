@@ -30,7 +30,6 @@ def test_readme_has_exactly_two_quickstart_commands():
     assert commands[0].strip() in ci and commands[1].strip() in ci
 
 
-@pytest.mark.slow
 def test_readme_method_plugin_is_installed_and_ranked(tmp_path):
     pkg = tmp_path / "harness-halfprune"
     (pkg / "harness_halfprune").mkdir(parents=True)

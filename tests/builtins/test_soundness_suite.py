@@ -153,14 +153,12 @@ def flags(row: dict) -> str:
     return "; ".join(sorted({f for _, f, _ in row.values() if f}))
 
 
-@pytest.mark.slow
 def test_run_records_every_cell(run):
     proc, by, _, _ = run
     assert proc.returncode == 0, proc.stderr
     assert "11 cells recorded now (10 ok, 1 skipped, 0 failed)" in proc.stderr  # int8 does not run in torch
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("method, backend", [("dense", "torch-cpu"), ("dense", "onnxruntime-cpu"),
                                              ("global-magnitude", "torch-cpu"), ("global-magnitude", "onnxruntime-cpu"),
                                              ("int8-dynamic", "onnxruntime-cpu")])
@@ -172,7 +170,6 @@ def test_honest_results_pass(run, method, backend):
     assert not any(word in flags(row) for word in ("claim", "disagrees", "TEST01"))  # TEST04 rests on timing
 
 
-@pytest.mark.slow
 def test_checked_claims_are_recorded(run):
     _, by, _, _ = run
     pruned = by[("global-magnitude", "onnxruntime-cpu")]["claims_ok"][2]
@@ -184,7 +181,6 @@ def test_checked_claims_are_recorded(run):
     assert int8["claims_unchecked"][0] == 1 and "activation" in int8["claims_unchecked"][2]["unchecked"]
 
 
-@pytest.mark.slow
 def test_a_false_claim_is_flagged(run):
     _, by, _, _ = run
     for backend in ("torch-cpu", "onnxruntime-cpu"):
@@ -194,7 +190,6 @@ def test_a_false_claim_is_flagged(run):
         assert row["claims_unchecked"][0] == 1  # 'magic' is reported, not passed
 
 
-@pytest.mark.slow
 def test_a_backend_computing_another_function_is_flagged(run):
     _, by, _, _ = run
     row = by[("dense", "noisy")]
@@ -202,7 +197,6 @@ def test_a_backend_computing_another_function_is_flagged(run):
     assert row["top1_agreement"][1].startswith("soundness: disagrees with the reference (onnxruntime, fp32)")
 
 
-@pytest.mark.slow
 def test_timed_outputs_that_differ_fail_test01(run):
     _, by, _, _ = run
     row = by[("dense", "two-faced")]
@@ -210,7 +204,6 @@ def test_timed_outputs_that_differ_fail_test01(run):
     assert row["test01_ok"][0] == 0.0 and "TEST01: outputs of the timing path differ" in row["test01_ok"][1]
 
 
-@pytest.mark.slow
 def test_a_result_cache_fails_test04(run):
     _, by, _, _ = run
     row = by[("dense", "caching")]
@@ -218,7 +211,6 @@ def test_a_result_cache_fails_test04(run):
     assert "TEST04: one repeated input runs" in row["test04_ok"][1]
 
 
-@pytest.mark.slow
 def test_flagged_rows_are_never_ranked(run):
     _, _, cli, db = run
     out = cli("leaderboard", "--db", db, "--sort", "top1_agreement", "--format", "json")

@@ -132,13 +132,13 @@ def _recorded(db) -> int:
 
 EXECUTORS = [
     pytest.param("local", {}, id="local"),
-    pytest.param("ray", {"RAY_AUTH_MODE": "disabled"}, id="ray", marks=pytest.mark.skipif(
+    # Ray's start-up makes this one long: it runs in the slow group.
+    pytest.param("ray", {"RAY_AUTH_MODE": "disabled"}, id="ray", marks=[pytest.mark.slow, pytest.mark.skipif(
         importlib.util.find_spec("ray") is None,
-        reason="the ray executor is optional: pip install 'compression-harness[ray]'")),
+        reason="the ray executor is optional: pip install 'compression-harness[ray]'")]),
 ]
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize(("executor", "extra_env"), EXECUTORS)
 def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_path, executor, extra_env):
     suite = suite_file(MANY_CELLS)
@@ -172,7 +172,6 @@ def test_resume_after_sigkill_records_every_cell_exactly_once(suite_file, tmp_pa
     assert orphans.fetchone()[0] == 0
 
 
-@pytest.mark.slow
 def test_complete_run_measures_nothing_and_no_resume_measures_again(harness_cli, suite_file, tmp_path):
     suite = suite_file(MANY_CELLS.replace("seeds = [0, 1]", "seeds = [0]"))
     db = tmp_path / "c.db"
