@@ -234,15 +234,21 @@ def test_the_baseline_a_worker_sees_is_what_the_store_holds():
     assert lookup("top1", batch_size=2, split="test") is None
 
 
-def test_backends_say_what_a_ray_node_offers_them(tmp_path):
+def test_backends_say_what_a_ray_node_offers_them(harness_host, tmp_path):
     from types import SimpleNamespace
 
-    def spec(offers):
-        return SimpleNamespace(spec=SimpleNamespace(node_resources=offers))
+    from harness.api import BackendSpec, hookimpl
 
     seen = []
-    host = SimpleNamespace(registry=SimpleNamespace(items={"backend": {
-        "plain": spec(None), "emulated": spec(lambda cache: seen.append(cache) or {"arm_qemu": 1})}}))
+
+    @hookimpl
+    def harness_register_backends(register):
+        register(BackendSpec(name="plain", session=lambda artifact, params: None))
+        register(BackendSpec(name="emulated", session=lambda artifact, params: None,
+                             node_resources=lambda cache: seen.append(cache) or {"arm_qemu": 1}))
+
+    host = harness_host(("offers", SimpleNamespace(harness_register_backends=harness_register_backends)),
+                        entry_points=False)
     res = node_resources(host, tmp_path)
     assert res[NODE_RESOURCE] == 1.0 and res["arm_qemu"] == 1.0
     assert seen == [tmp_path]  # the run's cache folder, where a backend keeps what it prepared
