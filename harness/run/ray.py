@@ -39,18 +39,12 @@ SHARED_FRACTION = 0.25
 def node_resources(host: Any, cache_dir: Path) -> dict[str, float]:
     """The custom resources this machine offers when the harness starts a local Ray instance.
 
-    Besides what any machine can tell about itself (Node.js for ``wasm``, an aarch64 CPU), each
-    backend adds what it knows this machine offers it (:attr:`harness.api.BackendSpec.node_resources`:
-    ``arm`` offers ``arm_qemu`` once its emulated root is prepared in ``cache_dir``).
+    Besides the harness's own node marker, each backend adds what it knows this machine offers it
+    (:attr:`harness.api.BackendSpec.node_resources`: ``wasm`` offers ``wasm`` where Node.js and npm are
+    installed, ``arm`` offers ``aarch64`` on an aarch64 CPU and ``arm_qemu`` once its emulated root is
+    prepared in ``cache_dir``). The host names no backend's resource.
     """
-    import platform
-    import shutil
-
     res = {NODE_RESOURCE: 1.0}
-    if shutil.which("node") and shutil.which("npm"):
-        res["wasm"] = 1.0
-    if platform.machine() in ("aarch64", "arm64"):
-        res["aarch64"] = 1.0
     for spec in host.registry.specs("backend"):
         offers = spec.node_resources
         if offers is not None:

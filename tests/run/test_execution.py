@@ -265,3 +265,16 @@ def test_a_local_ray_instance_offers_arm_qemu_once_the_emulated_root_is_prepared
     root.mkdir(parents=True)
     (root / ".harness-ready").write_text("")
     assert node_resources(host, tmp_path)["arm_qemu"] == 1.0
+
+
+def test_the_host_offers_only_what_backends_declare(harness_host, tmp_path, monkeypatch):
+    import platform
+    import shutil
+
+    assert node_resources(harness_host(entry_points=False), tmp_path) == {NODE_RESOURCE: 1.0}
+    monkeypatch.delenv("HARNESS_ARM_ROOT", raising=False)
+    offers = node_resources(harness_host(), tmp_path)
+    assert ("wasm" in offers) == bool(shutil.which("node") and shutil.which("npm"))
+    assert ("aarch64" in offers) == (platform.machine() in ("aarch64", "arm64"))
+    monkeypatch.setenv("PATH", str(tmp_path / "empty"))  # no Node.js: the wasm backend offers nothing
+    assert "wasm" not in node_resources(harness_host(), tmp_path)

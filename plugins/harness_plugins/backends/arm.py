@@ -239,8 +239,12 @@ def resources(params: Mapping[str, Any]) -> dict:
 
 
 def node_resources(base: Path) -> dict:
-    """What this machine offers the qemu transport on Ray: ``arm_qemu`` once the emulated root is prepared."""
-    return {"arm_qemu": 1} if (root_dir(base) / ".harness-ready").is_file() else {}
+    """What this machine offers the arm backend's cells on Ray: ``aarch64`` on an aarch64 CPU (the native
+    transport), ``arm_qemu`` once the emulated root is prepared under ``base`` (the qemu transport)."""
+    offers = {"aarch64": 1} if is_aarch64() else {}
+    if (root_dir(base) / ".harness-ready").is_file():
+        offers["arm_qemu"] = 1
+    return offers
 
 
 ARM = BackendSpec(

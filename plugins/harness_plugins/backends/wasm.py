@@ -96,6 +96,7 @@ WASM = BackendSpec(
     name="wasm", session=open_session, accepts=("onnx",), available=available, fingerprint=fingerprint,
     setup=setup,
     resources=lambda params: {"wasm": 1},
+    node_resources=lambda cache_dir: {"wasm": 1} if shutil.which("node") and shutil.which("npm") else {},
     params=(Param("threads", int, default=1, min=1, help="WebAssembly threads (ort.env.wasm.numThreads)"),),
     description=f"onnxruntime-web {ORT_WEB_VERSION}, wasm execution provider, in Node.js; timed inside Node",
 )
