@@ -49,14 +49,40 @@ def make_splits(train_x: Any, train_y: Any, test_x: Any, test_y: Any, calibratio
 # --------------------------------------------------------------------------- CIFAR-10
 
 
-def read_cifar_python(path: Path) -> tuple[Any, Any]:
-    """One python-version batch: ``(N, 3, 32, 32)`` uint8 images and int64 labels."""
+#: The only globals a CIFAR-10 python batch needs: its ``data`` is a pickled numpy array.
+_CIFAR_GLOBALS = {("numpy.core.multiarray", "_reconstruct"), ("numpy._core.multiarray", "_reconstruct"),
+                  ("numpy", "ndarray"), ("numpy", "dtype")}
+
+
+def _cifar_unpickler(f: Any, path: Path) -> Any:
+    """A pickle reader that builds only what the format holds: a dict of bytes, lists and numpy arrays.
+
+    A python batch is a pickle, and a plain ``pickle.load`` runs whatever a crafted file asks for;
+    this reader refuses every other global, so a downloaded batch can never run code.
+    """
     import pickle
 
+    class Restricted(pickle.Unpickler):
+        def find_class(self, module: str, name: str) -> Any:
+            if (module, name) in _CIFAR_GLOBALS:
+                return super().find_class(module, name)
+            raise pickle.UnpicklingError(
+                f"cifar10: {path} asks to load {module}.{name}, which a CIFAR-10 python batch never holds "
+                "(only a dict of bytes, lists and numpy arrays); refused. Use the binary version "
+                "(data_batch_1.bin ...) if the file is not the original")
+
+    return Restricted(f, encoding="bytes")
+
+
+def read_cifar_python(path: Path) -> tuple[Any, Any]:
+    """One python-version batch: ``(N, 3, 32, 32)`` uint8 images and int64 labels, read without
+    running code (:func:`_cifar_unpickler`)."""
     import numpy as np
 
     with open(path, "rb") as f:
-        batch = pickle.load(f, encoding="bytes")
+        batch = _cifar_unpickler(f, path).load()
+    if not isinstance(batch, dict) or b"data" not in batch or b"labels" not in batch:
+        raise ValueError(f"cifar10: {path} is not a CIFAR-10 python batch (a dict with data and labels)")
     data = np.asarray(batch[b"data"], dtype=np.uint8).reshape(-1, 3, 32, 32)
     return data, np.asarray(batch[b"labels"], dtype=np.int64)
 

@@ -166,3 +166,24 @@ def test_suite_on_written_cifar_and_mnist_files(tmp_path, harness_cli, suite_fil
     for ds in ("cifar", "mnist"):
         assert 0.0 <= metrics[(ds, "top1")] <= metrics[(ds, "top5")] <= 1.0
     assert len(skipped) == 1 and "no CIFAR-10 batches" in skipped[0][0]
+
+
+class _RunsCode:
+    """A pickled object whose loading would call ``marker.write_text``: what a crafted batch does."""
+
+    def __init__(self, marker: Path):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (Path.write_text, (self.marker, "code ran"))
+
+
+def test_a_crafted_cifar_python_batch_runs_no_code(tmp_path):
+    write_cifar(tmp_path / "cifar", binary=False)
+    marker = tmp_path / "ran.txt"
+    with open(tmp_path / "cifar" / "data_batch_1", "wb") as f:
+        pickle.dump({b"data": _RunsCode(marker), b"labels": [0]}, f)
+    with pytest.raises(pickle.UnpicklingError, match=r"asks to load pathlib\..*write_text.*refused"):
+        CIFAR10.load(DatasetContext(params={"root": str(tmp_path / "cifar"), "calibration": 10},
+                                    cache_dir=tmp_path / "cache"))
+    assert not marker.exists()
