@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import dataclasses
 from dataclasses import dataclass, field
-from typing import Any, Generic, Literal, TypeVar, overload
+from typing import Any, Generic, TypeVar
 
 from harness.core.errors import UnknownName, UsageError
 from harness.plugin.specs import (
@@ -106,14 +106,6 @@ class Registered(Generic[S]):
     plugin: PluginInfo
 
 
-ModelKind = Literal["model"]
-DatasetKind = Literal["dataset"]
-MethodKind = Literal["method"]
-BackendKind = Literal["backend"]
-SuiteKind = Literal["suite"]
-VerifierKind = Literal["verifier"]
-
-
 class Registry:
     """Everything the loaded plugins registered, by kind and name.
 
@@ -149,20 +141,6 @@ class Registry:
         self._items[kind][spec.name] = Registered(spec, plugin)
         plugin.registered.setdefault(kind, []).append(spec.name)
 
-    @overload
-    def get(self, kind: ModelKind, name: str) -> Registered[ModelSpec]: ...
-    @overload
-    def get(self, kind: DatasetKind, name: str) -> Registered[DatasetSpec]: ...
-    @overload
-    def get(self, kind: MethodKind, name: str) -> Registered[MethodSpec]: ...
-    @overload
-    def get(self, kind: BackendKind, name: str) -> Registered[BackendSpec]: ...
-    @overload
-    def get(self, kind: SuiteKind, name: str) -> Registered[SuiteSpec]: ...
-    @overload
-    def get(self, kind: VerifierKind, name: str) -> Registered[VerifierSpec]: ...
-    @overload
-    def get(self, kind: str, name: str) -> Registered[Any]: ...
 
     def get(self, kind: str, name: str) -> Registered[Any]:
         """The registered spec with its plugin; :class:`~harness.core.errors.UnknownName` lists the known names."""
@@ -179,39 +157,11 @@ class Registry:
         """Sorted names of one kind."""
         return sorted(self._items[kind])
 
-    @overload
-    def registered(self, kind: ModelKind) -> list[Registered[ModelSpec]]: ...
-    @overload
-    def registered(self, kind: DatasetKind) -> list[Registered[DatasetSpec]]: ...
-    @overload
-    def registered(self, kind: MethodKind) -> list[Registered[MethodSpec]]: ...
-    @overload
-    def registered(self, kind: BackendKind) -> list[Registered[BackendSpec]]: ...
-    @overload
-    def registered(self, kind: SuiteKind) -> list[Registered[SuiteSpec]]: ...
-    @overload
-    def registered(self, kind: VerifierKind) -> list[Registered[VerifierSpec]]: ...
-    @overload
-    def registered(self, kind: str) -> list[Registered[Any]]: ...
 
     def registered(self, kind: str) -> list[Registered[Any]]:
         """Every spec of one kind with its plugin, in registration (discovery) order."""
         return list(self._items[kind].values())
 
-    @overload
-    def specs(self, kind: ModelKind) -> list[ModelSpec]: ...
-    @overload
-    def specs(self, kind: DatasetKind) -> list[DatasetSpec]: ...
-    @overload
-    def specs(self, kind: MethodKind) -> list[MethodSpec]: ...
-    @overload
-    def specs(self, kind: BackendKind) -> list[BackendSpec]: ...
-    @overload
-    def specs(self, kind: SuiteKind) -> list[SuiteSpec]: ...
-    @overload
-    def specs(self, kind: VerifierKind) -> list[VerifierSpec]: ...
-    @overload
-    def specs(self, kind: str) -> list[Any]: ...
 
     def specs(self, kind: str) -> list[Any]:
         """Every registered spec of one kind, by name."""

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import json
 import math
+import statistics
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -43,9 +44,7 @@ class Stat:
         vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
         if not vals:
             return None
-        mean = sum(vals) / len(vals)
-        std = math.sqrt(sum((v - mean) ** 2 for v in vals) / (len(vals) - 1)) if len(vals) > 1 else 0.0
-        return cls(mean, std, len(vals))
+        return cls(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals))
 
     @property
     def se(self) -> float:
