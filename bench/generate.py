@@ -1,10 +1,10 @@
 """A synthetic leaderboard of realistic shape and size, for the query benchmarks.
 
 Real schema (``harness.store.db.Store`` migrates the file), real metric catalogue (the built-in
-suites'), rows shaped as the suites write them: per artifact a size cell (10 metrics) and, on each
+suites'), rows shaped as the suites write them: per artifact a size cell (every size metric: 13) and, on each
 of two backends, an accuracy cell (3 metrics) and a latency cell (6 metrics at batch 1 and 32, with
-raw samples). 2,000 artifacts make 10,000 cells and 80,000 measurements per run; 12 full runs on
-one machine and half a run on a second make 1,000,000 measurements. The last full run has planted
+raw samples). 2,000 artifacts make 10,000 cells and 86,000 measurements per run; 12 full runs on
+one machine and half a run on a second make 1,075,000 measurements. The last full run has planted
 latency regressions (``PLANTED``) and every run flags the artifacts whose top1 retained is below 0.99.
 """
 
@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 
 from harness.builtins.suites import accuracy, latency, size
-from harness.core.identity import canonical, digest
-from harness.store.db import Store
+from harness.core.identity import digest
+from harness.store.db import Store, to_json
 
 BACKENDS = ("torch-cpu", "onnxruntime-cpu")
 BATCHES = (1, 32)
@@ -80,7 +80,7 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
                     key = keys.setdefault((a, backend, suite), digest(ident))
                     cell_id += 1
                     clock += timedelta(microseconds=300)
-                    cells.append((cell_id, run_id, key, model, "{}", "digits", "{}", method, canonical(mparams),
+                    cells.append((cell_id, run_id, key, model, "{}", "digits", "{}", method, to_json(mparams),
                                   0, backend, '{"threads": 1}' if backend else "{}", suite, "ok",
                                   clock.isoformat(), clock.isoformat()))
                     if suite == "size":
