@@ -188,7 +188,9 @@ class Lists:
         checked = self._validate(source.params, values, ikey)
         if checked is None or not self._paths(checked, source.paths, ikey):
             return []
-        return [Component(name, point) for point in expand_grid(source.params, checked)]
+        # An optional path left unset is dropped, so adding one to a source keeps existing identities.
+        return [Component(name, {k: v for k, v in point.items() if not (k in source.paths and v == "")})
+                for point in expand_grid(source.params, checked)]
 
     # ------------------------------------------------------------------ parameters
 

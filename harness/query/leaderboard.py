@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.query import adjudication
 from harness.query.columns import (
     IDENTITY,
     Catalogue,
@@ -89,8 +90,9 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
     Backend-independent metrics (size) appear on every backend's row of the same artifact.
     Metrics measured at several batch sizes become ``metric@bN`` columns. ``machine`` selects
     the machine (a prefix of its hash, or ``all``); by default the machine of the latest run, so
-    latency measured on different machines is never mixed. The ``flags`` column holds why a row
-    failed a gate (any of its measurements flagged); such rows are never ranked.
+    latency measured on different machines is never mixed. Verification cells show their verdicts judged
+    across every verifier of the same benchmark in the store (:mod:`harness.query.adjudication`). The
+    ``flags`` column holds why a row failed a gate (any of its measurements flagged); such rows are never ranked.
 
     ``sort`` names a column, or a metric whose smallest-batch column (the single-stream one) is
     then used; the direction comes from the metric catalogue (best first). Sorting adds a ``rank``
@@ -114,6 +116,8 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
             where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
             args.append(backend)
         cells, measurements = _latest(conn, where, args)
+        # Verification verdicts are judged across every verifier of their benchmark, not cell by cell.
+        measurements = adjudication.apply(conn, measurements)
         catalogue = Catalogue.read(conn)
     finally:
         conn.close()

@@ -8,13 +8,16 @@ A benchmark is a set of instances: an ONNX network, a VNN-LIB property and a tim
   the property (SoundnessBench's hidden counterexamples). Any ``holds`` is a soundness bug.
 - ``clean``: the generator kept it with no counterexample found by a strong attack
   (SoundnessBench's ``data.pt`` entries without one).
+- ``peer_violated`` / ``peer_holds``: other tools agree on the verdict (``truth``: a VNN-COMP
+  results folder or an ``instance,truth`` file, :mod:`harness.verify.truth`), with no witness known.
+  A ``holds`` on ``peer_violated`` is scored and flagged as on ``planted``.
 - ``unlabelled``: nothing is known (a VNN-COMP benchmark folder; a planted instance whose
   counterexample no longer violates after compression).
 
 A suite file names benchmarks in ``[[verification]]`` tables::
 
     benchmarks = [{ name = "soundnessbench", arch = ["mlp", "cnn"], planted = 6, clean = 6 },
-                  { name = "folder", path = "benchmarks/acasxu" }]
+                  { name = "folder", path = "benchmarks/acasxu", truth = "vnncomp2021_results" }]
 
 Generated benchmarks and compressed networks are cached by content hash, like artifacts.
 """
@@ -35,7 +38,10 @@ from harness.core.identity import Component, digest
 from harness.plugin.params import Param
 
 PLANTED, CLEAN, UNLABELLED = "planted", "clean", "unlabelled"
-KINDS = (PLANTED, CLEAN, UNLABELLED)
+PEER_VIOLATED, PEER_HOLDS = "peer_violated", "peer_holds"
+KINDS = (PLANTED, CLEAN, PEER_VIOLATED, PEER_HOLDS, UNLABELLED)
+#: Kinds on which a ``holds`` is wrong: a counterexample is known, or peers agree one exists.
+VIOLATED_KINDS = (PLANTED, PEER_VIOLATED)
 
 
 @dataclass
@@ -49,6 +55,7 @@ class Instance:
     kind: str
     counterexample: Any = None  # flat inputs of the known counterexample (planted)
     note: str = ""
+    truth: dict | None = None  # what peers answered (:meth:`harness.verify.truth.Truth.as_dict`)
 
 
 @dataclass
@@ -130,9 +137,12 @@ def sources() -> dict[str, Source]:
         "soundnessbench": Source("soundnessbench", _recipe_params(),
                                  "generated: synthetic inputs, counterexamples planted and hidden from attacks"),
         "folder": Source("folder", (Param("path", str, grid=False,
-                                          help="a folder with instances.csv (or subfolders with one each)"),),
+                                          help="a folder with instances.csv (or subfolders with one each)"),
+                                    Param("truth", str, default="", grid=False,
+                                          help="peer verdicts: a VNN-COMP results folder (results_csv/<tool>.csv) or "
+                                               "an instance,truth file; agreed verdicts label the instances")),
                          "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout",
-                         paths=("path",)),
+                         paths=("path", "truth")),
     }
 
 
@@ -155,7 +165,10 @@ def materialize(component: Component, seed: int, cache_dir: Path, log: Any = Non
         bench.info["generated"] = json.loads((final / "benchmark.json").read_text())
         return bench
     if component.name == "folder":
-        return read_folder(Path(component.params["path"]), cache_dir)
+        bench = read_folder(Path(component.params["path"]), cache_dir)
+        if component.params.get("truth"):
+            label_by_peers(bench, Path(component.params["truth"]))
+        return bench
     raise KeyError(f"unknown benchmark source {component.name!r} (known: {', '.join(sources())})")
 
 
@@ -246,3 +259,33 @@ def confirm_planted(bench: Benchmark) -> int:
             inst.note = f"planted counterexample does not violate on this network: {check.reason}"
             removed += 1
     return removed
+
+
+def label_by_peers(bench: Benchmark, truth_path: Path) -> int:
+    """Label unlabelled instances with the peers' agreed verdicts read from ``truth_path``; returns how many.
+
+    Every instance the file names keeps what peers said in ``Instance.truth`` (disputed ones too);
+    ``bench.info["truth"]`` records the file, its sha256 and the counts.
+    """
+    from harness.core.identity import file_sha256
+    from harness.verify.truth import read_truth
+    from harness.verify.vnncomp2021 import HOLDS, instance_name
+
+    try:
+        truths = read_truth(truth_path)
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"benchmark {bench.name}: truth {truth_path}: {exc}") from None
+    labelled = disputed = 0
+    for inst in bench.instances:
+        t = truths.get(instance_name(inst.onnx.name, inst.vnnlib.name))
+        if t is None:
+            continue
+        inst.truth = t.as_dict()
+        disputed += t.disputed
+        if inst.kind == UNLABELLED and t.verdict is not None:
+            inst.kind = PEER_HOLDS if t.verdict == HOLDS else PEER_VIOLATED
+            labelled += 1
+    digest_of = file_sha256(truth_path) if truth_path.is_file() else \
+        digest({f.name: file_sha256(f) for f in sorted(truth_path.rglob("*.csv"))}, 64)
+    bench.info["truth"] = {"path": str(truth_path), "sha256": digest_of, "labelled": labelled, "disputed": disputed}
+    return labelled

@@ -4,8 +4,13 @@ Runs in ``[[verification]]`` tables: one cell per benchmark, method, seed and ve
 instance goes to the verifier in a process of its own; every ``violated`` witness is replayed in
 onnxruntime; each verdict is scored against what the benchmark knows
 (:func:`harness.api.score_verdict`). Counts are recorded per kind of instance (``planted``, ``clean``,
-``unlabelled``), with ``unsound`` (``holds`` where a counterexample is known), invalid witnesses and
-the score. A verifier that is unsound or gives an invalid witness is flagged: shown, never ranked.
+``peer_violated``, ``peer_holds``, ``unlabelled``), with ``unsound`` (``holds`` where a counterexample
+is known), invalid witnesses and the score. A verifier that is unsound or gives an invalid witness is
+flagged: shown, never ranked.
+
+Every verdict is stored (in the ``unsound`` measurement's info), so the leaderboard judges each
+instance again once every verifier of the benchmark has answered, from the whole store: a ``holds``
+where another verifier's witness replays is unsound there (``harness.query.adjudication``).
 """
 
 from __future__ import annotations
@@ -35,7 +40,11 @@ METRICS = (
     MetricSpec("timeout", "count", None, "instances that ran out of time, per kind"),
     MetricSpec("unsound", "count", False, "holds on an instance whose planted counterexample violates it"),
     MetricSpec("invalid_witness", "count", False, "violated without a witness that replays as a violation"),
-    MetricSpec("score", "points", True, "VNN-COMP 2026 score: +10 correct, -150 incorrect (no time bonus)"),
+    MetricSpec("score", "points", True, "VNN-COMP 2026 score: +10 correct, -150 incorrect, judged across the "
+               "benchmark's verifiers"),
+    MetricSpec("score_2021", "points", True, "VNN-COMP 2021 score: +10 / -100, votes across the benchmark's "
+               "verifiers, time bonus +2 / +1"),
+    MetricSpec("disputed", "count", None, "holds where another verifier claimed violated without a replaying witness"),
     MetricSpec("counterexamples_removed", "count", None,
                "planted counterexamples that no longer violate after compression (those instances are unlabelled)"),
     MetricSpec("verify_s", "s", False, "total verifier time over the benchmark's instances"),
@@ -70,16 +79,17 @@ def run(ctx: CellContext) -> list[Measurement]:
             invalid += 1
         else:
             counts[inst.kind][outcome.outcome] += 1
-        records.append({"instance": inst.index, "kind": inst.kind, "vnnlib": inst.vnnlib.name,
+        records.append({"instance": inst.index, "kind": inst.kind, "onnx": inst.onnx.name, "vnnlib": inst.vnnlib.name,
+                        "truth": inst.truth,
                         "result": verdict.result, "raw": verdict.raw, "time_s": round(verdict.time_s, 3),
                         "outcome": outcome.outcome, "points": outcome.points, "witness_valid": valid,
                         "witness_reason": reason or None, "error": verdict.error, "note": inst.note or None})
     info = {"benchmark": bench.name, "verifier": ctx.verifier_name, "instances": records,
+            "truth": bench.info.get("truth"),
             "kinds": {k: sum(i.kind == k for i in instances) for k in INSTANCE_KINDS}}
     flags = []
     if unsound:
-        flags.append(f"unsound: holds on {unsound} planted instance{'s' if unsound > 1 else ''} with a known "
-                     "counterexample")
+        flags.append(f"unsound: holds on {unsound} instance{'s' if unsound > 1 else ''} known to be violated")
     if invalid:
         flags.append(f"invalid witness: violated without a valid witness on {invalid} instance"
                      f"{'s' if invalid > 1 else ''}")
@@ -95,7 +105,9 @@ def run(ctx: CellContext) -> list[Measurement]:
         Measurement("unsound", unsound, "count", flag=flag, info=info),
         Measurement("invalid_witness", invalid, "count", flag=flag),
         Measurement("score", total, "points", flag=flag,
-                    info={"max": 10 * len(instances), "scoring": "VNN-COMP 2026 (+10 / -150, no time bonus)"}),
+                    info={"max": 10 * len(instances),
+                          "scoring": "VNN-COMP 2026 (+10 / -150) from this cell's answers alone; the leaderboard "
+                                     "judges across the benchmark's verifiers"}),
         Measurement("verify_s", spent, "s"),
     ]
     if "counterexamples_removed" in bench.info:
