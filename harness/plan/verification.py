@@ -8,12 +8,14 @@ benchmark subsystem, allowed by the layer order).
 from __future__ import annotations
 
 from collections.abc import Mapping
+from pathlib import Path
 from typing import Any
 
 from harness.core.identity import Component
 from harness.plan.cells import BASELINE_METHOD, BENCHMARK_DATASET, Cell
 from harness.plan.entries import Lists
 from harness.verify.benchmarks import sources
+from harness.verify.truth import read_truth
 
 VERIFICATION_KEYS = ("benchmarks", "methods", "verifiers", "suites")
 #: What a table may leave out: the uncompressed networks, verified by the verification suite.
@@ -32,7 +34,27 @@ def verification_cells(table: Mapping[str, Any], where: str, seeds: list[int], l
                 for key, values in items.items()}
     if len(lists.problems) > before:
         return []
+    _check_truth(items["benchmarks"], expanded["benchmarks"], where, lists)
+    if len(lists.problems) > before:
+        return []
     dataset = Component(BENCHMARK_DATASET, {})
     return [Cell(bench, dataset, method, seed, None, suite.name, verifier=verifier, benchmark=True)
             for bench in expanded["benchmarks"] for method in expanded["methods"] for seed in seeds
             for suite in expanded["suites"] for verifier in expanded["verifiers"]]
+
+
+def _check_truth(entries: list, benchmarks: list[Component], where: str, lists: Lists) -> None:
+    """Every benchmark's ``truth`` file read now, so that a bad one is the suite file's error, not a failed cell."""
+    read: set[str] = set()
+    for bench in benchmarks:
+        path = bench.params.get("truth")
+        if not path or path in read:
+            continue
+        read.add(path)
+        index = next((i for i, e in enumerate(entries) if isinstance(e, Mapping) and e.get("truth")
+                      and Path(lists.base_dir or ".", str(e["truth"])).expanduser().resolve() == Path(path)), None)
+        key = f"{where}.benchmarks" + (f"[{index}].truth" if index is not None else "")
+        try:
+            read_truth(path)
+        except (OSError, ValueError) as exc:
+            lists.problems.append((key, str(exc)))

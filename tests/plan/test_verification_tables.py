@@ -81,6 +81,23 @@ def test_tool_and_folder_paths_resolve_against_the_suite_file(registry, tmp_path
     assert cell.verifier.params["tool"] == str((tmp_path / "tools" / "t").resolve()) and cell.skip_reason is None
 
 
+def test_a_bad_truth_file_is_an_error_of_the_suite_file(registry, tmp_path):
+    (tmp_path / "bench").mkdir()
+    (tmp_path / "truth.csv").write_text("instance,truth\nnet-prop_1,perhaps\n")
+    found = problems({"verification": [verification(benchmarks=[
+        "soundnessbench", {"name": "folder", "path": "bench", "truth": "truth.csv"}])]}, registry, tmp_path)
+    assert "truth must be holds, violated, unsat or sat, got 'perhaps'" in found["verification[0].benchmarks[1].truth"]
+    (tmp_path / "truth.csv").write_text("instance,truth\nnet-prop_1,sat\n")
+    plan = plan_from_dict({"name": "t", "verification": [{"benchmarks": [{"name": "folder", "path": "bench",
+                                                                            "truth": "truth.csv"}],
+                                                          "verifiers": ["ibp"]}]}, registry, base_dir=tmp_path)
+    assert plan.cells[0].model.params["truth"] == str((tmp_path / "truth.csv").resolve())
+    # Without a truth the benchmark's identity is what it was before the key existed.
+    plan = plan_from_dict({"name": "t", "verification": [{"benchmarks": [{"name": "folder", "path": "bench"}],
+                                                          "verifiers": ["ibp"]}]}, registry, base_dir=tmp_path)
+    assert plan.cells[0].model.params == {"path": str((tmp_path / "bench").resolve())}
+
+
 @pytest.mark.parametrize("table, key, reason", [
     ({"benchmarks": ["acme"]}, "verification[0].benchmarks[0]", "unknown benchmark source 'acme' (known: "
                                                                  "soundnessbench, folder)"),
@@ -89,6 +106,8 @@ def test_tool_and_folder_paths_resolve_against_the_suite_file(registry, tmp_path
     ({"benchmarks": [{"name": "soundnessbench", "epsilon": 0}]}, "verification[0].benchmarks[0].epsilon",
      "out of range"),
     ({"benchmarks": [{"name": "folder", "path": "nowhere"}]}, "verification[0].benchmarks[0].path", "not found:"),
+    ({"benchmarks": [{"name": "folder", "path": ".", "truth": "no.csv"}]}, "verification[0].benchmarks[0].truth",
+     "not found:"),
     ({"verifiers": ["z3"]}, "verification[0].verifiers[0]", "unknown verifier 'z3' (known: crown, ibp, milp, pgd, "
                                                             "unsound-pgd, vnncomp)"),
     ({"verifiers": [{"name": "pgd", "restarts": 0}]}, "verification[0].verifiers[0].restarts", "out of range"),

@@ -86,7 +86,8 @@ def test_reading_a_generated_folder_labels_its_instances(bench, tmp_path):
     b = read_folder(folder, tmp_path)
     assert [i.kind for i in b.instances] == summary["kinds"]
     assert all(i.counterexample is not None for i in b.instances if i.kind == "planted")
-    assert b.counts() == {"planted": summary["planted"], "clean": summary["clean"], "unlabelled": 0}
+    assert b.counts() == {"planted": summary["planted"], "clean": summary["clean"], "peer_violated": 0, "peer_holds": 0,
+                          "unlabelled": 0}
 
 
 def test_materialize_caches_by_recipe(tmp_path):
