@@ -81,7 +81,10 @@ def read_truth(path: str | Path, benchmark: str | None = None) -> dict[str, Trut
 
 def _read_plain(path: Path) -> dict[str, str]:
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        rows = [r for r in csv.reader(f) if r and "".join(r).strip() and not r[0].lstrip().startswith("#")]
+        try:
+            rows = [r for r in csv.reader(f) if r and "".join(r).strip() and not r[0].lstrip().startswith("#")]
+        except csv.Error as exc:  # NUL bytes, a field past csv's size limit: not a truth file
+            raise ValueError(f"{path}: not a truth file: {exc}") from None
     if not rows:
         raise ValueError(f"{path}: empty truth file (expected a header instance,truth)")
     header = [c.strip().lower() for c in rows[0]]

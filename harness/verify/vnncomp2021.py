@@ -110,7 +110,11 @@ def read_results_csv(path: str | Path) -> list[Row]:
     path = Path(path)
     rows = []
     with open(path, newline="", encoding="utf-8", errors="replace") as f:
-        for line, cols in enumerate(csv.reader(f), start=1):
+        try:
+            table = list(csv.reader(f))
+        except csv.Error as exc:  # NUL bytes, a field past csv's size limit: not a results file
+            raise ValueError(f"{path}: not a results file: {exc}") from None
+        for line, cols in enumerate(table, start=1):
             if not cols or not "".join(cols).strip():
                 continue
             if len(cols) < 6:

@@ -51,3 +51,20 @@ def test_a_bad_truth_file_is_refused_with_the_reason(tmp_path, text, message):
     f.write_text(text)
     with pytest.raises(ValueError, match=message):
         read_truth(f)
+
+
+def test_binary_files_are_refused_as_truth_and_as_results(tmp_path):
+    f = tmp_path / "truth.csv"
+    f.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\xff,\x00")
+    with pytest.raises(ValueError, match="header must be instance,truth"):
+        read_truth(f)
+    f.write_bytes(b"instance,truth\n" + b'"' + b"x" * 200_000 + b'",sat\n')  # past csv's field size limit
+    with pytest.raises(ValueError, match="not a truth file: field larger than field limit"):
+        read_truth(f)
+    (tmp_path / "results").mkdir()
+    (tmp_path / "results" / "tool.csv").write_bytes(b"\x89PNG\x00\x00,\xff\n")
+    with pytest.raises(ValueError, match=r"tool.csv:1: expected 6 columns"):
+        read_truth(tmp_path / "results")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ValueError, match="no <tool>.csv results files"):
+        read_truth(tmp_path / "empty")
