@@ -101,9 +101,12 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
     overhead_s = max(0.0, statistics.median(block(0, i) for _ in range(31)))
     threshold = plan.per_query_factor * (resolution_s + overhead_s)
     per_query = plan.sampling == "auto" and call_s >= threshold
-    # 3. Calibration (block means only): double the inner loop until one sample is long enough.
+    # 3. Calibration (block means only): start from the warm-up's median call (one noisy block cannot
+    # stop it short), then double the inner loop until one sample is long enough.
     floor = max(plan.min_sample_s, 10 * resolution_s)
     inner = 1
+    while not per_query and call_s > 0 and inner * call_s < floor and inner < 1 << 20:
+        inner *= 2
     pos = i
     while not per_query:
         took = block(inner, pos)

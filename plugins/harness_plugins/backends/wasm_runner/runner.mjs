@@ -73,6 +73,8 @@ async function runPlan(block, plan) {
   const perQuery = (plan.sampling ?? 'auto') === 'auto' && callS >= threshold;
   const floor = Math.max(plan.min_sample_s, 10 * resolution);
   let inner = 1;
+  // Start from the warm-up's median call, so one noisy block cannot stop calibration short.
+  while (!perQuery && callS > 0 && inner * callS < floor && inner < (1 << 20)) inner *= 2;
   let pos = i;
   while (!perQuery) {
     const took = await block(inner, pos);
