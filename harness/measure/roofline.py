@@ -11,7 +11,7 @@ A latency cell's implied rate is the work of one batch over its median latency:
 count (:mod:`harness.measure.peak`). A cell whose implied rate exceeds the peak (compute or
 bandwidth) by more than :data:`MARGIN` is flagged: ``faster than this machine can compute``.
 
-Why a margin of 3: the peak is a library's fp32 matmul, best of three repetitions, which hand-tuned
+Why a margin of 3: the peak is a library's fp32 matmul, its shortest repetition, which hand-tuned
 kernels beat by up to about 1.3x; the FLOPs are counted for direct convolution, and the fastest
 algorithms CPU runtimes ship (Winograd F(2x2, 3x3)) do 2.25x fewer multiplications for 3x3
 convolutions. 1.3 x 2.25 is about 3: an honest result stays under it, while a backend that skips
