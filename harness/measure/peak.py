@@ -169,6 +169,12 @@ def _copy_rates(threads: int) -> list[tuple[float, str]]:
 
 def measure_cpu(threads: int) -> dict:
     """The attainable fp32 matmul rate and copy bandwidth at ``threads`` threads: the best library's."""
+    import numpy  # noqa: F401  (imports are not the measurement: a worker has them loaded already)
+
+    try:
+        import torch  # noqa: F401
+    except ImportError:
+        pass
     t0 = time.perf_counter()
     matmul = max(r for r in (_numpy_matmul(threads), _torch_matmul(threads)) if r)
     copy = max(_copy_rates(threads))

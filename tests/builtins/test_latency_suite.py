@@ -102,3 +102,13 @@ def test_block_means_flag_their_tails_as_block_percentiles(harness_cli, suite_fi
     assert flags["p99_ms"] == flags["p90_ms"] and flags["p50_ms"] is None
     info = json.loads(conn.execute("SELECT info FROM measurements WHERE metric = 'p90_ms'").fetchone()[0])
     assert info["tails"] == "block percentiles" and info["samples"].startswith("block means of ")
+
+
+def test_merged_processes_report_block_means_if_any_process_took_them():
+    from harness.api import TimingResult
+    from harness.builtins.suites.latency import merge
+
+    per_query = TimingResult(samples_s=[1e-5] * 3, inner_loops=1, warmup_iters=5, timer="t", info={})
+    blocks = TimingResult(samples_s=[1e-6] * 3, inner_loops=64, warmup_iters=5, timer="t", info={})
+    assert merge([per_query, blocks]).inner_loops == 64
+    assert merge([per_query, per_query]).inner_loops == 1

@@ -73,7 +73,8 @@ def merge(results: list[TimingResult]) -> TimingResult:
     peaks = [r.info["peak_device_bytes"] for r in results if "peak_device_bytes" in r.info]
     if peaks:
         info["peak_device_bytes"] = max(peaks)
-    return TimingResult(samples_s=samples, inner_loops=results[0].inner_loops,
+    # The largest inner loop speaks for all: one process of block means makes the tails block percentiles.
+    return TimingResult(samples_s=samples, inner_loops=max(r.inner_loops for r in results),
                         warmup_iters=sum(r.warmup_iters for r in results), timer=results[0].timer, info=info)
 
 
@@ -118,6 +119,8 @@ def run(ctx: CellContext) -> list[Measurement]:
                 flag = ("latency only: timed under emulation (qemu-user), not a hardware figure; "
                         "outputs and accuracy are real")
             tail_flag = None
+            # What the samples are, from the inner loop count (a backend's own loop may not say).
+            info["samples"] = "per query" if result.inner_loops == 1 else f"block means of {result.inner_loops} calls"
             if result.inner_loops > 1:  # block means: p90/p99 are percentiles of means, not of queries
                 info["tails"] = "block percentiles"
                 tail_flag = (f"latency only: block percentiles: samples are block means of {result.inner_loops} calls "
