@@ -65,6 +65,11 @@ from harness.build.training import train_causal_lm, train_classifier
 from harness.plugin.timingplan import PROFILES, TimingPlan, TimingResult
 from harness.measure.timing import InProcessSession, run_plan, summarize, time_calls
 
+# ---- the physical-limit check: this machine's attainable peak (cached) and the roofline verdict
+from harness.measure.peak import cpu_peak, cuda_peak, last_level_cache_bytes
+from harness.measure.roofline import MARGIN as ROOFLINE_MARGIN
+from harness.measure.roofline import check as roofline_check
+
 # ---- remote runners (the runner protocol)
 from harness.measure.remote import RunnerError, RunnerSession, runner_files
 
@@ -151,6 +156,12 @@ __all__ = [
     "run_plan",
     "time_calls",
     "summarize",
+    # the physical-limit check
+    "cpu_peak",
+    "cuda_peak",
+    "last_level_cache_bytes",
+    "ROOFLINE_MARGIN",
+    "roofline_check",
     # remote runners
     "RunnerError",
     "RunnerSession",

@@ -27,7 +27,8 @@ Requests and their responses (every response has ``"ok": true``, or ``"ok": fals
 - ``close`` -> the runner exits
 
 Protocol 2 added names, integer dtypes and the ``batch`` index (protocol 1 carried one float32
-input per batch).
+input per batch). Protocol 3 times every call by itself where the clock allows (per-query samples;
+``info["sampling"]`` says which) and adds the clock's resolution and overhead to ``hello``.
 
 Timing happens inside the runner, by its own clock, following the same plan as in-process
 backends (warm-up until stable, calibrated inner loop, minimum samples and time): the frames
@@ -50,7 +51,7 @@ from typing import Any
 from harness.core.errors import HarnessError
 from harness.measure.timing import TimingPlan, TimingResult
 
-PROTOCOL = 2
+PROTOCOL = 3
 
 
 class RunnerError(HarnessError, RuntimeError):
@@ -81,6 +82,8 @@ class RunnerSession:
         self.hello = hello
         loaded = self.request({"op": "load", "threads": threads}, [({"kind": "model"}, model)])[0]
         self.info = {**loaded.get("info", {}), "features": hello.get("features", {}), **(info or {})}
+        if isinstance(hello.get("clock"), dict):  # the device clock's resolution and overhead (protocol 3)
+            self.info["clock"] = hello["clock"]
 
     # -------------------------------------------------------------- framing
 

@@ -13,16 +13,21 @@ The plan, as pyperf does it:
 1. warm up for at least ``warmup_iters`` calls and ``warmup_s`` seconds, then
    until stable: the medians of the last two windows of single calls agree
    within 5% (or ``max_warmup_s`` runs out, recorded as not stable);
-2. calibrate an inner loop so one sample lasts at least ``min_sample_s`` and at
-   least 10x the timer's resolution;
+2. measure the timer's overhead (an empty block, by the same timer); where one
+   call lasts at least ``per_query_factor`` (20) x the timer's resolution plus
+   overhead, time every call by itself (per-query samples, as MLPerf LoadGen);
+   otherwise calibrate an inner loop so one sample lasts at least
+   ``min_sample_s`` and 10x the timer's resolution (block means);
 3. take samples until there are ``min_samples`` of them and ``min_time_s`` has
-   passed (stopping at ``max_time_s``).
+   passed (stopping at ``max_time_s``), keeping at most ``max_samples`` (a
+   uniform reservoir).
 
 Inputs rotate among several distinct batches so caches do not flatter a result.
 """
 
 from __future__ import annotations
 
+import random
 import statistics
 import time
 from collections.abc import Callable, Sequence
@@ -33,19 +38,41 @@ try:
 except ImportError:  # copied beside the runner on a device without the harness (see runner_files)
     from timingplan import PROFILES, TimingPlan, TimingResult  # type: ignore[no-redef]
 
-__all__ = ["PROFILES", "TimingPlan", "TimingResult", "run_plan", "time_calls", "summarize", "InProcessSession"]
+__all__ = ["PROFILES", "TimingPlan", "TimingResult", "run_plan", "time_calls", "summarize", "InProcessSession",
+           "measure_clock", "clock_resolution"]
 
 #: Relative agreement of two consecutive warm-up windows' medians that counts as stable.
 WARMUP_TOLERANCE = 0.05
 WARMUP_WINDOW = 10
 
 
+def measure_clock(clock_ns: Callable[[], int] = time.perf_counter_ns, reads: int = 2001) -> dict:
+    """The resolution and overhead of a nanosecond clock, from back-to-back reads.
+
+    ``resolution_s`` is the smallest non-zero step between two consecutive reads (the finest
+    difference the clock shows, whatever it declares); ``overhead_s`` is the median step (what one
+    read costs). Takes about ``reads`` x the overhead: well under a millisecond for ``perf_counter_ns``.
+    """
+    stamps = [clock_ns() for _ in range(reads)]
+    deltas = [b - a for a, b in zip(stamps, stamps[1:])]
+    positive = [d for d in deltas if d > 0]
+    resolution_ns = min(positive) if positive else 1
+    return {"resolution_s": resolution_ns / 1e9, "overhead_s": statistics.median(deltas) / 1e9,
+            "reads": reads}
+
+
 def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str,
-             resolution_s: float, clock: Callable[[], float] = time.perf_counter) -> TimingResult:
-    """Warm up, calibrate and sample with ``block(n, offset) -> seconds``, following ``plan``.
+             resolution_s: float, clock: Callable[[], float] = time.perf_counter,
+             seed: int = 0) -> TimingResult:
+    """Warm up, then time single calls (per query) or calibrated blocks, following ``plan``.
 
     ``block`` runs ``n`` inferences rotating inputs from index ``offset`` and returns their
-    duration by the runtime's own timer; ``clock`` (wall time) only decides when to stop.
+    duration by the runtime's own timer; ``block(0, offset)`` times nothing, which measures that
+    timer's overhead. ``clock`` (wall time) only decides when to stop. Where one call lasts at
+    least ``plan.per_query_factor`` x (resolution + overhead) every call is timed by itself
+    (``info["sampling"] == "per query"``); otherwise each sample is the mean of an inner loop
+    calibrated to ``min_sample_s`` (``"block means"``). At most ``plan.max_samples`` samples are
+    kept: a uniform reservoir (seeded) over all those taken.
     """
     # 1. Warm-up: minimum count and time, then until two consecutive windows agree.
     began = clock()
@@ -65,32 +92,62 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
             break
         if elapsed >= plan.max_warmup_s:
             break
+        if len(single) > 4 * WARMUP_WINDOW:
+            del single[:-2 * WARMUP_WINDOW]  # only the last two windows are ever read
     warmup_iters = i
     warmup_s = clock() - began
-    # 2. Calibration: double the inner loop until one sample is long enough for the timer.
+    call_s = statistics.median(single[-WARMUP_WINDOW:])
+    # 2. The timer's own overhead, by the same timer: an empty block.
+    overhead_s = max(0.0, statistics.median(block(0, i) for _ in range(31)))
+    threshold = plan.per_query_factor * (resolution_s + overhead_s)
+    per_query = plan.sampling == "auto" and call_s >= threshold
+    # 3. Calibration (block means only): start from the warm-up's median call (one noisy block cannot
+    # stop it short), then double the inner loop until one sample is long enough.
     floor = max(plan.min_sample_s, 10 * resolution_s)
     inner = 1
+    while not per_query and call_s > 0 and inner * call_s < floor and inner < 1 << 20:
+        inner *= 2
     pos = i
-    while True:
+    while not per_query:
         took = block(inner, pos)
         pos += inner
         if took >= floor or inner >= 1 << 20:
             break
         inner *= 2
-    # 3. Samples.
+    # 4. Samples, at most max_samples kept (Algorithm R), so memory stays bounded on any plan.
+    pick = random.Random(seed)
+    cap = plan.max_samples
     samples: list[float] = []
+    taken = 0
     begin = clock()
     while True:
-        samples.append(block(inner, pos) / inner)
+        value = block(inner, pos) / inner
         pos += inner
+        taken += 1
+        if len(samples) < cap:
+            samples.append(value)
+        else:
+            j = pick.randrange(taken)
+            if j < cap:
+                samples[j] = value
         spent = clock() - begin
-        if len(samples) >= plan.min_samples and spent >= plan.min_time_s:
+        if taken >= plan.min_samples and spent >= plan.min_time_s:
             break
-        if spent >= plan.max_time_s and len(samples) >= 3:
+        if spent >= plan.max_time_s and taken >= 3:
             break
-    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer,
-                        info={"warmup_stable": stable, "warmup_s": warmup_s, "timer_resolution_s": resolution_s,
-                              "min_sample_s": floor})
+    info = {"warmup_stable": stable, "warmup_s": warmup_s, "timer_resolution_s": resolution_s,
+            "timer_overhead_s": overhead_s, "per_query_threshold_s": threshold, "call_estimate_s": call_s,
+            "sampling": "per query" if per_query else "block means",
+            "samples": "per query" if per_query else f"block means of {inner} calls",
+            "calls_per_sample": inner, "samples_taken": taken, "samples_kept": len(samples)}
+    if not per_query:
+        info["min_sample_s"] = floor
+    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer, info=info)
+
+
+def clock_resolution() -> float:
+    """``perf_counter_ns``'s resolution: the declared one or the smallest step seen, whichever is coarser."""
+    return max(time.get_clock_info("perf_counter").resolution, measure_clock(reads=201)["resolution_s"])
 
 
 def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingResult:
@@ -110,8 +167,7 @@ def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingRe
             calls[j % n]()
         return (clock() - t0) / 1e9
 
-    return run_plan(block, plan, timer="time.perf_counter_ns",
-                    resolution_s=time.get_clock_info("perf_counter").resolution)
+    return run_plan(block, plan, timer="time.perf_counter_ns", resolution_s=clock_resolution())
 
 
 class InProcessSession:

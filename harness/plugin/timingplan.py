@@ -21,6 +21,10 @@ PROFILES: dict[str, dict] = {
 }
 
 
+#: How samples are taken: ``auto`` (per query where the clock allows) or ``block`` (block means).
+SAMPLING = ("auto", "block")
+
+
 @dataclass(frozen=True)
 class TimingPlan:
     """How long to warm up and how many samples to take."""
@@ -31,6 +35,20 @@ class TimingPlan:
     min_time_s: float = 2.0
     max_time_s: float = 30.0
     min_sample_s: float = 1e-4
+    #: ``auto``: time every call by itself where one call lasts at least ``per_query_factor`` times the
+    #: clock's resolution plus overhead (per-query samples, as MLPerf LoadGen), else block means;
+    #: ``block``: always block means of a calibrated inner loop (the method before per-query timing).
+    sampling: str = "auto"
+    per_query_factor: float = 20.0
+    #: At most this many samples are kept (a uniform reservoir over the whole sampling phase), so a
+    #: long plan on a fast model keeps its duration without unbounded memory.
+    max_samples: int = 10_000
+
+    def __post_init__(self) -> None:
+        if self.sampling not in SAMPLING:
+            raise ValueError(f"TimingPlan.sampling must be one of {', '.join(SAMPLING)}; got {self.sampling!r}")
+        if self.max_samples < 3:
+            raise ValueError(f"TimingPlan.max_samples must be at least 3; got {self.max_samples!r}")
 
     @property
     def max_warmup_s(self) -> float:
@@ -53,8 +71,9 @@ class TimingPlan:
 class TimingResult:
     """What a timing loop returns.
 
-    :param samples_s: seconds per call (each sample is the mean over ``inner_loops`` calls).
-    :param inner_loops: calls per sample, from calibration.
+    :param samples_s: seconds per call: one call each when ``inner_loops`` is 1 (per-query samples),
+        else the mean over ``inner_loops`` calls (block means; ``info["sampling"]`` says which).
+    :param inner_loops: calls per sample: 1 for per-query timing, else from calibration.
     :param warmup_iters: calls made before the first sample.
     :param timer: the clock used (``time.perf_counter_ns``, CUDA events, ``process.hrtime``...).
     :param info: anything else the runtime wants recorded (warm-up stability, timer resolution...).

@@ -14,6 +14,7 @@ from importlib import metadata
 from pathlib import Path
 
 from harness.core.identity import digest
+from harness.measure.timing import measure_clock
 
 LIBRARIES = ("torch", "onnxruntime", "onnx", "numpy", "scikit-learn", "pluggy", "sqlite-utils")
 
@@ -101,7 +102,9 @@ def fingerprint() -> dict:
     """What the machine is; ``hash`` covers the parts that change a timing.
 
     Hostname, kernel release and the frequency governor are recorded but not hashed: two
-    identical machines (or one machine after a kernel update) compare as the same machine.
+    identical machines (or one machine after a kernel update) compare as the same machine. Nor is
+    ``clock``, the measured resolution and overhead of ``time.perf_counter_ns`` (back-to-back reads,
+    :func:`harness.measure.timing.measure_clock`): it varies a little from run to run.
     """
     cpu = _cpuinfo()
     flags = cpu.pop("flags", [])
@@ -120,8 +123,9 @@ def fingerprint() -> dict:
         "gpus": gpus(),
         "node": node_version(),
         "hostname": platform.node(),
+        "clock": {"name": "time.perf_counter_ns", **measure_clock()},
     }
-    stable = {k: v for k, v in fp.items() if k not in ("hostname", "kernel", "cpu_governor")}
+    stable = {k: v for k, v in fp.items() if k not in ("hostname", "kernel", "cpu_governor", "clock")}
     fp["hash"] = digest(stable)
     return fp
 

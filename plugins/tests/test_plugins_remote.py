@@ -248,3 +248,50 @@ def test_node_runner_takes_named_int64_inputs(two_input_onnx):
         _check_named_int64(session, ref)
     finally:
         session.close()
+
+
+PER_QUERY = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=50, min_time_s=0.0)
+
+
+def _check_per_query_rule(session):
+    """A runner times every lenet5 call by itself, keeps block means when asked, and caps its samples."""
+    x = np.random.default_rng(0).random((2, 1, 8, 8), dtype=np.float32)
+    batches = [x[:1], x[1:2]]
+    result = session.time(batches, PER_QUERY)
+    assert result.info["sampling"] == "per query" and result.info["samples"] == "per query"
+    assert result.inner_loops == 1 and len(result.samples_s) == result.info["samples_kept"] >= 50
+    assert result.info["per_query_threshold_s"] == pytest.approx(
+        20 * (result.info["timer_resolution_s"] + result.info["timer_overhead_s"]))
+    assert result.info["call_estimate_s"] >= result.info["per_query_threshold_s"]
+    block = session.time(batches, TimingPlan(**{**PER_QUERY.as_dict(), "sampling": "block"}))
+    assert block.inner_loops > 1 and block.info["samples"] == f"block means of {block.inner_loops} calls"
+    capped = session.time(batches, TimingPlan(**{**PER_QUERY.as_dict(), "min_samples": 200, "max_samples": 20}))
+    assert len(capped.samples_s) == 20 and capped.info["samples_taken"] >= 200
+    assert session.info["clock"]["resolution_s"] > 0 and session.info["clock"]["overhead_s"] >= 0
+
+
+def test_python_runner_copied_without_the_harness_times_per_query(lenet_onnx, tmp_path):
+    # The runner's files, copied to a folder as on a device, in a Python that cannot import the harness.
+    for name, path in runner_files().items():
+        shutil.copyfile(path, tmp_path / name)
+    (tmp_path / "start.py").write_text(
+        "import runpy, sys\nsys.modules['harness'] = None  # any 'import harness...' fails\n"
+        f"sys.path.insert(0, {str(tmp_path)!r})\nrunpy.run_path({str(tmp_path / 'onnx_runner.py')!r}, "
+        "run_name='__main__')\n")
+    session = RunnerSession([sys.executable, str(tmp_path / "start.py")], lenet_onnx[0], 1)
+    try:
+        _check_per_query_rule(session)
+    finally:
+        session.close()
+
+
+def test_node_runner_follows_the_per_query_rule(lenet_onnx):
+    need(shutil.which("node") is not None and shutil.which("npm") is not None, "node and npm are not on PATH")
+    from harness_plugins.backends.wasm import ensure_installed
+
+    where = ensure_installed()
+    session = RunnerSession(["node", str(where / "runner.mjs")], lenet_onnx[0], 1, cwd=str(where))
+    try:
+        _check_per_query_rule(session)
+    finally:
+        session.close()

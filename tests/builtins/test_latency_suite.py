@@ -54,3 +54,61 @@ def test_latency_records_speedup_and_how_it_was_timed(harness_cli, suite_file, t
             per_process = info["per_process"]
             assert len(per_process) == processes
             assert p50["n"] == sum(p["n"] for p in per_process)
+
+
+LENET = """
+name = "roofline"
+[[matrix]]
+models = ["lenet5"]
+datasets = ["digits"]
+methods = [{ name = "dense" }]
+backends = ["onnxruntime-cpu"]
+suites = ["latency"]
+[settings.latency]
+profile = "smoke"
+batch_sizes = [1, 8]
+min_time_s = 0.2
+SAMPLING
+"""
+
+
+def test_lenet5_is_timed_per_query_within_the_machines_peak(harness_cli, suite_file, tmp_path):
+    db = tmp_path / "r.db"
+    proc = harness_cli("run", suite_file(LENET.replace("SAMPLING", "")), "--db", db, "-q")
+    assert proc.returncode == 0, proc.stderr
+    rows = measurements(db)
+    by = {(r["metric"], json.loads(r["params"])["batch_size"]): r for r in rows}
+    for bs in (1, 8):
+        info = json.loads(by[("p90_ms", bs)]["info"])
+        # lenet5 takes microseconds, far above 20x the clock's resolution: every call timed by itself.
+        assert info["sampling"] == "per query" and info["inner_loops"] == 1 and info["tails"] == "per query"
+        assert info["timer_overhead_s"] >= 0 and info["per_query_threshold_s"] > 0
+        fraction = by[("roofline_fraction", bs)]["value"]
+        assert 0 < fraction <= 1
+        roof = json.loads(by[("roofline_fraction", bs)]["info"])["roofline"]
+        assert roof["flag"] is None and roof["peak"]["threads"] == 1
+    conn = sqlite3.connect(db)
+    assert conn.execute("SELECT count(*) FROM measurements WHERE flag IS NOT NULL").fetchone()[0] == 0
+
+
+def test_block_means_flag_their_tails_as_block_percentiles(harness_cli, suite_file, tmp_path):
+    db = tmp_path / "b.db"
+    suite = LENET.replace("SAMPLING", 'sampling = "block"').replace("batch_sizes = [1, 8]", "batch_sizes = [1]")
+    proc = harness_cli("run", suite_file(suite), "--db", db, "-q")
+    assert proc.returncode == 0, proc.stderr
+    conn = sqlite3.connect(db)
+    flags = dict(conn.execute("SELECT metric, flag FROM measurements"))
+    assert flags["p90_ms"].startswith("latency only: block percentiles: samples are block means of ")
+    assert flags["p99_ms"] == flags["p90_ms"] and flags["p50_ms"] is None
+    info = json.loads(conn.execute("SELECT info FROM measurements WHERE metric = 'p90_ms'").fetchone()[0])
+    assert info["tails"] == "block percentiles" and info["samples"].startswith("block means of ")
+
+
+def test_merged_processes_report_block_means_if_any_process_took_them():
+    from harness.api import TimingResult
+    from harness.builtins.suites.latency import merge
+
+    per_query = TimingResult(samples_s=[1e-5] * 3, inner_loops=1, warmup_iters=5, timer="t", info={})
+    blocks = TimingResult(samples_s=[1e-6] * 3, inner_loops=64, warmup_iters=5, timer="t", info={})
+    assert merge([per_query, blocks]).inner_loops == 64
+    assert merge([per_query, per_query]).inner_loops == 1

@@ -215,8 +215,8 @@ def test_builtin_suites_pass(harness_cli):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for suite in ("accuracy", "latency", "size"):
         assert f"suite {suite}\n  PASS  settings: " in proc.stdout
-    assert ("Measurements of mean_ms, p50_ms, p90_ms, p99_ms, speedup, speedup_efficiency, stdev_ms, "
-            "throughput_sps") in proc.stdout
+    assert ("Measurements of mean_ms, p50_ms, p90_ms, p99_ms, roofline_fraction, speedup, speedup_efficiency, "
+            "stdev_ms, throughput_sps") in proc.stdout
     assert "compression-harness: " in proc.stdout and " 0 failed" in proc.stdout
 
 

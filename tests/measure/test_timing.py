@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 
 from harness.api import TimingPlan
-from harness.measure.timing import PROFILES, run_plan, summarize, time_calls
+from harness.measure.timing import PROFILES, measure_clock, run_plan, summarize, time_calls
 
 
 class FakeRuntime:
@@ -40,9 +40,20 @@ def test_warmup_waits_until_stable_then_calibrates_and_samples():
     # Windows of 10 calls agree within 5% only once the transient has mostly decayed.
     assert result.warmup_iters > 60
     assert 10e-6 * (1 + 5 * math.exp(-result.warmup_iters / 30)) < 12e-6
-    assert result.inner_loops == 16  # smallest power of two with 16 x ~10 us >= 100 us
+    # 10 us is far above 20 x a 1 ns timer: every call is timed by itself.
+    assert result.inner_loops == 1 and result.info["sampling"] == "per query"
     assert len(result.samples_s) >= 20
     assert all(v == pytest.approx(10e-6, rel=0.2) for v in result.samples_s)
+    assert sum(result.samples_s) >= 0.01 - 1e-12
+
+
+def test_block_sampling_calibrates_the_inner_loop():
+    rt = FakeRuntime(lambda i: 10e-6)
+    plan = TimingPlan(warmup_iters=5, warmup_s=0.0, min_samples=20, min_time_s=0.01, max_time_s=1.0,
+                      min_sample_s=1e-4, sampling="block")
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-9, clock=rt.clock)
+    assert result.inner_loops == 16  # smallest power of two with 16 x 10 us >= 100 us
+    assert result.info["samples"] == "block means of 16 calls"
     assert sum(result.samples_s) * result.inner_loops >= 0.01 - 1e-12
 
 
@@ -103,3 +114,78 @@ def test_profiles():
     assert TimingPlan.profile("nightly", min_time_s=None).min_time_s == PROFILES["nightly"]["min_time_s"]
     assert TimingPlan.profile("smoke", min_samples=7).min_samples == 7
     assert statistics.mean([PROFILES["smoke"]["min_time_s"]]) < PROFILES["nightly"]["min_time_s"]
+
+
+class OverheadRuntime(FakeRuntime):
+    """A fake runtime whose timer costs ``overhead`` seconds per block, empty or not."""
+
+    def __init__(self, cost, overhead):
+        super().__init__(cost)
+        self.overhead = overhead
+
+    def block(self, n, offset):
+        return super().block(n, offset) + self.overhead
+
+
+def test_per_query_samples_keep_the_tail_that_block_means_hide():
+    # Every tenth call is 5x slower (a GC pause, a page fault): p90/p99 of single queries show it.
+    rt = FakeRuntime(lambda i: 50e-6 if i % 10 == 9 else 10e-6)
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=1000, min_time_s=0.0, max_time_s=10.0)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-7, clock=rt.clock)
+    assert result.info["sampling"] == "per query" and result.info["samples"] == "per query"
+    assert result.info["per_query_threshold_s"] == pytest.approx(20 * 1e-7)
+    stats = summarize(result.samples_s)
+    assert stats["median_ms"] == pytest.approx(0.010) and stats["p99_ms"] == pytest.approx(0.050)
+    again = FakeRuntime(rt.cost)
+    blocks = run_plan(again.block, TimingPlan(**{**plan.as_dict(), "sampling": "block"}),
+                      timer="fake", resolution_s=1e-7, clock=again.clock)
+    # Block means of 10+ calls average the slow call away: their p99 is far below 50 us.
+    assert summarize(blocks.samples_s)["p99_ms"] < 0.020
+
+
+def test_calls_too_short_for_the_clock_are_block_means():
+    # 1 us calls on a clock of 0.1 us resolution: under 20 x (resolution + overhead) = 2 us.
+    rt = FakeRuntime(lambda i: 1e-6)
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=5, min_time_s=0.0, min_sample_s=1e-4)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-7, clock=rt.clock)
+    assert result.info["sampling"] == "block means" and result.inner_loops == 128
+    assert result.info["samples"] == "block means of 128 calls"
+
+
+def test_the_timers_overhead_counts_against_per_query_timing():
+    # 10 us calls, a 1 ns timer that costs 1 us per read-out: 20 x 1.001 us > 10 us, so block means.
+    rt = OverheadRuntime(lambda i: 10e-6, overhead=1e-6)
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=5, min_time_s=0.0)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-9, clock=rt.clock)
+    assert result.info["timer_overhead_s"] == pytest.approx(1e-6)
+    assert result.info["sampling"] == "block means" and result.inner_loops > 1
+    slow = OverheadRuntime(lambda i: 30e-6, overhead=1e-6)
+    assert run_plan(slow.block, plan, timer="fake", resolution_s=1e-9, clock=slow.clock).inner_loops == 1
+
+
+def test_samples_kept_are_capped_but_the_plan_runs_its_course():
+    rt = FakeRuntime(lambda i: 10e-6 * (1 + (i % 7)))
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=5000, min_time_s=0.0, max_samples=100)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-9, clock=rt.clock)
+    assert len(result.samples_s) == 100 == result.info["samples_kept"]
+    assert result.info["samples_taken"] >= 5000
+    # A uniform reservoir: every cost level of the rotation is still represented.
+    assert len({round(v * 1e6) for v in result.samples_s}) == 7
+
+
+def test_plan_rejects_unknown_sampling_and_tiny_caps():
+    with pytest.raises(ValueError, match="sampling"):
+        TimingPlan(sampling="fast")
+    with pytest.raises(ValueError, match="max_samples"):
+        TimingPlan(max_samples=1)
+
+
+def test_measure_clock_reads_resolution_and_overhead_from_back_to_back_deltas():
+    ticks = iter(range(0, 10**9, 250))  # a clock that advances 250 ns per read
+    clock = measure_clock(lambda: next(ticks), reads=101)
+    assert clock["resolution_s"] == pytest.approx(250e-9) and clock["overhead_s"] == pytest.approx(250e-9)
+    coarse = iter(v for k in range(1000) for v in (k * 1000,) * 4)  # 1 us steps, 4 reads per step
+    clock = measure_clock(lambda: next(coarse), reads=401)
+    assert clock["resolution_s"] == pytest.approx(1e-6) and clock["overhead_s"] == 0.0
+    real = measure_clock()
+    assert real["resolution_s"] > 0 and real["overhead_s"] >= 0

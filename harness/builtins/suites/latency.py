@@ -26,6 +26,7 @@ from harness.api import (
     take,
 )
 from harness.api import theoretical_speedup as from_analysis
+from harness.builtins.suites import roofline
 
 METRICS = (
     MetricSpec("p50_ms", "ms", False, "median latency of one batch"),
@@ -38,6 +39,9 @@ METRICS = (
     MetricSpec("speedup_efficiency", "ratio", True,
                "realized speedup over theoretical speedup (dense flops / nonzero_flops): 1 means the savings are real"),
     MetricSpec("peak_device_mb", "MiB", False, "peak device memory allocated while timing (GPU backends)"),
+    MetricSpec("roofline_fraction", "ratio", True,
+               "implied non-zero FLOP/s (batch x nonzero_flops / p50) over this machine's attainable fp32 "
+               "matmul peak at the cell's threads"),
 )
 
 
@@ -69,7 +73,8 @@ def merge(results: list[TimingResult]) -> TimingResult:
     peaks = [r.info["peak_device_bytes"] for r in results if "peak_device_bytes" in r.info]
     if peaks:
         info["peak_device_bytes"] = max(peaks)
-    return TimingResult(samples_s=samples, inner_loops=results[0].inner_loops,
+    # The largest inner loop speaks for all: one process of block means makes the tails block percentiles.
+    return TimingResult(samples_s=samples, inner_loops=max(r.inner_loops for r in results),
                         warmup_iters=sum(r.warmup_iters for r in results), timer=results[0].timer, info=info)
 
 
@@ -83,7 +88,7 @@ def run(ctx: CellContext) -> list[Measurement]:
     s = ctx.settings
     processes = s["processes"]
     plan = TimingPlan.profile(s["profile"], min_time_s=s["min_time_s"] or None,
-                              min_samples=s["min_samples"] or None)
+                              min_samples=s["min_samples"] or None, sampling=s["sampling"])
     if processes > 1:
         # The budget is shared: N processes each take 1/N of the samples and time.
         plan = TimingPlan(**{**plan.as_dict(), "min_samples": max(3, -(-plan.min_samples // processes)),
@@ -113,6 +118,19 @@ def run(ctx: CellContext) -> list[Measurement]:
             if info.get("emulated"):
                 flag = ("latency only: timed under emulation (qemu-user), not a hardware figure; "
                         "outputs and accuracy are real")
+            tail_flag = None
+            # What the samples are, from the inner loop count (a backend's own loop may not say).
+            info["samples"] = "per query" if result.inner_loops == 1 else f"block means of {result.inner_loops} calls"
+            if result.inner_loops > 1:  # block means: p90/p99 are percentiles of means, not of queries
+                info["tails"] = "block percentiles"
+                tail_flag = (f"latency only: block percentiles: samples are block means of {result.inner_loops} calls "
+                             "(one call is too short for the clock), so p90/p99 are not per-query tails")
+            else:
+                info["tails"] = "per query"
+            roof = roofline.verdict(ctx, bs, stats["median_ms"] / 1e3, info)
+            info["roofline"] = roof
+            if roof["flag"] and not flag:
+                flag = f"latency only: {roof['flag']}"
             if stats["unstable"]:
                 info["warning"] = (f"unstable: coefficient of variation {stats['cv']:.1%} > 10% "
                                    "(pyperf's rule); the machine may be busy or throttled")
@@ -122,7 +140,8 @@ def run(ctx: CellContext) -> list[Measurement]:
                       ("p99_ms", stats["p99_ms"]), ("mean_ms", stats["mean_ms"]),
                       ("stdev_ms", stats["stdev_ms"])]
             for metric, value in values:
-                m = Measurement(metric, value, "ms", params=params, stats=stats, info=info, flag=flag)
+                m = Measurement(metric, value, "ms", params=params, stats=stats, info=info,
+                                flag=flag or (tail_flag if metric in ("p90_ms", "p99_ms") else None))
                 if metric == "p50_ms":
                     m.samples = [v * 1e3 for v in result.samples_s]
                 out.append(m)
@@ -136,6 +155,9 @@ def run(ctx: CellContext) -> list[Measurement]:
                 if theory:
                     out.append(Measurement("speedup_efficiency", speedup / theory, "ratio", params=params,
                                            info=sinfo, flag=flag))
+            if roof.get("roofline_fraction") is not None:
+                out.append(Measurement("roofline_fraction", roof["roofline_fraction"], "ratio", params=params,
+                                       info={"roofline": roof, "threads": info.get("threads")}, flag=flag))
             if "peak_device_bytes" in result.info:
                 out.append(Measurement("peak_device_mb", result.info["peak_device_bytes"] / 2**20, "MiB",
                                        params=params, info=info))
@@ -161,6 +183,9 @@ def harness_register_suites(register):
                   help="override the profile's minimum timed duration (0: keep)"),
             Param("min_samples", int, default=0, min=0, grid=False,
                   help="override the profile's minimum sample count (0: keep)"),
+            Param("sampling", str, default="auto", choices=("auto", "block"), grid=False,
+                  help="auto: every call timed by itself where it lasts 20x the clock's resolution+overhead, "
+                       "else block means; block: always block means (the method before per-query timing)"),
             Param("processes", int, default=1, min=1, grid=False,
                   help="time in this many fresh processes, one after another, and merge their samples "
                        "(pyperf's worker processes)"),

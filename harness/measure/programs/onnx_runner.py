@@ -14,11 +14,11 @@ import struct
 import sys
 
 try:
-    from harness.measure.timing import TimingPlan, run_plan
+    from harness.measure.timing import TimingPlan, clock_resolution, measure_clock, run_plan
 except ImportError:  # copied beside timing.py onto a device
-    from timing import TimingPlan, run_plan  # type: ignore[no-redef]
+    from timing import TimingPlan, clock_resolution, measure_clock, run_plan  # type: ignore[no-redef]
 
-PROTOCOL = 2
+PROTOCOL = 3
 # Linux arm64 hardware capabilities (arch/arm64/include/uapi/asm/hwcap.h).
 HWCAP = {"asimd": 1 << 1, "asimddp": 1 << 20, "sve": 1 << 22, "asimdfhm": 1 << 23}
 HWCAP2 = {"sve2": 1 << 1, "i8mm": 1 << 13, "bf16": 1 << 14}
@@ -98,8 +98,7 @@ def time_session(session, feeds: list, plan: TimingPlan):
             run(None, feeds[j % k])
         return (clock() - t0) / 1e9
 
-    return run_plan(block, plan, timer="time.perf_counter_ns (runner)",
-                    resolution_s=time.get_clock_info("perf_counter").resolution)
+    return run_plan(block, plan, timer="time.perf_counter_ns (runner)", resolution_s=clock_resolution())
 
 
 def main() -> None:
@@ -124,7 +123,7 @@ def main() -> None:
             if op == "hello":
                 write_frame(stdout, {"ok": True, "protocol": PROTOCOL, "runtime": "onnxruntime",
                                      "version": ort.__version__, "python": platform.python_version(),
-                                     "features": cpu_features()})
+                                     "features": cpu_features(), "clock": measure_clock()})
             elif op == "load":
                 opts = ort.SessionOptions()
                 opts.intra_op_num_threads = int(req["threads"])

@@ -10,8 +10,9 @@ Two modes, both worth recording because they answer different questions:
   inside the timed region.
 
 Timing follows the host's plan (:func:`harness.api.run_plan`) with a block clock made of
-CUDA events: one event pair around a block of calls, so the ~10 us cost of an event pair and a
-synchronize is amortised (below ~50 us of work per-call events measure the timer). With
+CUDA events: where one call lasts at least 20x the events' resolution plus the cost of an empty
+event pair (measured), each call has its own event pair (per-query samples); below that, one
+event pair brackets a calibrated block of calls, so the cost of a pair is amortised. With
 ``flush_l2`` every call is preceded, outside its event pair, by a write over a buffer twice the
 L2 size, so each repetition starts cold.
 """
@@ -190,7 +191,7 @@ def make_event_block(torch: Any, calls: Sequence[Callable[[], Any]],
     k = len(calls)
 
     def block(n: int, offset: int) -> float:
-        if scratch is None:
+        if scratch is None or n == 0:  # n == 0: an empty event pair, the timer's own overhead
             start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
             start.record()
             for j in range(offset, offset + n):

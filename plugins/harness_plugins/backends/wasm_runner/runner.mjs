@@ -1,15 +1,17 @@
 // The harness runner for onnxruntime-web under Node.js: the runner protocol of harness/measure/remote.py
 // on stdin/stdout, and the timing plan of harness/measure/timing.py (run_plan) ported to this runtime, so
 // a WASM latency is measured exactly as an in-process one: warm-up for a minimum count and time and
-// then until two windows of 10 single calls agree within 5%, an inner loop calibrated so a sample
-// lasts at least min_sample_s and 10x the timer's resolution, then min_samples samples and
-// min_time_s. Timed with process.hrtime.bigint() around awaited session.run calls.
+// then until two windows of 10 single calls agree within 5%; the clock's overhead from empty blocks;
+// where one call lasts at least per_query_factor x (resolution + overhead), every call timed by
+// itself (per-query samples), else an inner loop calibrated so a sample lasts at least min_sample_s
+// and 10x the timer's resolution (block means); then min_samples samples and min_time_s, at most
+// max_samples kept (a seeded uniform reservoir). Timed with process.hrtime.bigint() around awaited
+// session.run calls.
 import * as ort from 'onnxruntime-web';
 
-const PROTOCOL = 2;
+const PROTOCOL = 3;
 const WARMUP_WINDOW = 10;
 const WARMUP_TOLERANCE = 0.05;
-const RESOLUTION_S = 1e-9; // process.hrtime.bigint() counts nanoseconds
 
 const median = (xs) => {
   const s = [...xs].sort((a, b) => a - b);
@@ -18,9 +20,34 @@ const median = (xs) => {
 };
 const nowS = () => Number(process.hrtime.bigint()) / 1e9;
 
+// process.hrtime.bigint() counts nanoseconds; its real step and cost come from back-to-back reads
+// (timing.py's measure_clock): the smallest non-zero step and the median step.
+function measureClock(reads = 2001) {
+  const stamps = [];
+  for (let k = 0; k < reads; k++) stamps.push(process.hrtime.bigint());
+  const deltas = [];
+  for (let k = 1; k < reads; k++) deltas.push(Number(stamps[k] - stamps[k - 1]));
+  const positive = deltas.filter((d) => d > 0);
+  const resolutionNs = positive.length ? Math.min(...positive) : 1;
+  return { resolution_s: resolutionNs / 1e9, overhead_s: median(deltas) / 1e9, reads };
+}
+
+// A small seeded generator (mulberry32) for the reservoir: the same plan keeps the same samples.
+function rng(seed) {
+  let a = seed >>> 0;
+  return () => {
+    a = (a + 0x6D2B79F5) >>> 0;
+    let t = a;
+    t = Math.imul(t ^ (t >>> 15), t | 1);
+    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
+    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
+  };
+}
+
 async function runPlan(block, plan) {
+  const resolution = measureClock(201).resolution_s;
   const began = nowS();
-  const single = [];
+  let single = [];
   let i = 0;
   let stable = false;
   const maxWarmup = Math.max(4 * plan.warmup_s, 1.0);
@@ -33,32 +60,56 @@ async function runPlan(block, plan) {
     const last = median(single.slice(-WARMUP_WINDOW));
     if (prev > 0 && Math.abs(last - prev) / prev <= WARMUP_TOLERANCE) { stable = true; break; }
     if (elapsed >= maxWarmup) break;
+    if (single.length > 4 * WARMUP_WINDOW) single = single.slice(-2 * WARMUP_WINDOW);
   }
   const warmupIters = i;
   const warmupS = nowS() - began;
-  const floor = Math.max(plan.min_sample_s, 10 * RESOLUTION_S);
+  const callS = median(single.slice(-WARMUP_WINDOW));
+  const empties = [];
+  for (let k = 0; k < 31; k++) empties.push(await block(0, i));
+  const overhead = Math.max(0, median(empties));
+  const factor = plan.per_query_factor ?? 20;
+  const threshold = factor * (resolution + overhead);
+  const perQuery = (plan.sampling ?? 'auto') === 'auto' && callS >= threshold;
+  const floor = Math.max(plan.min_sample_s, 10 * resolution);
   let inner = 1;
+  // Start from the warm-up's median call, so one noisy block cannot stop calibration short.
+  while (!perQuery && callS > 0 && inner * callS < floor && inner < (1 << 20)) inner *= 2;
   let pos = i;
-  for (;;) {
+  while (!perQuery) {
     const took = await block(inner, pos);
     pos += inner;
     if (took >= floor || inner >= (1 << 20)) break;
     inner *= 2;
   }
+  const cap = plan.max_samples ?? 10000;
+  const pick = rng(0);
   const samples = [];
+  let taken = 0;
   const begin = nowS();
   for (;;) {
-    samples.push((await block(inner, pos)) / inner);
+    const value = (await block(inner, pos)) / inner;
     pos += inner;
+    taken += 1;
+    if (samples.length < cap) samples.push(value);
+    else {
+      const j = Math.floor(pick() * taken);
+      if (j < cap) samples[j] = value;
+    }
     const spent = nowS() - begin;
-    if (samples.length >= plan.min_samples && spent >= plan.min_time_s) break;
-    if (spent >= plan.max_time_s && samples.length >= 3) break;
+    if (taken >= plan.min_samples && spent >= plan.min_time_s) break;
+    if (spent >= plan.max_time_s && taken >= 3) break;
   }
-  return {
-    samples_s: samples, inner_loops: inner, warmup_iters: warmupIters,
-    timer: 'process.hrtime.bigint (node)',
-    info: { warmup_stable: stable, warmup_s: warmupS, timer_resolution_s: RESOLUTION_S, min_sample_s: floor },
+  const info = {
+    warmup_stable: stable, warmup_s: warmupS, timer_resolution_s: resolution, timer_overhead_s: overhead,
+    per_query_threshold_s: threshold, call_estimate_s: callS,
+    sampling: perQuery ? 'per query' : 'block means',
+    samples: perQuery ? 'per query' : `block means of ${inner} calls`,
+    calls_per_sample: inner, samples_taken: taken, samples_kept: samples.length,
   };
+  if (!perQuery) info.min_sample_s = floor;
+  return { samples_s: samples, inner_loops: inner, warmup_iters: warmupIters,
+    timer: 'process.hrtime.bigint (node)', info };
 }
 
 // ------------------------------------------------------------------ framing
@@ -129,7 +180,7 @@ async function handle(req, blobs) {
   switch (req.op) {
     case 'hello':
       return [{ ok: true, protocol: PROTOCOL, runtime: 'onnxruntime-web', version: ort.env.versions?.web ?? 'unknown',
-        features: { node: process.version, arch: process.arch, wasm_simd: true } }];
+        features: { node: process.version, arch: process.arch, wasm_simd: true }, clock: measureClock() }];
     case 'load': {
       ort.env.wasm.numThreads = req.threads;
       session = await ort.InferenceSession.create(new Uint8Array(blobs[0]), { executionProviders: ['wasm'] });
