@@ -16,6 +16,7 @@ process, CUDA graphs) are asked for their timing path's outputs (``timed_outputs
 from __future__ import annotations
 
 import os
+import zipfile
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -96,10 +97,10 @@ def reference_outputs(artifact: Any, batches: Sequence[Any]) -> tuple[list, dict
     info = {"runtime": runtime, "reference": True, "cached": True}
     if path.is_file():
         try:
-            with np.load(path, allow_pickle=False) as data:
+            with open(path, "rb") as f, np.load(f, allow_pickle=False) as data:
                 outs = [data[f"out{i}"] for i in range(len(batches))]
             return outs, info
-        except (OSError, ValueError, KeyError):
+        except (OSError, ValueError, KeyError, EOFError, zipfile.BadZipFile):
             pass  # a torn or foreign file: compute it again
     session = ReferenceSession(artifact, runtime)
     try:
