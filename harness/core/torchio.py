@@ -9,7 +9,6 @@ import random
 from pathlib import Path
 from typing import Any
 
-
 #: What :func:`export_onnx` writes, as part of every artifact's cache key: an artifact cached by an
 #: exporter that kept the export metadata (stack traces) is rebuilt, never mixed with stripped ones.
 EXPORT_FORMAT = "torch.onnx.export(dynamo=True), export metadata stripped"
