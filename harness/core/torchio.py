@@ -70,7 +70,7 @@ def strip_export_metadata(model: Any) -> Any:
     ``torch.onnx.export`` stores each node's stack trace there (``File "/home/.../nets.py", line 43``):
     absolute paths that differ between machines and folders and made about a tenth of a small model's
     bytes. The producer name and version stay (they name the exporter, not the machine), as do the
-    model-level ``metadata_props`` a method may set on purpose.
+    model-level ``metadata_props`` a method may set on purpose; the exporter's own (``pkg.torch.*``) go.
     """
     def clean(item: Any) -> None:
         item.doc_string = ""
@@ -95,6 +95,9 @@ def strip_export_metadata(model: Any) -> Any:
                     graph(sub)
 
     model.doc_string = ""
+    kept = [p for p in model.metadata_props if not p.key.startswith("pkg.torch.")]  # the exporter's own notes
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
     graph(model.graph)
     for fn in model.functions:
         clean(fn)

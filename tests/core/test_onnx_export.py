@@ -48,5 +48,6 @@ def test_the_file_carries_no_export_metadata(tmp_path):
     model = onnx.load(str(path))
     assert all(not n.metadata_props and not n.doc_string for n in model.graph.node)
     assert all(not v.metadata_props for v in [*model.graph.input, *model.graph.value_info, *model.graph.initializer])
+    assert not [p.key for p in model.metadata_props if p.key.startswith("pkg.torch.")]
     assert model.producer_name == "pytorch"  # the exporter is named; the machine is not
     onnx.checker.check_model(model)
