@@ -11,7 +11,7 @@
 set -eu
 BEFORE=$(cd "$1" && pwd); AFTER=$(cd "$2" && pwd); ROUNDS=${3:-2}
 PY=${PYTHON:-python}
-OUT=${OUT:-$(mktemp -d /tmp/checks-cost.XXXXXX)}
+OUT=${OUT:-$(mktemp -d /tmp/checks-cost.XXXXXX)}; mkdir -p "$OUT"
 NOWORK="$AFTER/tests/fixtures/nowork"
 cat > "$OUT/nowork.toml" <<'TOML'
 name = "nowork"
