@@ -158,18 +158,14 @@ def unchecked_flags(frame: Any, catalogue: Catalogue) -> Any:
                 missing[check] = (missing[check][0], missing[check][1] | hit)
     if not missing:
         return frame["flags"]
-    flags = frame["flags"].copy()
+    flags = frame["flags"].astype(object).where(frame["flags"].notna(), None)
     for check, (col, hit) in missing.items():
         name = check.removeprefix("check_")
         note = f"unchecked: {name} has no result (needed by {col})"
-        for idx in hit[hit].index:
-            current = flags.at[idx]
-            if isinstance(current, str) and current:
-                if f"unchecked: {name.split('@')[0]}" in current:  # the writer said why already
-                    continue
-                flags.at[idx] = current + "; " + note
-            else:
-                flags.at[idx] = note
+        current = flags.fillna("").astype(str)
+        said = current.str.contains(f"unchecked: {name.split('@')[0]}", regex=False)  # the writer said why
+        add = hit & ~said
+        flags = flags.mask(add & (current == ""), note).mask(add & (current != ""), current + "; " + note)
     return flags
 
 
