@@ -3,8 +3,9 @@
 Real schema (``harness.store.db.Store`` migrates the file), real metric catalogue (the built-in
 suites'), rows shaped as the suites write them: per artifact a size cell (every size metric: 13) and, on each
 of two backends, an accuracy cell (3 metrics) and a latency cell (6 metrics at batch 1 and 32, with
-raw samples). 2,000 artifacts make 10,000 cells and 86,000 measurements per run; 12 full runs on
-one machine and half a run on a second make 1,075,000 measurements. The last full run has planted
+raw samples), each with the checks its figures need (``check_claims`` on every cell, ``check_agreement``,
+``check_test01`` per batch size). 2,000 artifacts make 10,000 cells and 108,000 measurements per run; 12
+full runs on one machine and half a run on a second make 1,350,000 measurements. The last full run has planted
 latency regressions (``PLANTED``) and every run flags the artifacts whose top1 retained is below 0.99.
 """
 
@@ -19,6 +20,7 @@ import numpy as np
 
 from harness.builtins.suites import accuracy, latency, size
 from harness.core.identity import digest
+from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
 from harness.store.db import Store, to_json
 
 BACKENDS = ("torch-cpu", "onnxruntime-cpu")
@@ -41,6 +43,7 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
     store = Store(path)
     for suite in (accuracy, latency, size):
         store.register_metrics(suite.__name__.rsplit(".", 1)[1], suite.METRICS)
+    store.register_metrics(CHECKS_SUITE, [CHECK_METRICS["claims"]])
     store.close()
     rng = np.random.default_rng(seed)
     models = [f"model{i:02d}" for i in range(20)]
@@ -99,6 +102,9 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
                                                      ("top1_retained", retained, "ratio", flag)):
                             meas_id += 1
                             meas.append((meas_id, run_id, cell_id, name, value, unit, "{}", "{}", "{}", None, f))
+                        meas_id += 1
+                        meas.append((meas_id, run_id, cell_id, "check_agreement", 1.0, "bool", "{}", "{}", "{}",
+                                     None, None))
                     else:
                         b = BACKENDS.index(backend)
                         factor = slow if (a, backend) in PLANTED else 1.0
@@ -118,6 +124,11 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
                                 meas.append((meas_id, run_id, cell_id, name, value,
                                              "samples/s" if name == "throughput_sps" else "ms", params,
                                              '{"n": 40}', "{}", sample_id if name == "p50_ms" else None, None))
+                            meas_id += 1
+                            meas.append((meas_id, run_id, cell_id, "check_test01", 1.0, "bool", params, "{}", "{}",
+                                         None, None))
+                    meas_id += 1  # every cell of an artifact: its claims (the worker adds it)
+                    meas.append((meas_id, run_id, cell_id, "check_claims", 1.0, "bool", "{}", "{}", "{}", None, None))
         conn.executemany("INSERT INTO cells (id, run_id, cell_key, model, model_params, dataset, dataset_params, "
                          "method, method_params, seed, backend, backend_params, suite, status, started_at, "
                          "finished_at) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cells)

@@ -18,8 +18,9 @@ def million(tmp_path_factory):
     path = tmp_path_factory.mktemp("million") / "leaderboard.db"
     counts = generate(path)
     # per artifact: a size cell with every size metric, accuracy (3) and latency (6 at 2 batch sizes) on
-    # two backends; 2,000 artifacts, 12.5 runs
-    per_artifact = len(SIZE_METRICS) + 2 * (3 + 6 * 2)
+    # two backends, each cell with its checks (claims; agreement; test01 per batch size); 2,000 artifacts,
+    # 12.5 runs
+    per_artifact = len(SIZE_METRICS) + 1 + 2 * (3 + 2 + (6 + 1) * 2 + 1)
     assert counts["measurements"] == int(2000 * per_artifact * 12.5) >= 1_000_000
     leaderboard(path, machine="aaaa", model="model00")  # imports and page cache, as a warm reader
     return path

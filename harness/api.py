@@ -77,6 +77,9 @@ from harness.measure.remote import RunnerError, RunnerSession, runner_files
 from harness.measure.reference import ATOL, RTOL, ReferenceSession, compare_outputs
 from harness.measure.claims import Report as ClaimsReport
 from harness.measure.claims import check_artifact
+from harness.measure.honesty import CHECK_METRICS, THRESHOLDS, check_agreement, check_measurement, check_timed_call
+from harness.measure.honesty import precision as output_precision
+from harness.measure.honesty import reference_outputs, timed_call_outputs, tolerance
 
 # ---- size and FLOPs of an artifact
 from harness.measure.analysis import (
@@ -171,6 +174,15 @@ __all__ = [
     "RTOL",
     "ReferenceSession",
     "compare_outputs",
+    "CHECK_METRICS",
+    "THRESHOLDS",
+    "check_agreement",
+    "check_measurement",
+    "check_timed_call",
+    "output_precision",
+    "reference_outputs",
+    "timed_call_outputs",
+    "tolerance",
     "ClaimsReport",
     "check_artifact",
     # size and FLOPs

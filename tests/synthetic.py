@@ -15,6 +15,7 @@ from harness.builtins.suites import accuracy as acc_suite
 from harness.builtins.suites import latency as lat_suite
 from harness.builtins.suites import size as size_suite
 from harness.core.identity import digest
+from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
 from harness.store.db import Store, now
 
 MACHINE_A = {"hash": "aaaa1111" + "0" * 56, "cpu_model": "Test CPU A", "logical_cores": 2}
@@ -27,7 +28,13 @@ def open_store(path) -> Store:
     store = Store(path)
     for name, module in (("accuracy", acc_suite), ("latency", lat_suite), ("size", size_suite)):
         store.register_metrics(name, module.METRICS)
+    store.register_metrics(CHECKS_SUITE, [CHECK_METRICS["claims"]])  # as the driver does
     return store
+
+
+def passed(check: str, **params) -> dict:
+    """A passed check's measurement (``check_claims``...), as every cell of the built-in suites records one."""
+    return {"metric": f"check_{check}", "value": 1.0, "unit": "bool", "params": params}
 
 
 def new_run(store: Store, *, machine: dict = MACHINE_A, tag: str | None = None, suite_sha: str = SUITE_SHA) -> int:
@@ -62,7 +69,7 @@ def latency(centre_ms: float, *, n: int = 60, cv: float = 0.02, seed: int = 0, b
     for name, value in (("p90_ms", float(np.percentile(s, 90))), ("mean_ms", mean)):
         out.append({"metric": name, "value": value, "unit": "ms", "params": params})
     out.append({"metric": "throughput_sps", "value": batch / mean * 1e3, "unit": "samples/s", "params": params})
-    return out
+    return out + [passed("test01", batch_size=batch), passed("claims")]
 
 
 def accuracy(top1: float, dense: float, gate: float = 0.99) -> list[dict]:
@@ -71,13 +78,14 @@ def accuracy(top1: float, dense: float, gate: float = 0.99) -> list[dict]:
     flag = f"quality gate: top1 retained {retained:.4g} < {gate:g}" if retained < gate else None
     return [{"metric": "top1", "value": top1, "unit": "fraction"},
             {"metric": "top1_delta", "value": top1 - dense, "unit": "fraction"},
-            {"metric": "top1_retained", "value": retained, "unit": "ratio", "flag": flag}]
+            {"metric": "top1_retained", "value": retained, "unit": "ratio", "flag": flag},
+            passed("agreement"), passed("claims")]
 
 
 def size(gzip_bytes: float, sparsity: float) -> list[dict]:
     """Size measurements (backend-independent)."""
     return [{"metric": "gzip_bytes", "value": gzip_bytes, "unit": "bytes"},
-            {"metric": "weight_sparsity", "value": sparsity, "unit": "fraction"}]
+            {"metric": "weight_sparsity", "value": sparsity, "unit": "fraction"}, passed("claims")]
 
 
 def board(store: Store, run_id: int, entries: list[tuple], *, seed: int = 0, backends=("onnxruntime-cpu",)) -> None:

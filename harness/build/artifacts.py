@@ -18,7 +18,7 @@ from typing import Any
 
 from harness.core.files import publish
 from harness.core.identity import Component, digest, file_sha256
-from harness.core.torchio import export_onnx, seed_everything
+from harness.core.torchio import EXPORT_FORMAT, export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plugin.manager import Registry
 from harness.plugin.specs import ApplyContext, Artifact, DatasetContext, ModelContext, Splits
@@ -132,7 +132,7 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     plugins["method"] = pipeline.provenance(registry, method.name, method.params)
     identity = {"model": model.as_dict(), "dataset": dataset.as_dict(), "method": method.as_dict(),
                 "seed": seed, "data": splits.fingerprint, "weights": weights.get("sha256", weights),
-                "plugins": plugins}
+                "plugins": plugins, "export": EXPORT_FORMAT}
     key = digest(identity, 24)
     final = cache_dir / "artifacts" / key
     if (final / "artifact.json").is_file():

@@ -15,7 +15,14 @@ from harness.query.refs import QueryError
 
 IDENTITY = ["model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine"]
 #: Columns of a leaderboard frame that are neither identity nor a metric: a reader must see them.
-MARKS = ("rank", "flags")
+MARKS = ("rank", "checks", "flags")
+#: The checks a built-in suite's figures need before they are ranked (the writers always run them:
+#: :mod:`harness.measure.honesty`): a ``check_*`` metric of the same row, passed. ``check_test01`` is
+#: per batch size: a latency figure at ``@b32`` needs ``check_test01@b32``. A figure whose check has no
+#: result is flagged ``unchecked: ...`` (:func:`unchecked_flags`) and never ranked.
+CHECKS_NEEDED = {"accuracy": ("check_claims", "check_agreement"), "latency": ("check_claims", "check_test01"),
+                 "size": ("check_claims",)}
+PER_BATCH_CHECKS = ("check_test01",)
 #: A flag ``"SUITE only: why"`` (the latency suite's ``latency only: `` under emulation) keeps its row out
 #: of the rankings and frontiers over SUITE's metrics only; every other flag keeps it out of all of them.
 SCOPED = " only: "
@@ -122,3 +129,47 @@ def excluded(flags: Any, columns: list[str], catalogue: Catalogue) -> Any:
         return any(leaves_out(part) for part in text.split("; "))
 
     return flags.map(out).astype(bool)
+
+
+def needed_checks(column: str, catalogue: Catalogue) -> list[str]:
+    """The check columns a figure in ``column`` needs (:data:`CHECKS_NEEDED`): ``p90_ms@b32`` ->
+    ``["check_claims", "check_test01@b32"]``; ``[]`` for metrics of other suites."""
+    out = []
+    for check in CHECKS_NEEDED.get(catalogue.suites.get(metric_of(column), ""), ()):
+        bs = batch_of(column)
+        out.append(f"{check}@b{bs}" if check in PER_BATCH_CHECKS and bs else check)
+    return out
+
+
+def unchecked_flags(frame: Any, catalogue: Catalogue) -> Any:
+    """``frame["flags"]`` with ``unchecked: CHECK has no result (needed by COLUMN)`` added to each row that
+    has a figure whose check (:func:`needed_checks`) has no result in that row: a result stored before the
+    check existed, or by a writer that skipped it. Rows are never ranked on an unchecked figure."""
+    import pandas as pd
+
+    cols = [c for c in metric_columns(frame) if not metric_of(c).startswith("check_")]
+    missing: dict[str, Any] = {}
+    for col in cols:
+        for check in needed_checks(col, catalogue):
+            absent = frame[check].isna() if check in frame.columns else pd.Series(True, index=frame.index)
+            hit = frame[col].notna() & absent
+            if hit.any():
+                missing.setdefault(check, (col, hit))
+                missing[check] = (missing[check][0], missing[check][1] | hit)
+    if not missing:
+        return frame["flags"]
+    flags = frame["flags"].astype(object).where(frame["flags"].notna(), None)
+    for check, (col, hit) in missing.items():
+        name = check.removeprefix("check_")
+        note = f"unchecked: {name} has no result (needed by {col})"
+        current = flags.fillna("").astype(str)
+        said = current.str.contains(f"unchecked: {name.split('@')[0]}", regex=False)  # the writer said why
+        add = hit & ~said
+        flags = flags.mask(add & (current == ""), note).mask(add & (current != ""), current + "; " + note)
+    return flags
+
+
+def checks_behind(column: str, catalogue: Catalogue) -> str:
+    """The checks standing behind a ranked figure of ``column``, as the ``checks`` column shows them:
+    ``claims, test01@b1``."""
+    return ", ".join(c.removeprefix("check_") for c in needed_checks(column, catalogue))

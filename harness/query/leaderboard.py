@@ -15,6 +15,7 @@ from harness.query.columns import (
     IDENTITY,
     Catalogue,
     batch_of,
+    checks_behind,
     column_name,
     convert_distinct,
     excluded,
@@ -22,6 +23,7 @@ from harness.query.columns import (
     metric_columns,
     params_text,
     resolve_column,
+    unchecked_flags,
 )
 from harness.query.pareto import Frontier, frontier, parse_objectives
 from harness.query.refs import SHORT, QueryError, resolve_machine
@@ -124,6 +126,7 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
     if measurements.empty:
         return pd.DataFrame(columns=IDENTITY + ["flags"])
     wide = _widen(cells, measurements)
+    wide["flags"] = unchecked_flags(wide, catalogue)
     for key, value in (("model", model), ("dataset", dataset), ("backend", backend), ("method", method)):
         if value is not None:
             wide = wide[wide[key] == value]
@@ -178,6 +181,8 @@ def _widen(cells: Any, measurements: Any) -> Any:
         else:
             wide = wide.merge(swide, on=art_keys, how="left", suffixes=("", "_shared"))
             wide["flags"] = [_join_flags(a, b) for a, b in zip(wide["flags"], wide.pop("flags_shared"))]
+            for col in [c for c in wide.columns if c.endswith("_shared")]:  # check_claims: on both sides
+                wide[col[:-len("_shared")]] = wide[col[:-len("_shared")]].combine_first(wide.pop(col))
     wide.columns.name = None
     metric_cols = sorted([c for c in wide.columns if c not in IDENTITY and c != "flags"],
                          key=lambda c: order.get(c, (9, 0)))
@@ -207,7 +212,11 @@ def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
 
     Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) and rows without
     a value are never ranked: their rank is empty and they come after the ranked rows of their machine.
+    A ``checks`` column names the checks that stand behind each ranked figure
+    (:func:`harness.query.columns.checks_behind`).
     """
+    import pandas as pd
+
     frame = frame.copy()
     flagged = excluded(frame["flags"], [column], catalogue)
     rankable = ~flagged & frame[column].notna()
@@ -216,6 +225,9 @@ def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
                               na_position="last", kind="stable")
     ranks = frame[rankable.reindex(frame.index)].groupby("machine").cumcount() + 1
     frame.insert(0, "rank", ranks.reindex(frame.index).astype("Int64"))
+    # Which checks stand behind each ranked figure (a ranked row has them all run and passed).
+    behind = checks_behind(column, catalogue)
+    frame.insert(1, "checks", [behind if r is not pd.NA and behind else None for r in frame["rank"]])
     return frame.drop(columns="_unranked")
 
 
@@ -262,7 +274,7 @@ def select_columns(frame: Any, columns: str | None) -> Any:
     for quiet in ("backend_params", "machine"):  # one value everywhere says nothing in a table
         if quiet in keep and frame[quiet].nunique(dropna=False) <= 1:
             keep.remove(quiet)
-    head = ["rank"] if "rank" in frame.columns else []
+    head = [c for c in ("rank", "checks") if c in frame.columns]
     tail = ["flags"] if "flags" in frame.columns and frame["flags"].notna().any() else []
     return frame[head + keep + wanted + tail]
 

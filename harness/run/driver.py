@@ -22,6 +22,7 @@ from harness import __version__
 from harness.core import paths
 from harness.core.clock import now
 from harness.core.identity import digest
+from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD, Cell, Plan
 from harness.plan.suitefile import load_plan
@@ -137,6 +138,7 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
     try:
         for reg in host.registry.registered("suite"):
             store.register_metrics(reg.spec.name, reg.spec.metrics)
+        store.register_metrics(CHECKS_SUITE, [CHECK_METRICS["claims"]])  # the worker adds it to every cell
         previous = store.latest_run_for_suite(plan.sha256, tag=tag) if resume else None
         if previous is not None:
             run_id, resumed = previous["id"], True

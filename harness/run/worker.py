@@ -24,6 +24,7 @@ from typing import Any
 from harness.core.clock import now
 from harness.core.identity import canonical
 from harness.core.paths import use_cache_dir
+from harness.measure.honesty import check_measurement, claims_check
 from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.specs import Artifact, CellContext, Measurement, Skip
 from harness.run.task import CellResult, CellTask
@@ -204,7 +205,11 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
             measurements = suite.run(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        return done("ok", _checked(task.suite, suite_reg.plugin.label, measurements))
+        measurements = _checked(task.suite, suite_reg.plugin.label, measurements)
+        if artifact is not None:  # whatever the suite: the method's claims, measured once per artifact
+            stage = enter("claims")
+            measurements.append(check_measurement(claims_check(artifact)))
+        return done("ok", measurements)
     except Skip as exc:
         return done("skipped", reason=str(exc))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record

@@ -35,7 +35,7 @@ def test_latency_records_speedup_and_how_it_was_timed(harness_cli, suite_file, t
     proc = harness_cli("run", suite_file(SUITE.replace("PROCESSES", str(processes))), "--db", db, "-q")
     assert proc.returncode == 0, proc.stderr
     rows = measurements(db)
-    by = {(r["method"], r["metric"], json.loads(r["params"])["batch_size"]): r for r in rows}
+    by = {(r["method"], r["metric"], json.loads(r["params"]).get("batch_size")): r for r in rows}
     # The planner added the dense baseline; its speedup is 1 by definition.
     assert by[("dense", "speedup", 1)]["value"] == 1.0
     for bs in (1, 8):
@@ -48,6 +48,11 @@ def test_latency_records_speedup_and_how_it_was_timed(harness_cli, suite_file, t
         speedup = by[("random", "speedup", bs)]["value"]
         assert speedup == pytest.approx(by[("dense", "p50_ms", bs)]["value"] / p50["value"])
         theory = json.loads(by[("random", "speedup", bs)]["info"])["theoretical_speedup"]
+        # every latency cell checks its timed call at each batch size (TEST01), whatever the suite file names
+        check = by[("random", "check_test01", bs)]
+        assert check["value"] == 1.0, check["info"]
+        assert json.loads(check["info"])["source"] == "bound call, inputs changed in place"
+        assert by[("random", "check_claims", None)]["value"] == 1.0
         assert theory > 2  # 75% of the weights are zero
         assert by[("random", "speedup_efficiency", bs)]["value"] == pytest.approx(speedup / theory)
         if processes > 1:

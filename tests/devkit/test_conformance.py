@@ -61,6 +61,36 @@ def test_each_broken_clause_fails_with_what_to_change(sloppy, clause):
     assert FAILURES[clause] in reason
 
 
+def test_a_false_claim_says_what_to_change(sloppy):
+    _, reason = by_clause(sloppy)[("method half-claim", "claim sparsity")]
+    assert reason.endswith("make apply produce what claims(params) says (sparsity 0.5), or make claims(params) "
+                           "say what apply produces (sparsity 0.3)")
+
+
+# --------------------------------------------------------------------------- backends that do no work
+
+NOWORK = Path(__file__).resolve().parents[1] / "fixtures" / "nowork" / "nowork.py"
+
+
+@pytest.fixture(scope="module")
+def nowork(tmp_path_factory):
+    """One check of tests/fixtures/nowork/nowork.py: three backends whose timed call does not compute."""
+    return check_plugin(str(NOWORK), options=Options(cache_dir=str(tmp_path_factory.mktemp("nowork-cache"))))
+
+
+@pytest.mark.parametrize("backend, bad", [("stale", 31), ("constant", 32), ("identity-cache", 31)])
+def test_a_backend_that_does_not_compute_fails_check_plugin(nowork, backend, bad):
+    clauses = by_clause(nowork)
+    status, reason = clauses[(f"backend {backend}", "outputs under timing match the reference")]
+    assert status == "fail", reason
+    assert reason.startswith(f"outputs under timing differ from the reference on {bad} of 32 rotated inputs: "
+                             "the timed call does not run the model")
+    # everything else it does passes: only the timed call gives it away
+    others = {c: s for (subject, c), (s, _) in clauses.items()
+              if subject == f"backend {backend}" and c != "outputs under timing match the reference"}
+    assert set(others.values()) == {"pass"}, others
+
+
 def test_errors_point_at_the_plugins_line(sloppy):
     _, reason = by_clause(sloppy)[("method raiser", "apply")]
     assert f"{SLOPPY / 'sloppy.py'}:" in reason and "in raise_boom)" in reason
@@ -215,8 +245,9 @@ def test_builtin_suites_pass(harness_cli):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for suite in ("accuracy", "latency", "size"):
         assert f"suite {suite}\n  PASS  settings: " in proc.stdout
-    assert ("Measurements of mean_ms, p50_ms, p90_ms, p99_ms, roofline_fraction, speedup, speedup_efficiency, "
-            "stdev_ms, throughput_sps") in proc.stdout
+    assert ("Measurements of check_test01, mean_ms, p50_ms, p90_ms, p99_ms, roofline_fraction, speedup, "
+            "speedup_efficiency, stdev_ms, throughput_sps") in proc.stdout
+    assert "Measurements of check_agreement, top1, top1_delta, top1_retained" in proc.stdout  # the checks, always
     assert "compression-harness: " in proc.stdout and " 0 failed" in proc.stdout
 
 

@@ -100,8 +100,9 @@ def test_an_ok_cell_returns_typed_measurements(make_task):
     result = worker.run_cell(task, report=stages.append)
     assert result.status == "ok", result.traceback
     assert result.cell_key == task.cell_key
-    assert stages == ["dataset", "artifact", "suite"]
-    answer, flagged = result.measurements
+    assert stages == ["dataset", "artifact", "suite", "claims"]
+    answer, flagged, claims = result.measurements
+    assert claims.metric == "check_claims" and claims.value == 1.0  # added to every cell of an artifact
     assert all(type(m) is Measurement for m in result.measurements)
     assert answer.value == 42.0 and type(answer.value) is float
     assert answer.samples == [1.0, 2.0, 3.0] and all(type(v) is float for v in answer.samples)
@@ -210,5 +211,6 @@ def test_a_worker_loads_the_tasks_plugin_folder(tmp_path, monkeypatch):
                     timeout_s=60.0)
     result = worker.run_cell(CellTask.from_dict(task.to_dict()))
     assert result.status == "ok", result.traceback
-    assert [(m.metric, m.value) for m in result.measurements] == [("rows", float(toy.SIZES["test"]))]
+    assert [(m.metric, m.value) for m in result.measurements] == [("rows", float(toy.SIZES["test"])),
+                                                                  ("check_claims", 1.0)]
     assert str(folder) in worker._HOSTS  # loaded once, reused by the run's other tasks

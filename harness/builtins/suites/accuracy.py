@@ -10,12 +10,30 @@ compares with the ``dense`` model on the same backend. It dispatches on the data
   kept), both from running the dense artifact on the same backend too.
 
 A result that keeps less than ``quality_gate`` of the dense quality (0.99 by default, as MLPerf's
-closed division) is flagged: shown, never ranked.
+closed division) is flagged: shown, never ranked. Every cell also compares the backend's outputs with
+the reference backend's on the same batches (``check_agreement``, :func:`harness.api.check_agreement`;
+the reference's outputs are computed once per artifact and cached): a backend that computes another
+function is flagged, whatever else the suite file names.
 """
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, batch_len, hookimpl, take
+from harness.api import (
+    CHECK_METRICS,
+    CellContext,
+    Measurement,
+    MetricSpec,
+    Param,
+    Skip,
+    SuiteSpec,
+    batch_len,
+    check_agreement,
+    check_measurement,
+    hookimpl,
+    output_precision,
+    reference_outputs,
+    take,
+)
 from harness.builtins.suites import metrics
 
 METRICS = (
@@ -32,6 +50,7 @@ METRICS = (
                "mean cosine similarity of each embedding with the dense model's, same backend and texts"),
     MetricSpec("retrieval", "fraction", True,
                "share of each text's k nearest neighbours under the dense model kept (parameter k)"),
+    CHECK_METRICS["agreement"],
 )
 
 
@@ -51,6 +70,30 @@ def _run(open_session, x, bs: int) -> tuple[list, dict]:
         session.close()
 
 
+class _Own:
+    """The cell's own outputs on the test split (one pass), kept for the agreement check."""
+
+    def __init__(self, ctx: CellContext):
+        self.ctx = ctx
+        self.outs: list | None = None
+
+    def __call__(self, open_session, x, bs: int) -> tuple[list, dict]:
+        outs, info = _run(open_session, x, bs)
+        self.outs = outs
+        return outs, info
+
+    def agreement(self) -> Measurement:
+        """``check_agreement``: these outputs against the reference backend's on the same batches."""
+        ctx, bs = self.ctx, self.ctx.settings["batch_size"]
+        x = ctx.splits.test.x
+        batches = [take(x, slice(start, start + bs)) for start in range(0, batch_len(x), bs)]
+        reference, ref_info = reference_outputs(ctx.artifact, batches)
+        prec = output_precision(ctx.cell.get("backend_params"), ctx.artifact.manifest.get("claims"))
+        # Top-1 agreement means the class (or the next token); an embedding's largest coordinate means nothing.
+        return check_measurement(check_agreement(self.outs, reference, prec, top1=ctx.task != "embedding",
+                                                 runtime=ref_info["runtime"]))
+
+
 def _gate(ctx: CellContext, name: str, retained: float | None) -> str | None:
     gate = ctx.settings["quality_gate"]
     if retained is not None and retained < gate:
@@ -58,14 +101,14 @@ def _gate(ctx: CellContext, name: str, retained: float | None) -> str | None:
     return None
 
 
-def classification(ctx: CellContext, info: dict) -> list[Measurement]:
+def classification(ctx: CellContext, info: dict, own: _Own) -> list[Measurement]:
     """top1 (and top5 above 5 classes) with their deltas against dense."""
     import numpy as np
 
     test = ctx.splits.test
     if test.y is None:
         raise Skip(f"dataset {ctx.cell['dataset']} has no labels to score classification against")
-    outs, sinfo = _run(ctx.open_session, test.x, ctx.settings["batch_size"])
+    outs, sinfo = own(ctx.open_session, test.x, ctx.settings["batch_size"])
     info.update(sinfo)
     logits = np.concatenate([o.reshape(len(o), -1) for o in outs])
     correct = metrics.topk_correct(logits, test.y, 1)
@@ -86,7 +129,7 @@ def classification(ctx: CellContext, info: dict) -> list[Measurement]:
     return out
 
 
-def language_modelling(ctx: CellContext, info: dict) -> list[Measurement]:
+def language_modelling(ctx: CellContext, info: dict, own: _Own) -> list[Measurement]:
     """Perplexity of the held-out split's next tokens; retained against dense."""
     import math
 
@@ -94,7 +137,7 @@ def language_modelling(ctx: CellContext, info: dict) -> list[Measurement]:
     if not isinstance(x, dict) or "input_ids" not in x:
         raise Skip(f"dataset {ctx.cell['dataset']}: language modelling needs inputs named input_ids")
     bs = ctx.settings["batch_size"]
-    outs, sinfo = _run(ctx.open_session, x, bs)
+    outs, sinfo = own(ctx.open_session, x, bs)
     info.update(sinfo)
     nll, count = 0.0, 0
     for i, logits in enumerate(outs):
@@ -112,13 +155,13 @@ def language_modelling(ctx: CellContext, info: dict) -> list[Measurement]:
     return out
 
 
-def embedding(ctx: CellContext, info: dict) -> list[Measurement]:
+def embedding(ctx: CellContext, info: dict, own: _Own) -> list[Measurement]:
     """Fidelity and retrieval agreement of embeddings against the dense model's, same backend."""
     import numpy as np
 
     x = ctx.splits.test.x
     bs = ctx.settings["batch_size"]
-    outs, sinfo = _run(ctx.open_session, x, bs)
+    outs, sinfo = own(ctx.open_session, x, bs)
     info.update(sinfo)
     emb = np.concatenate([o.reshape(len(o), -1) for o in outs])
     if ctx.is_baseline or ctx.open_dense_session is None:
@@ -152,7 +195,11 @@ def run(ctx: CellContext) -> list[Measurement]:
         raise Skip(f"the accuracy suite does not score task {ctx.task!r}")
     info = {"n": int(len(ctx.splits.test)), "batch_size": ctx.settings["batch_size"], "split": "test",
             "task": ctx.task}
-    return score(ctx, info)
+    own = _Own(ctx)
+    out = score(ctx, info, own)
+    if own.outs is not None:
+        out.append(own.agreement())
+    return out
 
 
 @hookimpl

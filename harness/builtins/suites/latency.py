@@ -6,11 +6,17 @@ median are computed from them (:func:`harness.api.summarize`). Against the
 ``dense`` model on the same backend and batch size it reports the realized
 speedup beside the theoretical one (ShrinkBench's FLOP ratio): whether a
 method's savings are real.
+
+Every cell also checks, per batch size, that the timed call computes: its outputs on the rotated
+inputs equal the reference backend's (MLPerf TEST01, :func:`harness.api.check_timed_call`;
+``check_test01``). A backend whose timed call returns an output computed earlier, a cached or a
+constant one is flagged and never ranked, whatever else the suite file names.
 """
 
 from __future__ import annotations
 
 from harness.api import (
+    CHECK_METRICS,
     PROFILES,
     CellContext,
     Measurement,
@@ -20,8 +26,12 @@ from harness.api import (
     TimingPlan,
     TimingResult,
     batch_len,
+    check_measurement,
+    check_timed_call,
     hookimpl,
+    output_precision,
     prepare,
+    reference_outputs,
     summarize,
     take,
 )
@@ -42,6 +52,7 @@ METRICS = (
     MetricSpec("roofline_fraction", "ratio", True,
                "implied non-zero FLOP/s (batch x nonzero_flops / p50) over this machine's attainable fp32 "
                "matmul peak at the cell's threads"),
+    CHECK_METRICS["test01"],
 )
 
 
@@ -83,8 +94,24 @@ def theoretical_speedup(ctx: CellContext) -> float | None:
     return from_analysis(ctx.artifact.manifest.get("analysis") or {})
 
 
+def test01(ctx: CellContext, session, batches: list, bs: int) -> Measurement:
+    """``check_test01`` at one batch size: the timed call's outputs on the rotated ``batches`` against the
+    reference's (computed once per artifact and inputs). ``session`` ``None``: one is opened for it."""
+    prec = output_precision(ctx.cell.get("backend_params"), ctx.artifact.manifest.get("claims"))
+    reference, ref_info = reference_outputs(ctx.artifact, batches)
+    own = session is None
+    session = ctx.open_session() if own else session
+    try:
+        check = check_timed_call(session, batches, reference, prec)
+    finally:
+        if own:
+            session.close()
+    check.info["reference"] = ref_info.get("runtime")
+    return check_measurement(check, {"batch_size": bs})
+
+
 def run(ctx: CellContext) -> list[Measurement]:
-    """Time every batch size of the settings on the cell's backend."""
+    """Time every batch size of the settings on the cell's backend, and check its timed call (TEST01)."""
     s = ctx.settings
     processes = s["processes"]
     plan = TimingPlan.profile(s["profile"], min_time_s=s["min_time_s"] or None,
@@ -161,6 +188,7 @@ def run(ctx: CellContext) -> list[Measurement]:
             if "peak_device_bytes" in result.info:
                 out.append(Measurement("peak_device_mb", result.info["peak_device_bytes"] / 2**20, "MiB",
                                        params=params, info=info))
+            out.append(test01(ctx, session, batches, bs))
     finally:
         if session is not None:
             session.close()

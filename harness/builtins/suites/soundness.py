@@ -20,8 +20,6 @@ ranked.
 from __future__ import annotations
 
 from harness.api import (
-    ATOL,
-    RTOL,
     CellContext,
     Measurement,
     MetricSpec,
@@ -35,20 +33,11 @@ from harness.api import (
     check_artifact,
     compare_outputs,
     hookimpl,
+    output_precision,
     take,
+    tolerance,
 )
 
-#: Per precision: ``(atol, rtol, min top-1 agreement, scaled)``. fp32 (and int8 artifacts, whose
-#: runtimes may quantize activations a step apart) compare element by element as
-#: :func:`numpy.allclose` does; fp32 kernels differ in summation order only (~1e-6 on logits). The
-#: reduced precisions compare against the scale of the outputs: ``max |diff| <= atol + rtol x
-#: max |reference|``, with ``rtol`` eight units of roundoff of the format (fp16 and tf32 keep 10
-#: mantissa bits, u = 2**-11; bf16 7, u = 2**-8). Measured on the digits models, fp16 and bf16 on
-#: torch land at 1-2 u of the output scale; elementwise rtol is no test for them, since logits near
-#: zero carry the error of the large ones.
-THRESHOLDS = {"fp32": (ATOL, RTOL, 0.99, False), "int8": (5e-2, 5e-2, 0.98, False),
-              "fp16": (1e-5, 8 * 2 ** -11, 0.98, True), "tf32": (1e-5, 8 * 2 ** -11, 0.98, True),
-              "bf16": (1e-5, 8 * 2 ** -8, 0.97, True)}
 CHECKS = ("claims", "agreement", "test01", "test04")
 #: A short timing plan for the audits (they compare, they do not report latency).
 AUDIT_PLAN = TimingPlan(warmup_iters=10, warmup_s=0.05, min_samples=20, min_time_s=0.1, max_time_s=2.0)
@@ -69,32 +58,9 @@ METRICS = (
 
 
 def precision(ctx: CellContext) -> str:
-    """The cell's numeric precision: the backend's ``dtype`` (fp16/bf16, tf32 for fp32 with ``tf32``), int8 for
-    quantized artifacts, else fp32."""
-    bparams = ctx.cell.get("backend_params") or {}
-    dtype = bparams.get("dtype")
-    if dtype in ("fp16", "bf16"):
-        return dtype
-    if dtype == "fp32" and bparams.get("tf32"):
-        return "tf32"
-    claims = ctx.artifact.manifest.get("claims") or {}
-    bits = claims.get("weight_bits")
-    if isinstance(bits, (int, float)) and bits <= 8:
-        return "int8"
-    return "fp32"
-
-
-def tolerance(prec: str, reference) -> tuple[float, float, float, dict]:
-    """``(atol, rtol, min top-1 agreement, info)`` for comparing outputs with ``reference`` at ``prec``."""
-    import numpy as np
-
-    atol, rtol, min_agree, scaled = THRESHOLDS[prec]
-    if not scaled:
-        return atol, rtol, min_agree, {"atol": atol, "rtol": rtol, "top1_agreement": min_agree}
-    scale = float(np.max(np.abs(reference))) if np.size(reference) else 0.0
-    bound = atol + rtol * scale
-    return bound, 0.0, min_agree, {"atol": bound, "rtol": 0.0, "top1_agreement": min_agree,
-                                   "rule": f"max |diff| <= {atol:g} + {rtol:.4g} x max |reference| ({scale:.4g})"}
+    """The cell's numeric precision (:func:`harness.api.output_precision`): the backend's ``dtype`` (fp16/bf16,
+    tf32 for fp32 with ``tf32``), int8 for quantized artifacts, else fp32."""
+    return output_precision(ctx.cell.get("backend_params"), ctx.artifact.manifest.get("claims"))
 
 
 def _outputs(session, x, bs: int):

@@ -1,5 +1,7 @@
 """A backend's contract: available() with a reason, outputs that agree with the reference backend,
-a timing loop that returns raw samples."""
+a timing loop that returns raw samples, and a timed call that computes: its outputs on rotated inputs
+equal the reference's (MLPerf TEST01, :func:`harness.measure.honesty.check_timed_call`, the check every
+latency cell runs)."""
 
 from __future__ import annotations
 
@@ -14,6 +16,9 @@ from harness.plugin.specs import Skip
 #: A short plan: the check wants the loop's shape, not a figure.
 PLAN = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=5, min_time_s=0.0, max_time_s=10.0)
 BATCHES = (1, 5)
+#: Rotated inputs the timed call is checked on.
+ROTATED = 32
+TIMED = "outputs under timing match the reference"
 
 
 class BackendContract(Contract):
@@ -25,7 +30,7 @@ class BackendContract(Contract):
         """parameters, available, fingerprint, session, outputs, timing loop, close."""
         c = self.c
         c.run("parameters", self.parameters)
-        rest = ("fingerprint", "session", "outputs match the reference backend", "timing loop", "close")
+        rest = ("fingerprint", "session", "outputs match the reference backend", "timing loop", TIMED, "close")
         if not c.run("available", self.available):
             for clause in rest:
                 c.record(clause, "skip", "needs available, which did not pass")
@@ -38,6 +43,7 @@ class BackendContract(Contract):
         c.run("session", self.session, needs=["parameters"])
         c.run("outputs match the reference backend", self.outputs, needs=["session"])
         c.run("timing loop", self.timing, needs=["session"])
+        c.run(TIMED, self.timed_call, needs=["session"])
         c.run("close", self.close, needs=["session"])
 
     def available(self) -> str:
@@ -77,16 +83,22 @@ class BackendContract(Contract):
                  "bind) or implement run(x), time(batches, plan) and close()")
         return f"{type(self.sess).__name__} on the {fmt} file; info {info}"
 
-    def outputs(self) -> str:
-        import numpy as np
-
-        from harness.measure.reference import ReferenceSession, compare_outputs
+    def reference(self):
+        """The reference backend on the check's artifact, in the runtime of the backend's format."""
+        from harness.measure.reference import ReferenceSession
 
         runtime = "onnxruntime" if "onnx" in self.spec.accepts and "onnx" in self.artifact.formats else "torch"
         try:
-            ref = ReferenceSession(self.artifact, runtime)
+            return ReferenceSession(self.artifact, runtime)
         except ImportError:
-            ref = ReferenceSession(self.artifact, "torch")
+            return ReferenceSession(self.artifact, "torch")
+
+    def outputs(self) -> str:
+        import numpy as np
+
+        from harness.measure.reference import compare_outputs
+
+        ref = self.reference()
         x = self.splits().test.x
         worst, agree = 0.0, 1.0
         try:
@@ -129,6 +141,31 @@ class BackendContract(Contract):
         median = sorted(samples)[len(samples) // 2]
         return (f"{len(samples)} raw samples (median {median * 1e6:.1f} us), {result.inner_loops} call(s) per "
                 f"sample, {result.warmup_iters} warm-up calls, timer {result.timer}")
+
+    def timed_call(self) -> str:
+        """Time the session on rotated inputs, then check its timed call on them against the reference."""
+        import numpy as np
+
+        from harness.measure.honesty import check_timed_call, precision
+
+        x = self.splits().test.x
+        batches = [np.ascontiguousarray(x[i:i + 1]) for i in range(min(ROTATED, len(x)))]
+        ref = self.reference()
+        try:
+            reference = [np.asarray(ref.run(b)) for b in batches]
+        finally:
+            ref.close()
+        self.sess.time(batches, PLAN)  # through the timing path first, as a latency cell does
+        check = check_timed_call(self.sess, batches, reference,
+                                 precision(self.values, self.artifact.manifest.get("claims")))
+        if check.ok is None:
+            fail(f"{check.message}; subclass harness.api.InProcessSession (its timing loop times bind(x)'s call) or "
+                 "implement timed_outputs(batches): what the timed call computes for each batch")
+        if not check.ok:
+            fail(check.message + ("" if "does not run the model" not in check.message else
+                                  "; the call bind(x) returns (or time() times) must run the model on x's contents "
+                                  "each time it is called"))
+        return f"{check.message}; source: {check.info['source']}"
 
     def close(self) -> str:
         self.sess.close()

@@ -10,6 +10,7 @@ from __future__ import annotations
 from typing import Any
 
 from harness.measure.claims import QUALIFIERS, Check, check_artifact
+from harness.measure.honesty import claims_fix
 from harness.plugin.specs import Artifact
 
 #: How a passing claim is named in its clause's reason.
@@ -44,7 +45,9 @@ def check_claims(artifact: Artifact, claims: dict) -> list[tuple[str, bool | Non
             continue
         bad = [c for c in checks if not c.ok]
         if bad:
-            results.append((key, False, "; ".join(_failure(c) for c in bad[:4])))
+            # What is wrong, then what to change (the docs' promise for every failed clause).
+            results.append((key, False, "; ".join(_failure(c) for c in bad[:4])
+                            + f": {claims_fix(key, claimed, bad[0].measured)}"))
             continue
         what = f"{key} {checks[0].detail}" if checks[0].detail.startswith(("over ", "of ")) else WHAT.get(key, key)
         if key == "channel_sparsity" and claims.get("structured"):
