@@ -30,8 +30,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.files import publish
+from harness.core.files import cached
 from harness.core.identity import Component, digest
+from harness.core.safeload import load_state
 from harness.plugin.params import Param
 
 PLANTED, CLEAN, UNLABELLED = "planted", "clean", "unlabelled"
@@ -136,8 +137,12 @@ def sources() -> dict[str, Source]:
     }
 
 
-def materialize(component: Component, seed: int, cache_dir: Path, log: Any = None) -> Benchmark:
-    """The benchmark a suite-file entry names, generated or read (cached by content hash)."""
+def materialize(component: Component, seed: int, cache_dir: Path, log: Any = None,
+                notes: list[str] | None = None) -> Benchmark:
+    """The benchmark a suite-file entry names, generated or read (cached by content hash, verified).
+
+    ``notes`` collects what happened to cache entries (a corrupt one rebuilt), for the cell's info.
+    """
     from harness import __version__
 
     if component.name == "soundnessbench":
@@ -145,12 +150,8 @@ def materialize(component: Component, seed: int, cache_dir: Path, log: Any = Non
 
         recipe = Recipe(**component.params, seed=seed)
         key = digest({"source": "soundnessbench", "recipe": dataclasses.asdict(recipe), "harness": __version__}, 24)
-        final = cache_dir / "benchmarks" / key
-        if not (final / "benchmark.json").is_file():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f".{key}.{time.time_ns()}"
-            generate(tmp, recipe, log=log)
-            publish(tmp, final)
+        final = cached(cache_dir / "benchmarks" / key, lambda tmp: generate(tmp, recipe, log=log), notes,
+                       what="generated benchmark")
         bench = read_folder(final, cache_dir, name=f"soundnessbench/{recipe.arch}")
         bench.info["generated"] = json.loads((final / "benchmark.json").read_text())
         return bench
@@ -184,9 +185,8 @@ def _ground_truth(folder: Path, rows: list[tuple[str, str, float]]) -> list[Any]
     data_file = folder / "data.pt"
     if not data_file.is_file():
         return None
-    import torch
 
-    data = torch.load(data_file, map_location="cpu", weights_only=True)
+    data = load_state(data_file, what="benchmark labels")
     aligned: list[Any] = []
     for i, (_, vnnlib, _) in enumerate(rows):
         stem = Path(vnnlib).name.split(".")[0]
