@@ -121,8 +121,6 @@ class Source:
     name: str
     params: tuple[Param, ...]
     description: str
-    #: parameters holding paths, resolved against the suite file's folder and checked to exist
-    paths: tuple[str, ...] = ()
 
 
 def sources() -> dict[str, Source]:
@@ -130,10 +128,9 @@ def sources() -> dict[str, Source]:
     return {
         "soundnessbench": Source("soundnessbench", _recipe_params(),
                                  "generated: synthetic inputs, counterexamples planted and hidden from attacks"),
-        "folder": Source("folder", (Param("path", str, grid=False,
+        "folder": Source("folder", (Param("path", str, grid=False, path="folder",
                                           help="a folder with instances.csv (or subfolders with one each)"),),
-                         "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout",
-                         paths=("path",)),
+                         "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout"),
     }
 
 
