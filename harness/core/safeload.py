@@ -120,14 +120,13 @@ def load_module(path: str | Path, *, what: str, instead: str) -> Any:
     user can provide when the file is refused. Raises :class:`UnsafeFile` for a file that names
     anything :func:`admit` refuses, that is not a torch file, or that holds no module.
     """
-    import pickle
 
     import torch
 
     path = Path(path)
     try:
         names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - random bytes raise anything (IndexError, KeyError, struct.error...)
         raise UnsafeFile(f"{what} {path}: not a readable torch file ({_reason(exc)}); {instead}",
                          file=str(path)) from None
     allowed, refused = [], []
@@ -143,8 +142,7 @@ def load_module(path: str | Path, *, what: str, instead: str) -> Any:
     try:
         with torch.serialization.safe_globals(allowed):
             obj = torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError, AttributeError,
-            TypeError) as exc:
+    except Exception as exc:  # noqa: BLE001 - as above: a damaged file fails in any of torch's readers
         raise UnsafeFile(f"{what} {path}: cannot be loaded ({_reason(exc)}); {instead}", file=str(path)) from None
     if not isinstance(obj, torch.nn.Module):
         raise UnsafeFile(f"{what} {path} holds a {type(obj).__name__}, not a torch.nn.Module; {instead}",
@@ -154,7 +152,6 @@ def load_module(path: str | Path, *, what: str, instead: str) -> Any:
 
 def load_state(path: str | Path, *, what: str) -> Any:
     """A state_dict (tensors in dicts and lists) from ``path``; :class:`UnsafeFile` naming the file otherwise."""
-    import pickle
 
     import torch
 
@@ -163,18 +160,23 @@ def load_state(path: str | Path, *, what: str) -> Any:
         raise UnsafeFile(f"{what} {path} is a folder, not a file", file=str(path))
     try:
         return torch.load(path, map_location="cpu", weights_only=True)
-    except (RuntimeError, pickle.UnpicklingError, EOFError, ValueError, OSError) as exc:
+    except Exception as exc:  # noqa: BLE001 - random bytes raise anything (IndexError, KeyError, struct.error...)
         raise UnsafeFile(f"{what} {path}: not a torch state_dict file ({_reason(exc)}); save one with "
                          "torch.save(module.state_dict(), path)", file=str(path)) from None
 
 
 def _reason(exc: BaseException) -> str:
     """A one-line reason from a loader's exception (torch's are paragraphs; an EOFError has no text)."""
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else ""
-    if isinstance(exc, EOFError) or "EOF" in text:
+    whole = str(exc)
+    text = whole.strip().splitlines()[0] if whole.strip() else ""
+    if isinstance(exc, EOFError) or "EOF" in whole or "Ran out of input" in whole:
         return "the file ends early: truncated or empty"
-    if "zip archive" in text or "central directory" in text or "invalid load key" in text:
+    if "zip archive" in whole or "central directory" in whole or "invalid load key" in whole:
         return "not a torch zip file: truncated, empty or of another format"
+    if "Weights only load failed" in whole:
+        names = [line.split("GLOBAL", 1)[1].split()[0] for line in whole.splitlines() if "GLOBAL" in line][:1]
+        held = f" (it names {names[0]})" if names else ""
+        return f"it holds more than tensors{held}, or is not a torch file"
     if isinstance(exc, OSError):
         return exc.strerror or text or type(exc).__name__
     return f"{type(exc).__name__}: {text[:200]}" if text else type(exc).__name__

@@ -113,3 +113,20 @@ def test_a_truncated_real_state_file_says_it_is_truncated(tmp_path):
         load_state(path, what="weights file")
     with pytest.raises(UnsafeFile, match="truncated"):
         load_module(path, what="module", instead="x")
+
+
+def test_random_files_of_every_shape_are_refused_naming_the_file(tmp_path):
+    """Random bytes, and random bytes behind a pickle or zip header, seeded: torch's readers raise many
+    kinds of error on them (IndexError, KeyError, struct.error...); each becomes UnsafeFile."""
+    import random
+
+    rng = random.Random(0)
+    for i in range(60):
+        head = (b"", b"\x80\x02", b"\x80\x04\x95", b"PK\x03\x04", b"\x8a\x0al\xfc\x9cF\xf9 j\xa8")[i % 5]
+        path = tmp_path / f"r{i}.pt"
+        path.write_bytes(head + bytes(rng.getrandbits(8) for _ in range(rng.randint(0, 4000))))
+        for load in (lambda p: load_state(p, what="weights file"),
+                     lambda p: load_module(p, what="module file", instead="x")):
+            with pytest.raises(UnsafeFile) as err:
+                load(path)
+            assert str(path) in str(err.value)
