@@ -14,18 +14,13 @@ from typing import Any
 
 from harness.core.files import cached
 from harness.core.identity import Component, digest, file_sha256, fingerprint_arrays
-from harness.core.safeload import load_module, load_state
+from harness.core.safeload import NETWORK_HINT, load_module, load_state
 from harness.core.torchio import export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.registry import Registry
 from harness.plugin.specs import ApplyContext, Skip, Split, Splits
 from harness.verify.benchmarks import Benchmark, confirm_planted
-
-#: What to ship instead of a module file the safe loader refuses.
-STRANGER_HINT = ("a model.pt must hold a module built only of torch.nn classes (and those of installed "
-                 "plugins), saved with torch.save(module); or remove model.pt and verify the shipped "
-                 "model.onnx with method 'dense'")
 
 
 def compress(bench: Benchmark, registry: Registry, method: Component, seed: int, cache_dir: Path,
@@ -50,7 +45,7 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
         def build(tmp: Path, module_file: Path = module_file, onnx: Path = onnx) -> None:
             import torch
 
-            module = load_module(module_file, what=f"benchmark {bench.name}: network", instead=STRANGER_HINT).eval()
+            module = load_module(module_file, what=f"benchmark {bench.name}: network", instead=NETWORK_HINT).eval()
             splits = _splits_of(onnx.parent, module)
             work = tmp / "work"
             work.mkdir(parents=True)

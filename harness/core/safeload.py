@@ -48,6 +48,12 @@ DATA_CLASSES = ("transformers.configuration_utils.PretrainedConfig",
 TORCH_OBJECTS = ("torch.ScriptObject",)
 
 
+#: What a benchmark folder should ship instead of a ``model.pt`` the loader refuses.
+NETWORK_HINT = ("a model.pt must hold a module built only of torch.nn classes (and those of installed "
+                "plugins), saved with torch.save(module); or remove model.pt and verify the shipped "
+                "model.onnx with method 'dense'")
+
+
 class UnsafeFile(UsageError):
     """A file would need code run to be loaded (it names a function or a class outside the policy),
     or it is not a torch file at all; the message names the file, what it named and what to provide."""
@@ -111,6 +117,21 @@ def admit(full: str) -> tuple[Any, str]:
     if issubclass(obj, torch.nn.Module) or _is_data_class(obj) or full in TORCH_OBJECTS:
         return obj, ""
     return None, "not a torch.nn.Module"
+
+
+def refusal(path: str | Path) -> str | None:
+    """Why :func:`load_module` would refuse ``path`` by the names it holds (``None``: it would not).
+
+    Reads the pickle's opcodes only, so a suite file can be checked before anything runs.
+    """
+    import torch
+
+    try:
+        names = sorted(torch.serialization.get_unsafe_globals_in_checkpoint(str(path)))
+    except Exception as exc:  # noqa: BLE001 - random bytes raise anything
+        return f"not a readable torch file ({_reason(exc)})"
+    refused = [f"{full} ({why})" for full in names for obj, why in [admit(full)] if obj is None]
+    return f"names {', '.join(refused)}: loading it would run code the file chooses" if refused else None
 
 
 def load_module(path: str | Path, *, what: str, instead: str) -> Any:
