@@ -204,16 +204,20 @@ class Lists:
         ok = True
         for param in schema:
             value = checked.get(param.name)
-            if not param.path or param.name not in given or not isinstance(value, str) or not value:
-                continue  # not a path, left at its default, or not set
-            if _SCHEME.match(value):
-                continue  # package:NAME/sub and the like: the plugin resolves it
-            resolved, why = check_path(value, param.path, self.base_dir)
-            if why:
-                self.problems.append((f"{ikey}.{param.name}", why))
-                ok = False
-            else:
-                checked[param.name] = resolved
+            if not param.path or param.name not in given:
+                continue  # not a path, or left at its default
+            grid = isinstance(value, list)  # a grid over files: each one resolved and checked
+            out = []
+            for j, item in enumerate(value if grid else [value]):
+                if not isinstance(item, str) or not item or _SCHEME.match(item):
+                    out.append(item)  # not set, or package:NAME/sub and the like: the plugin resolves it
+                    continue
+                resolved, why = check_path(item, param.path, self.base_dir)
+                if why:
+                    self.problems.append((f"{ikey}.{param.name}" + (f"[{j}]" if grid else ""), why))
+                    ok = False
+                out.append(resolved or item)
+            checked[param.name] = out if grid else out[0]
         return ok
 
 
@@ -231,7 +235,7 @@ def check_path(value: str, kind: str, base_dir: Path | None) -> tuple[str, str]:
     if not p.is_absolute():
         p = (base_dir if base_dir is not None else Path.cwd()) / p
     if not p.exists():
-        return "", f"not found: {p}"
+        return "", f"{kind} not found: {p}"
     if kind == "file" and p.is_dir():
         return "", f"is a folder, expected a file: {p}"
     if kind == "folder" and not p.is_dir():

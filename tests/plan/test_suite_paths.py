@@ -76,10 +76,10 @@ def test_onnx_file_path_and_weights_resolve_against_the_suite_files_folder(tmp_p
 
 
 @pytest.mark.parametrize("entry,what", [
-    ('{ name = "onnx-file", path = "missing.onnx" }', "models[0].path: not found"),
+    ('{ name = "onnx-file", path = "missing.onnx" }', "models[0].path: file not found"),
     ('{ name = "onnx-file", path = "adir" }', "models[0].path: is a folder, expected a file"),
     ('{ name = "mlp", weights = "adir" }', "models[0].weights: is a folder, expected a file"),
-    ('{ name = "mlp", weights = "missing.pt" }', "models[0].weights: not found"),
+    ('{ name = "mlp", weights = "missing.pt" }', "models[0].weights: file not found"),
 ])
 def test_a_bad_model_path_is_a_validation_error_naming_key_and_file(tmp_path, registry, entry, what):
     (tmp_path / "suites").mkdir()
@@ -155,3 +155,15 @@ def test_bad_weights_and_onnx_files_fail_their_cells_naming_the_file_and_reason(
         hits = [r for r in reasons if str(folder / name) in r]
         assert hits and all(why in r for r in hits), (name, reasons)
         assert not any("Errno" in r or "EOFError" in r for r in hits)
+
+
+def test_a_grid_over_files_resolves_and_checks_each(tmp_path, registry):
+    (tmp_path / "suites").mkdir()
+    (tmp_path / "suites" / "a.onnx").write_bytes(b"x")
+    text = _matrix(models=('{ name = "onnx-file", path = ["a.onnx", "b.onnx"] }',))
+    msg = _problems(tmp_path, text, registry)
+    assert "models[0].path[1]: file not found" in msg and "path[0]" not in msg
+    (tmp_path / "suites" / "b.onnx").write_bytes(b"x")
+    plan = _plan(tmp_path, text, registry)
+    paths = {c.model.params["path"] for c in plan.cells}
+    assert paths == {str(tmp_path / "suites" / "a.onnx"), str(tmp_path / "suites" / "b.onnx")}
