@@ -62,7 +62,8 @@ class UnsafeFile(UsageError):
 def trust_package(module_name: str) -> None:
     """Admit classes of ``module_name``'s top-level package (the plugin manager calls it per plugin)."""
     root = module_name.split(".", 1)[0]
-    if root and root not in ("__main__", "builtins"):
+    # The standard library holds no module classes and much that must never be imported for a file.
+    if root and root != "__main__" and root not in sys.stdlib_module_names:
         TRUSTED_PACKAGES.add(root)
 
 

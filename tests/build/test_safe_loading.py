@@ -130,3 +130,11 @@ def test_random_files_of_every_shape_are_refused_naming_the_file(tmp_path):
             with pytest.raises(UnsafeFile) as err:
                 load(path)
             assert str(path) in str(err.value)
+
+
+def test_trusting_a_plugin_never_trusts_the_standard_library():
+    from harness.core.safeload import TRUSTED_PACKAGES, trust_package
+
+    trust_package("types")  # a plugin object whose class lives in the standard library
+    trust_package("os.path")
+    assert "types" not in TRUSTED_PACKAGES and "os" not in TRUSTED_PACKAGES
