@@ -55,6 +55,11 @@ from harness.plan.cells import BASELINE_METHOD
 from harness.core.torchio import export_onnx, seed_everything
 from harness.core.identity import fingerprint_arrays, fingerprint_splits
 
+# ---- files from users and downloads, loaded without running code from them
+from harness.core.safeload import UnsafeFile
+from harness.core.safeload import load_module as load_torch_module
+from harness.core.safeload import load_state as load_state_dict
+
 # ---- model inputs: one array or a feed of named arrays
 from harness.core.inputs import batch_len, is_feed, named, prepare, take, torch_args
 
@@ -141,6 +146,10 @@ __all__ = [
     "cache_dir",
     "fingerprint_arrays",
     "fingerprint_splits",
+    # files loaded without running code from them
+    "UnsafeFile",
+    "load_torch_module",
+    "load_state_dict",
     # model inputs
     "batch_len",
     "is_feed",

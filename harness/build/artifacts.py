@@ -1,8 +1,10 @@
 """Reference weights and compressed artifacts: built once, cached on disk by content hash.
 
-Runs inside worker processes (it imports torch). Every cache entry is written
-to a temporary folder and renamed into place, so a crash mid-build never
-leaves a half-written entry that a later run would trust.
+Runs inside worker processes (it imports torch). Every cache entry goes through
+:func:`harness.core.files.cached`: written to a temporary folder and renamed into
+place with its files' sha256 recorded, verified whenever it is used, and rebuilt
+once when it is corrupt. Module files are loaded without running code from them
+(:mod:`harness.core.safeload`).
 """
 
 from __future__ import annotations
@@ -11,13 +13,13 @@ import copy
 import json
 import os
 import shutil
-import tempfile
 import time
 from pathlib import Path
 from typing import Any
 
-from harness.core.files import publish
+from harness.core.files import cached
 from harness.core.identity import Component, digest, file_sha256
+from harness.core.safeload import UnsafeFile, load_state
 from harness.core.torchio import EXPORT_FORMAT, export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plugin.manager import Registry
@@ -54,14 +56,12 @@ def example_input(splits: Splits, n: int = 2) -> Any:
     return prepare(take(split.x, slice(0, n)))
 
 
-def _atomic_dir(final: Path) -> Path:
-    final.parent.mkdir(parents=True, exist_ok=True)
-    return Path(tempfile.mkdtemp(prefix=f".{final.name}.", dir=final.parent))
-
-
 def reference_model(registry: Registry, model: Component, dataset: Component, seed: int,
-                    splits: Splits, cache_dir: Path) -> tuple[Any, dict]:
-    """The dense model with its weights: from a file, from the training cache, or trained now."""
+                    splits: Splits, cache_dir: Path, notes: list[str] | None = None) -> tuple[Any, dict]:
+    """The dense model with its weights: from a file, from the training cache, or trained now.
+
+    ``notes`` collects what happened to cache entries (a corrupt one rebuilt), for the cell's info.
+    """
     import torch
 
     reg = registry.get("model", model.name)
@@ -82,12 +82,12 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
                         f"{type(module).__name__}; return a torch.nn.Module")
     weights_file = model.params.get("weights")
     if weights_file:
-        state = torch.load(weights_file, map_location="cpu", weights_only=True)
+        state = load_state(weights_file, what=f"model {model.name}: weights file")
         try:
             module.load_state_dict(state)
         except Exception as exc:
-            raise ValueError(f"model {model.name}: weights file {weights_file} does not fit the "
-                             f"architecture: {exc}") from exc
+            raise UnsafeFile(f"model {model.name}: weights file {weights_file} does not fit the "
+                             f"architecture: {_first_line(exc)}", file=str(weights_file)) from None
         return module.eval(), {"source": "file", "path": weights_file, "sha256": file_sha256(weights_file)}
     if spec.pretrained is not None:
         return module.eval(), dict(spec.pretrained(ctx))
@@ -97,9 +97,8 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
     key = digest({"model": model.name, "params": params, "plugin": plugin_version(registry, "model", model.name),
                   "dataset": dataset.as_dict(), "data": splits.fingerprint, "seed": seed,
                   "input_shape": list(splits.input_shape), "num_classes": splits.num_classes})
-    final = cache_dir / "weights" / key
-    if not (final / "weights.pt").is_file():
-        tmp = _atomic_dir(final)
+
+    def train(tmp: Path) -> None:
         t0 = time.perf_counter()
         seed_everything(seed)
         report = spec.train(module, ctx) or {}
@@ -107,18 +106,25 @@ def reference_model(registry: Registry, model: Component, dataset: Component, se
         info = {"source": "trained", "key": key, "seed": seed, "train_s": time.perf_counter() - t0,
                 "report": report}
         (tmp / "weights.json").write_text(json.dumps(info, indent=1, default=str))
-        publish(tmp, final)
-    state = torch.load(final / "weights.pt", map_location="cpu", weights_only=True)
-    module.load_state_dict(state)
+
+    final = cached(cache_dir / "weights" / key, train, notes, what="cached reference weights")
+    module.load_state_dict(load_state(final / "weights.pt", what="cached reference weights"))
     info = json.loads((final / "weights.json").read_text())
     info["sha256"] = file_sha256(final / "weights.pt")
     return module.eval(), info
 
 
-def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Path) -> Artifact:
-    """The compressed artifact of a cell, from the cache or built now.
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else type(exc).__name__
+
+
+def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Path,
+                   notes: list[str] | None = None) -> Artifact:
+    """The compressed artifact of a cell, from the cache (its files verified) or built now.
 
     ``cell`` carries ``model``, ``dataset`` and ``method`` as ``{"name", "params"}`` and ``seed``.
+    ``notes`` collects what happened to cache entries (a corrupt one rebuilt), for the cell's info.
     """
     import torch
 
@@ -126,7 +132,7 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
     dataset = Component(**cell["dataset"])
     method = Component(**cell["method"])
     seed = cell["seed"]
-    module, weights = reference_model(registry, model, dataset, seed, splits, cache_dir)
+    module, weights = reference_model(registry, model, dataset, seed, splits, cache_dir, notes)
     plugins = {"model": plugin_version(registry, "model", model.name),
                "dataset": plugin_version(registry, "dataset", dataset.name)}
     plugins["method"] = pipeline.provenance(registry, method.name, method.params)
@@ -135,63 +141,63 @@ def build_artifact(registry: Registry, cell: dict, splits: Splits, cache_dir: Pa
                 "plugins": plugins, "export": EXPORT_FORMAT}
     key = digest(identity, 24)
     final = cache_dir / "artifacts" / key
-    if (final / "artifact.json").is_file():
-        return Artifact.open(final)
 
-    spec = pipeline.resolve(registry, method.name, method.params)
-    label = pipeline.label(registry, method.name)
-    tmp = _atomic_dir(final)
-    t0 = time.perf_counter()
-    input_shape = tuple(splits.input_shape)
-    example = example_input(splits)
-    work = tmp / "work"
-    work.mkdir()
-    source = copy.deepcopy(module)
-    seed_everything(seed)
-    ctx = ApplyContext(module=source, params=method.params, seed=seed, splits=splits, workdir=work,
-                       input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape, example))
-    out = spec.apply(ctx)
-    formats: list[str] = []
-    if isinstance(out, torch.nn.Module):
-        out.eval()
-        torch.save(out, tmp / "module.pt")
-        formats.append("torch")
-        analysed = out
-        if "onnx" in spec.produces:
-            export_onnx(out, tmp / "model.onnx", input_shape, example)
+    def build(tmp: Path) -> None:
+        t0 = time.perf_counter()
+        spec = pipeline.resolve(registry, method.name, method.params)
+        label = pipeline.label(registry, method.name)
+        input_shape = tuple(splits.input_shape)
+        example = example_input(splits)
+        work = tmp / "work"
+        work.mkdir()
+        source = copy.deepcopy(module)
+        seed_everything(seed)
+        ctx = ApplyContext(module=source, params=method.params, seed=seed, splits=splits, workdir=work,
+                           input_shape=input_shape, export_onnx=lambda m, p: export_onnx(m, p, input_shape, example))
+        out = spec.apply(ctx)
+        formats: list[str] = []
+        if isinstance(out, torch.nn.Module):
+            out.eval()
+            torch.save(out, tmp / "module.pt")
+            formats.append("torch")
+            analysed = out
+            if "onnx" in spec.produces:
+                export_onnx(out, tmp / "model.onnx", input_shape, example)
+                formats.append("onnx")
+        elif isinstance(out, (str, os.PathLike)) and Path(out).is_file():
+            shutil.copyfile(out, tmp / "model.onnx")
             formats.append("onnx")
-    elif isinstance(out, (str, os.PathLike)) and Path(out).is_file():
-        shutil.copyfile(out, tmp / "model.onnx")
-        formats.append("onnx")
-        # An ONNX-only method (quantization) keeps the architecture and its zeros: its FLOPs are
-        # those of the module it was made from.
-        analysed = source
-    else:
-        shutil.rmtree(tmp, ignore_errors=True)
-        shown = repr(out) if len(repr(out)) <= 120 else repr(out)[:117] + "..."
-        raise TypeError(f"method {method.name} of plugin {label}: apply(ctx) returned {shown}; "
-                        "return the compressed torch.nn.Module (ctx.module changed in place will do), or the "
-                        "path of an ONNX file written under ctx.workdir")
-    shutil.rmtree(work, ignore_errors=True)
-    from harness.core.inputs import describe, take
-    from harness.measure.analysis import flop_counts, output_channels
+            # An ONNX-only method (quantization) keeps the architecture and its zeros: its FLOPs are
+            # those of the module it was made from.
+            analysed = source
+        else:
+            shown = repr(out) if len(repr(out)) <= 120 else repr(out)[:117] + "..."
+            raise TypeError(f"method {method.name} of plugin {label}: apply(ctx) returned {shown}; "
+                            "return the compressed torch.nn.Module (ctx.module changed in place will do), or the "
+                            "path of an ONNX file written under ctx.workdir")
+        shutil.rmtree(work, ignore_errors=True)
+        from harness.core.inputs import describe, take
+        from harness.measure.analysis import flop_counts, output_channels
 
-    # FLOPs are counted on a torch module; an ONNX-file model has none to count.
-    is_torch = isinstance(analysed, torch.nn.Module)
-    analysis = flop_counts(analysed, input_shape, take(example, slice(0, 1))) if is_torch else {}
-    if is_torch and isinstance(module, torch.nn.Module):
-        # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
-        analysis["reference_flops"] = flop_counts(module, input_shape, take(example, slice(0, 1)))["flops"]
-        # Output channels of the reference's conv/linear layers: what structured claims are measured against.
-        analysis["reference_out_channels"] = output_channels(module)
-    claims = dict(spec.claims(method.params)) if spec.claims else {}
-    manifest = {
-        "key": key, "formats": formats, "input_shape": list(input_shape), "inputs": describe(example),
-        "num_classes": splits.num_classes, "identity": identity, "claims": claims,
-        "encodings": dict(ctx.encodings) if "torch" in formats else {},
-        "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,
-        "exporter": "torch.onnx.export(dynamo=True)", "analysis": analysis,
-    }
-    (tmp / "artifact.json").write_text(json.dumps(manifest, indent=1, default=str))
-    publish(tmp, final)
-    return Artifact.open(final)
+        # FLOPs are counted on a torch module; an ONNX-file model has none to count.
+        is_torch = isinstance(analysed, torch.nn.Module)
+        analysis = flop_counts(analysed, input_shape, take(example, slice(0, 1))) if is_torch else {}
+        if is_torch and isinstance(module, torch.nn.Module):
+            # The dense model's FLOPs: the numerator of the theoretical speedup of methods that shrink layers.
+            analysis["reference_flops"] = flop_counts(module, input_shape, take(example, slice(0, 1)))["flops"]
+            # Output channels of the reference's conv/linear layers: what structured claims are measured against.
+            analysis["reference_out_channels"] = output_channels(module)
+        claims = dict(spec.claims(method.params)) if spec.claims else {}
+        manifest = {
+            "key": key, "formats": formats, "input_shape": list(input_shape), "inputs": describe(example),
+            "num_classes": splits.num_classes, "identity": identity, "claims": claims,
+            "encodings": dict(ctx.encodings) if "torch" in formats else {},
+            "weights": weights, "build_s": time.perf_counter() - t0, "torch": torch.__version__,
+            "exporter": "torch.onnx.export(dynamo=True)", "analysis": analysis,
+        }
+        (tmp / "artifact.json").write_text(json.dumps(manifest, indent=1, default=str))
+
+    # cached() has just verified the files: no second hashing of them.
+    final = cached(final, build, notes, what="cache entry")
+    manifest = json.loads((final / "artifact.json").read_text())
+    return Artifact(path=final, key=manifest["key"], manifest=manifest)

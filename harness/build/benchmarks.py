@@ -9,12 +9,12 @@ from __future__ import annotations
 import copy
 import dataclasses
 import shutil
-import time
 from pathlib import Path
 from typing import Any
 
-from harness.core.files import publish
+from harness.core.files import cached
 from harness.core.identity import Component, digest, file_sha256, fingerprint_arrays
+from harness.core.safeload import NETWORK_HINT, load_module, load_state
 from harness.core.torchio import export_onnx, seed_everything
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD
@@ -23,7 +23,8 @@ from harness.plugin.specs import ApplyContext, Skip, Split, Splits
 from harness.verify.benchmarks import Benchmark, confirm_planted
 
 
-def compress(bench: Benchmark, registry: Registry, method: Component, seed: int, cache_dir: Path) -> Benchmark:
+def compress(bench: Benchmark, registry: Registry, method: Component, seed: int, cache_dir: Path,
+             notes: list[str] | None = None) -> Benchmark:
     """The benchmark with every network compressed by ``method`` (``dense``: unchanged).
 
     Each network's torch module (``model.pt`` beside it) goes through the method as a model does
@@ -40,14 +41,12 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
             raise Skip(f"method {method.name} needs the benchmark's torch networks: no model.pt beside {onnx}")
         key = digest({"network": file_sha256(onnx), "module": file_sha256(module_file), "method": method.as_dict(),
                       "seed": seed, "plugins": pipeline.provenance(registry, method.name, method.params)}, 24)
-        final = cache_dir / "benchmarks" / "compressed" / key
-        if not (final / "model.onnx").is_file():
+
+        def build(tmp: Path, module_file: Path = module_file, onnx: Path = onnx) -> None:
             import torch
 
-            module = torch.load(module_file, map_location="cpu", weights_only=False).eval()
+            module = load_module(module_file, what=f"benchmark {bench.name}: network", instead=NETWORK_HINT).eval()
             splits = _splits_of(onnx.parent, module)
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f".{key}.{time.time_ns()}"
             work = tmp / "work"
             work.mkdir(parents=True)
             seed_everything(seed)
@@ -60,7 +59,8 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
             else:
                 shutil.copyfile(out, tmp / "model.onnx")
             shutil.rmtree(work, ignore_errors=True)
-            publish(tmp, final)
+
+        final = cached(cache_dir / "benchmarks" / "compressed" / key, build, notes, what="compressed benchmark")
         replaced[onnx] = final / "model.onnx"
     instances = [dataclasses.replace(i, onnx=replaced[i.onnx]) for i in bench.instances]
     out = Benchmark(name=bench.name, root=bench.root, instances=instances,
@@ -76,9 +76,8 @@ def _splits_of(folder: Path, module: Any) -> Any:
     data_file = folder / "data.pt"
     if not data_file.is_file():
         raise FileNotFoundError(f"no data.pt in {folder}: a method needs the benchmark's inputs")
-    import torch
 
-    data = torch.load(data_file, map_location="cpu", weights_only=True)
+    data = load_state(data_file, what="benchmark inputs")
     x = np.stack([d[0].numpy() for d in data]).astype(np.float32)
     y = np.array([int(d[1]) for d in data], dtype=np.int64)
     split = Split(x=x, y=y)

@@ -76,7 +76,8 @@ def example(workdir: Path) -> dict:
 VNNCOMP = VerifierSpec(
     name="vnncomp", tool=tool_folder, available=available, example=example,
     params=(
-        Param("tool", str, grid=False, help="the tool's folder, with run_instance.sh (VNN-COMP's scripts)"),
+        Param("tool", str, grid=False, path="folder",
+              help="the tool's folder, with run_instance.sh (VNN-COMP's scripts)"),
         Param("category", str, default="", grid=False,
               help="the benchmark category passed to the scripts (default: the network's folder name)"),
         Param("prepare_timeout_s", float, default=300.0, min=1.0, grid=False,

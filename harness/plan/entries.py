@@ -9,6 +9,8 @@ a grid of components.
 
 from __future__ import annotations
 
+import os
+import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from functools import partial
@@ -23,11 +25,8 @@ from harness.plugin.params import Param, ParamError, expand_grid, validate
 #: The kind of thing each list of a table names.
 KIND_OF = {"models": "model", "datasets": "dataset", "methods": "method", "backends": "backend",
            "verifiers": "verifier"}
-#: Verifier parameters that name a folder: resolved against the suite file's folder, checked to exist.
-PATH_PARAMS = ("tool",)
-
 #: The host parameter every model takes.
-WEIGHTS_PARAM = Param("weights", str, default="", grid=False,
+WEIGHTS_PARAM = Param("weights", str, default="", grid=False, path="file",
                       help="a state_dict file (torch.save) to load instead of the reference weights")
 
 #: The typed registry lookup of each kind a list may name.
@@ -119,10 +118,10 @@ class Lists:
             return []
         schema = tuple(_SPEC_OF[kind](self.registry, name).params) + ((WEIGHTS_PARAM,) if kind == "model" else ())
         checked = self._validate(schema, values, ikey)
-        if checked is None:
+        if checked is None or not self._paths(schema, values, checked, ikey):
             return []
-        if kind == "model" and not self._weights(checked, ikey):
-            return []
+        if kind == "model" and not checked.get("weights"):
+            checked.pop("weights", None)  # not set: the model's own weights (and no key in its identity)
         return [Component(name, point) for point in expand_grid(schema, checked)]
 
     def _method(self, item: Any, ikey: str) -> list[Component]:
@@ -151,7 +150,7 @@ class Lists:
             return []
         spec = self.registry.verifier(name)
         checked = self._validate(spec.params, values, ikey)
-        if checked is None or not self._paths(checked, PATH_PARAMS, ikey):
+        if checked is None or not self._paths(spec.params, values, checked, ikey):
             return []
         return [Component(name, point) for point in expand_grid(spec.params, checked)]
 
@@ -186,7 +185,7 @@ class Lists:
             self.problems.append((ikey, f"unknown benchmark source {name!r} (known: {', '.join(sources)})"))
             return []
         checked = self._validate(source.params, values, ikey)
-        if checked is None or not self._paths(checked, source.paths, ikey):
+        if checked is None or not self._paths(source.params, values, checked, ikey):
             return []
         # An optional path left unset is dropped, so adding one to a source keeps existing identities.
         return [Component(name, {k: v for k, v in point.items() if not (k in source.paths and v == "")})
@@ -201,33 +200,48 @@ class Lists:
             self.problems.append((exc.key, exc.reason))
             return None
 
-    def _paths(self, checked: dict, params: tuple[str, ...], ikey: str) -> bool:
-        """Path parameters made absolute against the suite file's folder; ``False`` if one does not exist."""
+    def _paths(self, schema: tuple[Param, ...], given: Mapping, checked: dict, ikey: str) -> bool:
+        """Every path parameter written in the entry made absolute against the suite file's folder and
+        checked (:func:`check_path`); ``False`` (with a problem each) if one does not pass."""
         ok = True
-        for pname in params:
-            value = checked.get(pname)
-            if not isinstance(value, str) or not value:
-                continue  # not set
-            p = Path(value).expanduser()
-            if not p.is_absolute() and self.base_dir is not None:
-                p = self.base_dir / p
-            if p.exists():
-                checked[pname] = str(p.resolve())
-            else:
-                self.problems.append((f"{ikey}.{pname}", f"not found: {p}"))
-                ok = False
+        for param in schema:
+            value = checked.get(param.name)
+            if not param.path or param.name not in given:
+                continue  # not a path, or left at its default
+            grid = isinstance(value, list)  # a grid over files: each one resolved and checked
+            out = []
+            for j, item in enumerate(value if grid else [value]):
+                if not isinstance(item, str) or not item or _SCHEME.match(item):
+                    out.append(item)  # not set, or package:NAME/sub and the like: the plugin resolves it
+                    continue
+                resolved, why = check_path(item, param.path, self.base_dir)
+                if why:
+                    self.problems.append((f"{ikey}.{param.name}" + (f"[{j}]" if grid else ""), why))
+                    ok = False
+                out.append(resolved or item)
+            checked[param.name] = out if grid else out[0]
         return ok
 
-    def _weights(self, checked: dict, ikey: str) -> bool:
-        """A model's ``weights`` file resolved and checked to exist (dropped when not set)."""
-        if not checked.get("weights"):
-            checked.pop("weights", None)
-            return True
-        wpath = Path(checked["weights"])
-        if not wpath.is_absolute() and self.base_dir is not None:
-            wpath = self.base_dir / wpath
-        if not wpath.is_file():
-            self.problems.append((f"{ikey}.weights", f"file not found: {wpath}"))
-            return False
-        checked["weights"] = str(wpath.resolve())
-        return True
+
+#: A value such as ``package:NAME/sub``: a scheme of two or more letters, so never a drive letter.
+_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
+
+
+def check_path(value: str, kind: str, base_dir: Path | None) -> tuple[str, str]:
+    """``(absolute path, "")`` for a readable ``kind`` (``file``, ``folder`` or ``any``), else ``("", why not)``.
+
+    A relative ``value`` is taken from ``base_dir`` (the suite file's folder; the working
+    directory when there is no suite file), ``~`` from the home folder.
+    """
+    p = Path(value).expanduser()
+    if not p.is_absolute():
+        p = (base_dir if base_dir is not None else Path.cwd()) / p
+    if not p.exists():
+        return "", f"{'path' if kind == 'any' else kind} not found: {p}"
+    if kind == "file" and p.is_dir():
+        return "", f"is a folder, expected a file: {p}"
+    if kind == "folder" and not p.is_dir():
+        return "", f"is a file, expected a folder: {p}"
+    if not os.access(p, os.R_OK | (os.X_OK if p.is_dir() else 0)):
+        return "", f"not readable: {p}"
+    return str(p.resolve()), ""

@@ -52,9 +52,12 @@ def load_plan(path: str | Path, registry: Registry) -> Plan:
     p = Path(path)
     shown = str(path)
     try:
-        text = p.read_text()
+        text = p.read_bytes().decode("utf-8")
     except OSError as exc:
         raise SuiteFileError(shown, [("", f"cannot read the suite file: {exc.strerror or exc}")]) from None
+    except UnicodeDecodeError as exc:
+        raise SuiteFileError(shown, [("", f"not UTF-8 text (byte 0x{exc.object[exc.start]:02x} at offset "
+                                      f"{exc.start}): a suite file is TOML, which is UTF-8")]) from None
     try:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:

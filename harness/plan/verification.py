@@ -32,6 +32,8 @@ def verification_cells(table: Mapping[str, Any], where: str, seeds: list[int], l
     how: dict[str, dict] = {"benchmarks": {"sources": sources()}, "suites": {"on_benchmark": True}}
     expanded = {key: lists.components(key, values, f"{where}.{key}", **how.get(key, {}))
                 for key, values in items.items()}
+    if any(m.name != BASELINE_METHOD for m in expanded["methods"]):
+        _check_networks(expanded["benchmarks"], f"{where}.benchmarks", lists)
     if len(lists.problems) > before:
         return []
     _check_truth(items["benchmarks"], expanded["benchmarks"], where, lists)
@@ -58,3 +60,27 @@ def _check_truth(entries: list, benchmarks: list[Component], where: str, lists: 
             read_truth(path)
         except (OSError, ValueError) as exc:
             lists.problems.append((key, str(exc)))
+
+
+def _check_networks(benchmarks: list[Component], key: str, lists: Lists) -> None:
+    """A problem for each ``model.pt`` of a benchmark folder that the safe loader would refuse.
+
+    A method compresses a benchmark's torch networks; a stranger's ``model.pt`` that names
+    anything but torch and plugin module classes is refused here, before anything runs, rather
+    than in every cell.
+    """
+    from pathlib import Path
+
+    for i, bench in enumerate(benchmarks):
+        folder = bench.params.get("path") if bench.name == "folder" else None
+        if not folder or not Path(folder).is_dir():
+            continue
+        root = Path(folder)
+        for module_file in sorted([root / "model.pt", *root.glob("*/model.pt")]):
+            if not module_file.is_file():
+                continue
+            from harness.core.safeload import NETWORK_HINT, refusal
+
+            why = refusal(module_file)
+            if why:
+                lists.problems.append((f"{key}[{i}].path", f"{module_file} {why}; {NETWORK_HINT}"))

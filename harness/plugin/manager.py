@@ -26,6 +26,7 @@ from typing import Any
 
 import pluggy
 
+from harness.core.safeload import trust_package
 from harness.plugin import hookspecs
 from harness.plugin.registry import (
     DISABLE_ENV,
@@ -151,6 +152,8 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
                           "hooks do not take: every plugin's registrations count and a name is registered once, so "
                           "there is nothing to run first, last or around. Write a plain @hookimpl (see "
                           "harness.plugin.hookspecs), or " + without(info), plugin=info.label)
+    # Classes of a plugin's package may appear in the artifacts it builds (harness.core.safeload).
+    trust_package(getattr(module, "__name__", None) or type(module).__module__)
     try:
         pm.register(module, name=info.name)
     except Exception as exc:  # pluggy validates hook signatures here

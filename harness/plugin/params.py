@@ -40,6 +40,10 @@ class Param:
     :param item_type: the type of each item when ``type`` is ``list``.
     :param grid: whether a list given for a scalar parameter expands into a grid (default yes).
     :param help: one line for ``harness plugins`` and the docs.
+    :param path: ``"file"``, ``"folder"`` or ``"any"`` (either) when the value names one on disk (a ``str`` parameter):
+        a value written in a suite file is resolved against the suite file's folder and checked to
+        exist, be of that kind and be readable when the file is validated; the plugin receives the
+        absolute path. A value with a scheme prefix (``package:NAME/sub``) is passed as it is.
     """
 
     name: str
@@ -53,6 +57,11 @@ class Param:
     item_type: type | None = None
     grid: bool = True
     help: str = ""
+    path: str = ""
+
+    def __post_init__(self) -> None:
+        if self.path not in ("", "file", "folder", "any"):
+            raise ValueError(f"Param {self.name!r}: path={self.path!r}: use 'file', 'folder', 'any' or leave it out")
 
     @property
     def required(self) -> bool:
@@ -94,8 +103,8 @@ class Param:
         d = {"name": self.name, "type": self.type.__name__, "help": self.help}
         if not self.required:
             d["default"] = self.default
-        for attr in ("min", "max", "choices"):
-            if getattr(self, attr) is not None:
+        for attr in ("min", "max", "choices", "path"):
+            if getattr(self, attr) not in (None, ""):
                 d[attr] = getattr(self, attr)
         return d
 

@@ -116,9 +116,14 @@ class Study:
         """Parse and check a findings file (:class:`QueryError` naming the file on any fault)."""
         path = Path(path)
         try:
-            data = tomllib.loads(path.read_text())
+            data = tomllib.loads(path.read_bytes().decode("utf-8"))
         except FileNotFoundError:
             raise QueryError(f"no findings file {path}", file=str(path)) from None
+        except OSError as exc:
+            raise QueryError(f"findings file {path}: cannot be read: {exc.strerror or exc}", file=str(path)) from None
+        except UnicodeDecodeError as exc:
+            raise QueryError(f"findings file {path}: not UTF-8 text (byte at offset {exc.start}): a findings file "
+                             "is TOML, which is UTF-8", file=str(path)) from None
         except tomllib.TOMLDecodeError as exc:
             raise QueryError(f"{path}: {exc}", file=str(path)) from None
         unknown = set(data) - {"findings", "tables"}

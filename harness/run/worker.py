@@ -122,6 +122,8 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
     key = task.cell_key
 
     def done(status: str, measurements: list | None = None, **fields: Any) -> CellResult:
+        if not info.get("cache"):
+            info.pop("cache", None)  # kept only when a cache entry was rebuilt
         return CellResult(key, status, measurements=measurements or [], info=info,
                           duration_s=time.perf_counter() - t0, **fields)
 
@@ -132,6 +134,7 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
         registry = host.registry
         cell = task.cell
         from harness.build.artifacts import build_artifact, load_dataset
+        from harness.core.files import check_entry
         from harness.core.identity import Component
 
         suite_reg = registry.get("suite", task.suite)
@@ -142,8 +145,10 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
             from harness.verify.benchmarks import materialize
 
             stage = enter("benchmark")
-            benchmark = materialize(Component(**cell["model"]), cell["seed"], cache_dir)
-            benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir)
+            benchmark = materialize(Component(**cell["model"]), cell["seed"], cache_dir,
+                                    notes=info.setdefault("cache", []))
+            benchmark = compress(benchmark, registry, Component(**cell["method"]), cell["seed"], cache_dir,
+                                 info.setdefault("cache", []))
             info["benchmark"] = {"name": benchmark.name, "counts": benchmark.counts(),
                                  "generated": benchmark.info.get("generated")}
             if task.build_only:
@@ -153,10 +158,10 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
             splits = load_dataset(registry, Component(**cell["dataset"]), cache_dir)
             stage = enter("artifact")
             prebuilt = task.artifact_key and cache_dir / "artifacts" / task.artifact_key
-            if prebuilt and (prebuilt / "artifact.json").is_file():
+            if prebuilt and (prebuilt / "artifact.json").is_file() and check_entry(prebuilt) is None:
                 artifact = Artifact.open(prebuilt)  # built once elsewhere and shipped here (ray executor)
-            else:
-                artifact = build_artifact(registry, cell, splits, cache_dir)
+            else:  # absent or corrupt: build_artifact builds it (again), noting a rebuild in info["cache"]
+                artifact = build_artifact(registry, cell, splits, cache_dir, info.setdefault("cache", []))
             info["artifact_key"] = artifact.key
             info["artifact"] = {k: artifact.manifest.get(k) for k in ("formats", "claims", "weights", "build_s")}
             if task.build_only:  # the ray executor builds each artifact once, up front
@@ -179,7 +184,8 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
             def open_dense_session(_spec=bspec, _params=bparams):
                 # The dense artifact of the same model, data and seed: cached, so usually a lookup.
                 dense_cell = {**cell, "method": {"name": BASELINE_METHOD, "params": {}}}
-                return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir), _params)
+                return _spec.session(build_artifact(registry, dense_cell, splits, cache_dir,
+                                                    info.setdefault("cache", [])), _params)
 
         timed_elsewhere = None
         if backend_name is not None:

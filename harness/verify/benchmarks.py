@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from harness.core.files import publish
+from harness.core.files import cached
 from harness.core.identity import Component, digest
+from harness.core.safeload import load_state
 from harness.plugin.params import Param
 
 PLANTED, CLEAN, UNLABELLED = "planted", "clean", "unlabelled"
@@ -127,8 +128,6 @@ class Source:
     name: str
     params: tuple[Param, ...]
     description: str
-    #: parameters holding paths, resolved against the suite file's folder and checked to exist
-    paths: tuple[str, ...] = ()
 
 
 def sources() -> dict[str, Source]:
@@ -136,18 +135,21 @@ def sources() -> dict[str, Source]:
     return {
         "soundnessbench": Source("soundnessbench", _recipe_params(),
                                  "generated: synthetic inputs, counterexamples planted and hidden from attacks"),
-        "folder": Source("folder", (Param("path", str, grid=False,
+        "folder": Source("folder", (Param("path", str, grid=False, path="folder",
                                           help="a folder with instances.csv (or subfolders with one each)"),
-                                    Param("truth", str, default="", grid=False,
+                                    Param("truth", str, default="", grid=False, path="any",
                                           help="peer verdicts: a VNN-COMP results folder (results_csv/<tool>.csv) or "
                                                "an instance,truth file; agreed verdicts label the instances")),
-                         "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout",
-                         paths=("path", "truth")),
+                         "imported: a benchmark folder on disk in VNN-COMP or SoundnessBench layout"),
     }
 
 
-def materialize(component: Component, seed: int, cache_dir: Path, log: Any = None) -> Benchmark:
-    """The benchmark a suite-file entry names, generated or read (cached by content hash)."""
+def materialize(component: Component, seed: int, cache_dir: Path, log: Any = None,
+                notes: list[str] | None = None) -> Benchmark:
+    """The benchmark a suite-file entry names, generated or read (cached by content hash, verified).
+
+    ``notes`` collects what happened to cache entries (a corrupt one rebuilt), for the cell's info.
+    """
     from harness import __version__
 
     if component.name == "soundnessbench":
@@ -155,12 +157,8 @@ def materialize(component: Component, seed: int, cache_dir: Path, log: Any = Non
 
         recipe = Recipe(**component.params, seed=seed)
         key = digest({"source": "soundnessbench", "recipe": dataclasses.asdict(recipe), "harness": __version__}, 24)
-        final = cache_dir / "benchmarks" / key
-        if not (final / "benchmark.json").is_file():
-            final.parent.mkdir(parents=True, exist_ok=True)
-            tmp = final.parent / f".{key}.{time.time_ns()}"
-            generate(tmp, recipe, log=log)
-            publish(tmp, final)
+        final = cached(cache_dir / "benchmarks" / key, lambda tmp: generate(tmp, recipe, log=log), notes,
+                       what="generated benchmark")
         bench = read_folder(final, cache_dir, name=f"soundnessbench/{recipe.arch}")
         bench.info["generated"] = json.loads((final / "benchmark.json").read_text())
         return bench
@@ -197,9 +195,8 @@ def _ground_truth(folder: Path, rows: list[tuple[str, str, float]]) -> list[Any]
     data_file = folder / "data.pt"
     if not data_file.is_file():
         return None
-    import torch
 
-    data = torch.load(data_file, map_location="cpu", weights_only=True)
+    data = load_state(data_file, what="benchmark labels")
     aligned: list[Any] = []
     for i, (_, vnnlib, _) in enumerate(rows):
         stem = Path(vnnlib).name.split(".")[0]

@@ -284,7 +284,8 @@ SYNTHETIC = DatasetSpec(
 IMAGEFOLDER = DatasetSpec(
     name="imagefolder", load=load_imagefolder,
     params=(
-        Param("root", str, help="folder of class folders, or of train/ and test/ folders of class folders"),
+        Param("root", str, path="folder",
+              help="folder of class folders, or of train/ and test/ folders of class folders"),
         Param("size", list, default=[32, 32], item_type=int, min=1, help="[height, width] to resize to"),
         Param("grayscale", bool, default=False, help="convert to one channel instead of RGB"),
         Param("resize", int, default=0, min=0,

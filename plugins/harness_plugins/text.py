@@ -173,7 +173,7 @@ TEXT_EMBEDDING = DatasetSpec(
 
 TEXT_CLASSIFICATION = DatasetSpec(
     name="text-classification", load=load_classification,
-    params=(Param("path", str, help="JSON-lines file of {\"text\", \"label\"}"),
+    params=(Param("path", str, path="file", help="JSON-lines file of {\"text\", \"label\"}"),
             Param("tokenizer", str, help="local tokenizer folder (the model's), or package:NAME/sub"),
             Param("max_length", int, default=64, min=2, help="tokens per text (padded, truncated)"),
             Param("test_fraction", float, default=0.2, min=0.0, max=0.5, min_exclusive=True,

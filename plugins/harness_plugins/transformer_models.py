@@ -67,7 +67,7 @@ def train_tiny_lm(module: Any, ctx: ModelContext) -> dict:
 
 
 def _path() -> Param:
-    return Param("path", str, help=PATH_HELP)
+    return Param("path", str, path="folder", help=PATH_HELP)
 
 
 HF_ENCODER = ModelSpec(

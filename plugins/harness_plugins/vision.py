@@ -175,7 +175,7 @@ def load_mnist(ctx: DatasetContext) -> Splits:
 
 def _common(root_default: str) -> tuple[Param, ...]:
     return (
-        Param("root", str, default=root_default, help="folder holding the files as distributed"),
+        Param("root", str, default=root_default, path="folder", help="folder holding the files as distributed"),
         Param("normalize", bool, default=True, help="per-channel mean/std normalisation (else [0, 1])"),
         Param("max_train", int, default=0, min=0, help="use at most this many training images (0: all)"),
         Param("max_test", int, default=0, min=0, help="use at most this many test images (0: all)"),

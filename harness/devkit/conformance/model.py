@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import io
 import pickle
 import time
 
@@ -125,12 +124,18 @@ class ModelContract(Contract):
     def pickles(self) -> str:
         import torch
 
-        buf = io.BytesIO()
+        from harness.core.safeload import UnsafeFile, load_module
+
+        path = self.workdir / f"{self.name}.module.pt"
         try:
-            torch.save(self.module, buf)
-            buf.seek(0)
-            torch.load(buf, weights_only=False)
+            torch.save(self.module, path)
         except (AttributeError, TypeError, pickle.PicklingError) as exc:
             fail(f"the module does not pickle ({type(exc).__name__}: {exc}): define its class at module level "
                  "in an importable module; artifacts are saved whole with torch.save(module)")
-        return "torch.save / torch.load round trip (artifacts are saved whole)"
+        try:
+            # The host's own loader: only torch.nn classes and the plugin's own, no function calls.
+            load_module(path, what="the saved module", instead="build the module from torch.nn classes and "
+                        "classes defined in the plugin's package")
+        except UnsafeFile as exc:
+            fail(str(exc))
+        return "torch.save / safe torch.load round trip (artifacts are saved whole, loaded without running code)"

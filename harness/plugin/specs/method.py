@@ -159,10 +159,11 @@ class Artifact:
         return self.path / {"torch": "module.pt", "onnx": "model.onnx"}[fmt]
 
     def load_torch(self) -> Any:
-        """Load the torch module (in eval mode)."""
-        import torch
+        """Load the torch module (in eval mode), running no code from the file (:mod:`harness.core.safeload`)."""
+        from harness.core.safeload import load_module
 
-        module = torch.load(self.file("torch"), weights_only=False, map_location="cpu")
+        module = load_module(self.file("torch"), what=f"artifact {self.key}: module file",
+                             instead="delete the folder and the harness builds the artifact again")
         return module.eval()
 
     @property
@@ -171,7 +172,19 @@ class Artifact:
         return tuple(self.manifest["input_shape"])
 
     @classmethod
-    def open(cls, path: Path) -> Artifact:
-        """Open a built artifact folder."""
+    def open(cls, path: Path, *, verified: bool = False) -> Artifact:
+        """Open a built artifact folder.
+
+        Its files are checked against their recorded sha256 (``sha256.json``, written when a cache
+        entry is published) when the folder has them, and must have them with ``verified=True``;
+        a mismatch raises :class:`harness.core.files.CorruptEntry` naming the file.
+        """
+        from harness.core.files import HASHES, CorruptEntry, check_entry
+
+        if verified or (path / HASHES).is_file():
+            why = check_entry(path)
+            if why is not None:
+                raise CorruptEntry(f"artifact {path.name} is corrupt ({why}): delete the folder {path} and the "
+                                   "harness builds it again")
         manifest = json.loads((path / "artifact.json").read_text())
         return cls(path=path, key=manifest["key"], manifest=manifest)
