@@ -188,7 +188,8 @@ class Lists:
         if checked is None or not self._paths(source.params, values, checked, ikey):
             return []
         # An optional path left unset is dropped, so adding one to a source keeps existing identities.
-        return [Component(name, {k: v for k, v in point.items() if not (k in source.paths and v == "")})
+        paths = {p.name for p in source.params if p.path}
+        return [Component(name, {k: v for k, v in point.items() if not (k in paths and v == "")})
                 for point in expand_grid(source.params, checked)]
 
     # ------------------------------------------------------------------ parameters
