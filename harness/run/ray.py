@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import MissingDependency
+from harness.core.errors import MissingDependency, exception_text
 from harness.run.local import LocalExecutor
 from harness.run.task import BrokenArtifacts, CellResult, CellTask
 
@@ -257,5 +257,5 @@ class RayExecutor:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = exception_text(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

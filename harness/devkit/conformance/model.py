@@ -6,6 +6,7 @@ import io
 import pickle
 import time
 
+from harness.core.errors import describe_exception
 from harness.devkit.conformance.clauses import fail, skip
 from harness.devkit.conformance.contract import Contract
 from harness.plugin.specs import ModelContext, Skip
@@ -131,6 +132,6 @@ class ModelContract(Contract):
             buf.seek(0)
             torch.load(buf, weights_only=False)
         except (AttributeError, TypeError, pickle.PicklingError) as exc:
-            fail(f"the module does not pickle ({type(exc).__name__}: {exc}): define its class at module level "
+            fail(f"the module does not pickle ({describe_exception(exc)}): define its class at module level "
                  "in an importable module; artifacts are saved whole with torch.save(module)")
         return "torch.save / torch.load round trip (artifacts are saved whole)"
