@@ -61,10 +61,13 @@ def try_mode(mode: str, code: Path, timeout_s: float, work: Path) -> dict:
     suite.write_text(SUITE.format(mode=mode, marker=marker, timeout=timeout_s))
     db = folder / "f.db"
     env = dict(os.environ, PYTHONPATH=f"{code}:{code / 'plugins'}", HARNESS_CACHE_DIR=str(work / "cache"))
-    proc = subprocess.run([sys.executable, "-m", "harness.cli", "--plugins-dir", str(FIXTURE), "run", str(suite),
-                           "--db", str(db), "--no-leaderboard"], capture_output=True, env=env, timeout=600,
-                          cwd=folder)  # not the checkout: python -m imports from the working directory first
-    out = proc.stdout + proc.stderr
+    # Output to files, not pipes: a stray process that inherited them would keep a pipe open for good.
+    with open(folder / "out", "wb") as fo, open(folder / "err", "wb") as fe:
+        proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "--plugins-dir", str(FIXTURE), "run", str(suite),
+                                 "--db", str(db), "--no-leaderboard"], stdout=fo, stderr=fe, env=env,
+                                cwd=folder)  # not the checkout: python -m imports from the working directory first
+        proc.wait(timeout=600)
+    out = (folder / "out").read_bytes() + (folder / "err").read_bytes()
     rows = {}
     if db.exists():
         conn = sqlite3.connect(db)

@@ -115,11 +115,21 @@ def _tree(pid: int) -> list[Any]:
     return list(found.values())
 
 
-def kill_tree(pid: int, grace_s: float = KILL_GRACE_S) -> int:
-    """End process ``pid`` with every process it started (see the module docstring); the number signalled."""
+def snapshot(pid: int) -> list[Any]:
+    """The processes :func:`kill_tree` would end now: taken before a worker is asked to exit, since its
+    adopted orphans (in sessions of their own) leave its tree when it does."""
+    return _tree(pid)
+
+
+def kill_tree(pid: int, grace_s: float = KILL_GRACE_S, also: list[Any] = ()) -> int:
+    """End process ``pid`` with every process it started (see the module docstring), and the processes
+    ``also`` lists (a :func:`snapshot`); the number signalled."""
     import psutil
 
-    procs = _tree(pid)
+    procs = {p.pid: p for p in also if p.is_running()}
+    procs.update({p.pid: p for p in _tree(pid)})
+    procs.pop(os.getpid(), None)
+    procs = list(procs.values())
     for p in procs:
         try:
             p.send_signal(signal.SIGTERM)

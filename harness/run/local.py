@@ -21,7 +21,7 @@ import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-from harness.run.isolation import OutputTail, enter_session, kill_tree
+from harness.run.isolation import OutputTail, enter_session, kill_tree, snapshot
 from harness.run.task import BrokenArtifacts, CellResult, CellTask
 from harness.run.worker import worker_main
 
@@ -82,9 +82,9 @@ class LocalExecutor:
             os.set_blocking(reader.fileno(), False)
             self._readers[name] = reader
 
-    def _kill(self) -> None:
+    def _kill(self, also: list | None = None) -> None:
         if self._proc is not None:
-            kill_tree(self._proc.pid)  # the worker and whatever its cells started
+            kill_tree(self._proc.pid, also=also or [])  # the worker and whatever its cells started
             self._proc.join(5)
         if self._conn is not None:
             self._conn.close()
@@ -201,11 +201,13 @@ class LocalExecutor:
                 "traceback": "", "info": {}, "measurements": [], "duration_s": time.monotonic() - start}
 
     def close(self) -> None:
-        """Stop the worker."""
+        """Stop the worker, and end every process its cells left behind."""
+        left = []
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+            left = snapshot(self._proc.pid)  # before the worker exits and its adopted orphans leave its tree
             try:
                 self._conn.send(None)
                 self._proc.join(2)
             except (BrokenPipeError, OSError):
                 pass
-        self._kill()
+        self._kill(also=left)
