@@ -1,6 +1,6 @@
 """Faulty-plugin modes tried through the real CLI, one ``harness run`` per mode: is each handled?
 
-Usage: ``python bench/faulty_plugins.py [--code DIR] [--timeout-s 15] [MODE ...]``
+Usage: ``python bench/faulty_plugins.py [--code DIR] [--timeout-s 30] [MODE ...]``
 
 ``--code`` is the checkout whose harness runs (default: this one), so the same table can be taken
 of an older revision (``git worktree add /tmp/old main``; ``--code /tmp/old``). A mode is
@@ -74,6 +74,13 @@ def try_mode(mode: str, code: Path, timeout_s: float, work: Path) -> dict:
         rows = {s: (st, r, i) for s, st, r, i in conn.execute("SELECT suite, status, reason, info FROM cells")}
         conn.close()
     mine = rows.get(f"faulty-{mode}")
+    json_ok = True
+    if db.exists():  # every JSON column readable by SQLite's JSON functions (a NaN is not JSON)
+        conn = sqlite3.connect(db)
+        json_ok = not conn.execute("SELECT count(*) FROM measurements WHERE NOT (json_valid(params) AND "
+                                   "json_valid(stats) AND json_valid(info))").fetchone()[0] and \
+            not conn.execute("SELECT count(*) FROM cells WHERE NOT json_valid(info)").fetchone()[0]
+        conn.close()
     stray = None
     if marker.exists():
         pids = [int(p) for p in marker.read_text().split() if p.isdigit()]
@@ -87,10 +94,10 @@ def try_mode(mode: str, code: Path, timeout_s: float, work: Path) -> dict:
         "traceback_in_driver_output": b"Traceback" in out, "recorded": mine is not None,
         "status": mine[0] if mine else None, "reason": (mine[1] or "")[:120] if mine else None,
         "earlier_cell_kept": rows.get("faulty-ok-first", (None,))[0] == "ok", "stray_alive": stray,
-        "output_in_info": "output" in info,
+        "output_in_info": "output" in info, "json_ok": json_ok,
     }
     result["handled"] = (result["recorded"] and result["earlier_cell_kept"] and not result["traceback_in_driver_output"]
-                         and result["driver_output_bytes"] < 65536 and not stray)
+                         and result["driver_output_bytes"] < 65536 and not stray and json_ok)
     return result
 
 
@@ -99,7 +106,7 @@ def main() -> None:
 
     parser = argparse.ArgumentParser()
     parser.add_argument("--code", type=Path, default=HERE)
-    parser.add_argument("--timeout-s", type=float, default=15.0)
+    parser.add_argument("--timeout-s", type=float, default=30.0)
     parser.add_argument("modes", nargs="*")
     args = parser.parse_args()
     modes = args.modes or [m for m in faulty_suites.MODES if m != "ok-first"]
@@ -107,12 +114,12 @@ def main() -> None:
         try_mode("ok-first", args.code.resolve(), 600, Path(tmp))  # builds the toy artifact once, untimed
         results = [try_mode(m, args.code.resolve(), args.timeout_s, Path(tmp)) for m in modes]
     print("| mode | recorded | status | earlier cell kept | traceback in driver output | driver output (bytes) "
-          "| stray process | handled |")
-    print("|---|---|---|---|---|---|---|---|")
+          "| stray process | JSON valid | handled |")
+    print("|---|---|---|---|---|---|---|---|---|")
     for r in results:
         print(f"| {r['mode']} | {r['recorded']} | {r['status']} | {r['earlier_cell_kept']} | "
               f"{r['traceback_in_driver_output']} | {r['driver_output_bytes']} | {r['stray_alive']} | "
-              f"{'yes' if r['handled'] else 'NO'} |")
+              f"{r['json_ok']} | {'yes' if r['handled'] else 'NO'} |")
     print(f"\nhandled: {sum(r['handled'] for r in results)} of {len(results)}")
     for r in results:
         print(f"  {r['mode']}: exit {r['exit']}, reason: {r['reason']}")

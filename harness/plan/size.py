@@ -77,8 +77,11 @@ def _length(registry: Any, table: dict, key: str, default: list | None = None) -
 def _matrix(registry: Any, table: dict, seeds: int) -> int:
     base = _length(registry, table, "models") * _length(registry, table, "datasets") * \
         _length(registry, table, "methods") * seeds
+    suites = table.get("suites")
+    if not isinstance(suites, list):  # the validation that follows says what is wrong with it
+        return 0
     per_suite = 0
-    for name in table.get("suites") or []:
+    for name in suites:
         name = name if isinstance(name, str) else name.get("name") if isinstance(name, dict) else None
         spec = registry.get("suite", name).spec if isinstance(name, str) and registry.has("suite", name) else None
         if spec is not None and spec.per_verifier:

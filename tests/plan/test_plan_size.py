@@ -140,3 +140,11 @@ def test_run_refuses_an_oversized_plan_with_exit_2_and_runs_it_with_yes(harness_
     proc = harness_cli("run", small, "--db", db, "--yes", "--no-leaderboard")
     assert proc.returncode == 0, proc.stderr
     assert "suite small: 1 cells" in proc.stderr
+
+
+def test_a_malformed_table_counts_nothing_and_is_reported_by_validation(registry):
+    data = {"name": "t", "matrix": [{"models": ["mlp"], "datasets": ["digits"], "methods": ["dense"],
+                                     "suites": "size" * 5000}]}
+    assert count_cells(data, registry) == 0
+    with pytest.raises(SuiteFileError):  # the suite-file error, not a size refusal
+        plan_from_dict(data, registry, max_cells=CELL_LIMIT)
