@@ -26,7 +26,7 @@ meaning is unclear out of its module is exported under a longer one (``load_vnnl
 from harness import hookimpl
 
 # ---- specs, parameters, contexts
-from harness.plugin.params import Param, ParamError
+from harness.plugin.params import CPU_CORES, MachineLimit, Param, ParamError
 from harness.plugin.params import validate as validate_params
 from harness.plugin.specs import (
     ApplyContext,
@@ -121,6 +121,8 @@ __all__ = [
     "hookimpl",
     "Param",
     "ParamError",
+    "CPU_CORES",
+    "MachineLimit",
     "BASELINE_METHOD",
     "validate_params",
     # specs, one per kind, and what their callables receive and return

@@ -7,6 +7,7 @@ import sys
 import click
 
 from harness.cli.options import DB_OPTION, cache_option, load_host
+from harness.plan.size import CELL_LIMIT
 
 
 @click.command()
@@ -29,9 +30,12 @@ from harness.cli.options import DB_OPTION, cache_option, load_host
 @click.option("--ray-wait", type=float, default=10.0, show_default=True,
               help="with --executor ray: seconds to wait for a node offering a cell's resources before "
                    "recording it skipped")
+@click.option("--yes", "-y", "yes", is_flag=True,
+              help=f"run a plan larger than {CELL_LIMIT:,} cells (refused otherwise: see docs/suite-files.md)")
 @click.pass_context
 def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: bool, retry_failed: bool,
-        quiet: bool, show: bool, tag: str | None, executor: str, address: str | None, ray_wait: float) -> None:
+        quiet: bool, show: bool, tag: str | None, executor: str, address: str | None, ray_wait: float,
+        yes: bool) -> None:
     """Run (or resume) the suite file SUITE."""
     from harness.query.refs import QueryError, check_tag
     from harness.run.driver import run_suite
@@ -45,13 +49,13 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
     def announce(plan):
         if not quiet:
             skipped = sum(1 for c in plan.cells if c.skip_reason)
-            click.echo(f"suite {plan.name}: {len(plan.cells)} cells ({skipped} skipped by plan), db {db}",
+            click.echo(f"suite {plan.name}: {len(plan.cells):,} cells ({skipped:,} skipped by plan), db {db}",
                        err=True)
 
     try:
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
                             progress=not quiet, host=host, on_plan=announce, tag=tag, executor=executor,
-                            ray_address=address, ray_wait_s=ray_wait)
+                            ray_address=address, ray_wait_s=ray_wait, max_cells=None if yes else CELL_LIMIT)
     except KeyboardInterrupt:  # every finished cell is stored: say how to go on
         click.echo("interrupted: run 'harness run' again to resume", err=True)
         sys.exit(130)

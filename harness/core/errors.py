@@ -56,3 +56,61 @@ class StepFailed(HarnessError):
 
     Not a usage error: the input was fine, the work did not succeed (as a failed cell is exit 1 too).
     """
+
+
+#: At most this many characters of an exception's message go into a reason (a cell's, a check's):
+#: a plugin's 100 MB message must not flood the driver's output or the store.
+REASON_CHARS = 2000
+#: At most this many characters (the last ones) of a traceback are kept.
+TRACEBACK_CHARS = 20000
+
+
+def _clip(text: str, limit: int, keep: str = "head") -> str:
+    if len(text) <= limit:
+        return text
+    cut = len(text) - limit
+    if keep == "tail":
+        return f"... ({cut} characters cut)\n" + text[-limit:]
+    return text[:limit] + f" ... ({cut} more characters)"
+
+
+def exception_type(exc: BaseException) -> str:
+    """The exception's class name, even from a class whose metaclass breaks ``__name__``."""
+    try:
+        name = type(exc).__name__
+        return name if isinstance(name, str) else object.__repr__(type(exc))
+    except Exception:  # noqa: BLE001 - a hostile metaclass
+        return "<exception>"
+
+
+def exception_text(exc: BaseException, limit: int = REASON_CHARS) -> str:
+    """``str(exc)``, defensively: when ``__str__`` raises (or returns a non-string), a note saying so.
+
+    Every place that turns a plugin's exception into a reason goes through here (or
+    :func:`describe_exception`): formatting a plugin's exception must never raise, nor lose the
+    failure it describes.
+    """
+    try:
+        text = str(exc)
+    except BaseException as inner:  # noqa: BLE001 - even KeyboardInterrupt from a __str__ is the plugin's
+        return f"(str() of the exception raised {exception_type(inner)})"
+    return _clip(text, limit)
+
+
+def describe_exception(exc: BaseException, limit: int = REASON_CHARS) -> str:
+    """``Type: message`` (``Type`` alone when the message is empty); never raises, at most ``limit`` characters
+    of message."""
+    text = exception_text(exc, limit)
+    name = exception_type(exc)
+    return f"{name}: {text}" if text else name
+
+
+def format_traceback(exc: BaseException, limit: int = TRACEBACK_CHARS) -> str:
+    """The traceback of ``exc`` (its last ``limit`` characters); never raises."""
+    import traceback
+
+    try:
+        text = "".join(traceback.format_exception(exc))
+    except BaseException as inner:  # noqa: BLE001
+        return f"(the traceback could not be formatted: {describe_exception(inner)})"
+    return _clip(text, limit, keep="tail")

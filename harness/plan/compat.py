@@ -5,6 +5,7 @@ the backend does not run) turned into explicit skips with the reason.
 
 from __future__ import annotations
 
+from harness.core.errors import describe_exception
 from harness.core.identity import Component
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD, Cell
@@ -67,7 +68,7 @@ def mark_incompatible(cells: list[Cell], registry: Registry) -> None:
             try:
                 availability[c.backend.name] = tuple(backend.available())  # type: ignore[assignment]
             except Exception as exc:  # a broken probe is a reason, not a crash
-                availability[c.backend.name] = (False, f"available() raised {type(exc).__name__}: {exc}")
+                availability[c.backend.name] = (False, f"available() raised {describe_exception(exc)}")
         ok, reason = availability[c.backend.name]
         if not ok:
             c.skip_reason = f"backend {c.backend.name} is not available: {reason}"
@@ -86,7 +87,7 @@ def _verifier_skip(cell: Cell, registry: Registry) -> str | None:
     try:
         ok, reason = spec.available(cell.verifier.params)
     except Exception as exc:  # a broken probe is a reason, not a crash
-        ok, reason = False, f"available() raised {type(exc).__name__}: {exc}"
+        ok, reason = False, f"available() raised {describe_exception(exc)}"
     if not ok:
         return f"verifier {cell.verifier.name} is not available: {reason}"
     if not cell.benchmark:

@@ -18,6 +18,7 @@ from harness.plan.cells import Cell, Plan
 from harness.plan.compat import add_baselines, dedupe, mark_incompatible
 from harness.plan.entries import Lists, Problems
 from harness.plan.matrix import matrix_cells
+from harness.plan.size import check_size, count_cells
 from harness.plan.verification import verification_cells
 from harness.plugin.manager import Registry
 from harness.plugin.params import Param, ParamError, validate
@@ -26,7 +27,7 @@ TOP_KEYS = {"name", "description", "version", "seeds", "matrix", "settings", "ve
 
 #: Host-level settings under ``[settings.execution]``.
 EXECUTION_SETTINGS = (
-    Param("timeout_s", float, default=600.0, min=1.0, grid=False,
+    Param("timeout_s", float, default=600.0, min=1.0, max=7 * 86400.0, grid=False,
           help="wall-clock limit of one cell, artifact build included"),
     Param("memory_limit_mb", int, default=0, min=0, grid=False,
           help="address-space limit of a cell's worker process (0: none)"),
@@ -47,8 +48,12 @@ class SuiteFileError(UsageError, ValueError):
         super().__init__("\n".join(lines), file=str(path), key=only or None)
 
 
-def load_plan(path: str | Path, registry: Registry) -> Plan:
-    """Read, validate and expand a suite file; raise :class:`SuiteFileError` listing every problem."""
+def load_plan(path: str | Path, registry: Registry, *, max_cells: int | None = None) -> Plan:
+    """Read, validate and expand a suite file; raise :class:`SuiteFileError` listing every problem.
+
+    ``max_cells`` refuses a plan of more cells (:class:`harness.plan.size.PlanTooLarge`), counted
+    before any grid is expanded; ``None``: no limit.
+    """
     p = Path(path)
     shown = str(path)
     try:
@@ -62,12 +67,15 @@ def load_plan(path: str | Path, registry: Registry) -> Plan:
         data = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise SuiteFileError(shown, [("", f"invalid TOML: {exc}")]) from None
-    return plan_from_dict(data, registry, path=shown, text=text, base_dir=p.parent)
+    return plan_from_dict(data, registry, path=shown, text=text, base_dir=p.parent, max_cells=max_cells)
 
 
 def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", text: str | None = None,
-                   base_dir: Path | None = None) -> Plan:
-    """Validate the parsed suite file ``data`` and expand it into a :class:`Plan`."""
+                   base_dir: Path | None = None, max_cells: int | None = None) -> Plan:
+    """Validate the parsed suite file ``data`` and expand it into a :class:`Plan` (``max_cells``: see
+    :func:`load_plan`)."""
+    # Counted from the list lengths first: refusing a million-cell grid must not expand it.
+    check_size(path, count_cells(data, registry), max_cells, "counted from its lists")
     problems: Problems = []
     text = text if text is not None else canonical(data)
     name = _top_level(data, problems)
@@ -84,6 +92,7 @@ def plan_from_dict(data: dict, registry: Registry, *, path: str = "<suite>", tex
         raise SuiteFileError(path, problems)
 
     cells = add_baselines(dedupe(cells), registry)
+    check_size(path, len(cells), max_cells, "dense baselines included")
     mark_incompatible(cells, registry)
     return Plan(name=name, path=path, text=text, sha256=hashlib.sha256(text.encode()).hexdigest(),
                 seeds=list(seeds), cells=cells, settings=settings, execution=execution,

@@ -26,6 +26,7 @@ from typing import Any
 
 import pluggy
 
+from harness.core.errors import describe_exception, exception_text
 from harness.core.safeload import trust_package
 from harness.plugin import hookspecs
 from harness.plugin.registry import (
@@ -157,8 +158,9 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
     try:
         pm.register(module, name=info.name)
     except Exception as exc:  # pluggy validates hook signatures here
-        raise PluginError(f"Error registering plugin {info.label}: {exc}. Registration hooks take exactly one "
-                          "argument: @hookimpl def harness_register_<kind>s(register): ...", plugin=info.label) from exc
+        raise PluginError(f"Error registering plugin {info.label}: {exception_text(exc)}. Registration hooks take "
+                          "exactly one argument: @hookimpl def harness_register_<kind>s(register): ...",
+                          plugin=info.label) from exc
     infos[info.name] = info
 
 
@@ -194,7 +196,7 @@ def load_plugins(pm: pluggy.PluginManager, plugins_dir: str | os.PathLike | None
             try:
                 module = ep.load()
             except Exception as exc:
-                raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}"
+                raise PluginError(f"Error loading plugin {info.label}: {describe_exception(exc)}"
                                   f"{_raised_at(exc)}. Fix the import (heavy imports belong inside "
                                   f"functions), or {without(info)}", plugin=info.label) from exc
             _register_module(pm, module, info, infos)
@@ -235,7 +237,7 @@ def _load_file(path: Path, info: PluginInfo) -> ModuleType:
         spec.loader.exec_module(module)
     except Exception as exc:
         sys.modules.pop(modname, None)
-        raise PluginError(f"Error loading plugin {info.label}: {type(exc).__name__}: {exc}{_raised_at(exc)}. "
+        raise PluginError(f"Error loading plugin {info.label}: {describe_exception(exc)}{_raised_at(exc)}. "
                           f"Fix the file, or {without(info)}", plugin=info.label) from exc
     return module
 
@@ -260,7 +262,7 @@ def collect(pm: pluggy.PluginManager, infos: dict[str, PluginInfo]) -> Registry:
             except PluginError:
                 raise
             except Exception as exc:
-                raise PluginError(f"Plugin {info.label} failed in {hook_name}: {type(exc).__name__}: {exc}"
+                raise PluginError(f"Plugin {info.label} failed in {hook_name}: {describe_exception(exc)}"
                                   f"{_raised_at(exc)}. Fix the error, or {without(info)}", plugin=info.label) from exc
             if returned is not None:
                 raise PluginError(f"Plugin {info.label}: {hook_name} returned {short(returned)}; registration hooks "

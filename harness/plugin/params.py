@@ -8,7 +8,8 @@ grid of concrete parameter sets, as a suite file's ``sparsity = [0.5, 0.9]``.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Iterable, Mapping
+import os
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,35 @@ class ParamError(UsageError, ValueError):
         self.reason = reason
 
 
+def cpu_cores() -> int:
+    """The CPU cores this process may run on (its affinity mask, where the OS has one)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return os.cpu_count() or 1
+
+
+@dataclass(frozen=True)
+class MachineLimit:
+    """A bound that depends on the machine a suite file is validated on: ``Param(max=CPU_CORES)``.
+
+    :param what: what the bound is, for the message (``the CPU cores this process may use``).
+    :param value: ``value() -> number``, read at validation.
+    """
+
+    what: str
+    value: Callable[[], float]
+
+    def __call__(self) -> float:
+        """The bound on this machine."""
+        return self.value()
+
+
+#: The upper bound of a thread count: more threads than cores only contend (and 100,000 threads hang the
+#: runtime that starts them), so a backend's ``threads`` parameter declares ``max=CPU_CORES``.
+CPU_CORES = MachineLimit("the CPU cores this process may use", cpu_cores)
+
+
 @dataclass(frozen=True)
 class Param:
     """One typed parameter.
@@ -35,7 +65,8 @@ class Param:
     :param type: ``int``, ``float``, ``str``, ``bool`` or ``list``.
     :param default: the value when the key is absent; leave it out to make the parameter required.
     :param min: inclusive lower bound for numbers (``min_exclusive`` makes it exclusive).
-    :param max: inclusive upper bound for numbers (``max_exclusive`` makes it exclusive).
+    :param max: inclusive upper bound for numbers (``max_exclusive`` makes it exclusive); a
+        :class:`MachineLimit` (``CPU_CORES``) is read on the machine that validates the value.
     :param choices: the allowed values, when they are a closed set.
     :param item_type: the type of each item when ``type`` is ``list``.
     :param grid: whether a list given for a scalar parameter expands into a grid (default yes).
@@ -50,7 +81,7 @@ class Param:
     type: type
     default: Any = _REQUIRED
     min: float | None = None
-    max: float | None = None
+    max: float | MachineLimit | None = None
     min_exclusive: bool = False
     max_exclusive: bool = False
     choices: tuple | None = None
@@ -87,16 +118,23 @@ class Param:
                 raise ParamError(key, f"{value!r} is out of range: {self._range()}")
             if self.min is not None and (value < self.min or (self.min_exclusive and value == self.min)):
                 raise ParamError(key, f"{value!r} is out of range: {self._range()}")
-            if self.max is not None and (value > self.max or (self.max_exclusive and value == self.max)):
+            top = self.upper()
+            if top is not None and (value > top or (self.max_exclusive and value == top)):
                 raise ParamError(key, f"{value!r} is out of range: {self._range()}")
         return value
+
+    def upper(self) -> float | None:
+        """The upper bound on this machine (a :class:`MachineLimit` read now), or ``None``."""
+        return self.max() if isinstance(self.max, MachineLimit) else self.max
 
     def _range(self) -> str:
         lo = "(" if self.min_exclusive else "["
         hi = ")" if self.max_exclusive else "]"
         a = "-inf" if self.min is None else repr(self.min)
-        b = "inf" if self.max is None else repr(self.max)
-        return f"must be in {lo}{a}, {b}{hi}"
+        top = self.upper()
+        b = "inf" if top is None else repr(top)
+        why = f" ({top!r}: {self.max.what})" if isinstance(self.max, MachineLimit) else ""
+        return f"must be in {lo}{a}, {b}{hi}{why}"
 
     def describe(self) -> dict:
         """A JSON-able description for listings."""
@@ -106,6 +144,8 @@ class Param:
         for attr in ("min", "max", "choices", "path"):
             if getattr(self, attr) not in (None, ""):
                 d[attr] = getattr(self, attr)
+        if isinstance(self.max, MachineLimit):
+            d["max"], d["max_is"] = self.upper(), self.max.what
         return d
 
 
@@ -169,5 +209,5 @@ def expand_grid(params: Iterable[Param], values: Mapping[str, Any]) -> list[dict
     return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
-__all__ = ["Param", "ParamError", "validate", "expand_grid"]
+__all__ = ["CPU_CORES", "MachineLimit", "Param", "ParamError", "cpu_cores", "validate", "expand_grid"]
 

@@ -25,6 +25,7 @@ from harness.core.identity import digest
 from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
 from harness.plan import pipeline
 from harness.plan.cells import BASELINE_METHOD, Cell, Plan
+from harness.plan.size import CELL_LIMIT
 from harness.plan.suitefile import load_plan
 from harness.plugin.manager import Host, load_host
 from harness.run.local import LocalExecutor
@@ -118,17 +119,19 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
               retry_failed: bool = False, progress: bool = True, host: Host | None = None,
               on_plan: Callable[[Plan], None] | None = None, tag: str | None = None,
               executor: str = "local", ray_address: str | None = None,
-              ray_wait_s: float = 10.0) -> RunSummary:
+              ray_wait_s: float = 10.0, max_cells: int | None = CELL_LIMIT) -> RunSummary:
     """Run (or resume) a suite file into the leaderboard at ``db``.
 
     ``tag`` names the run (``nightly``) for ``compare`` and ``history``; resuming continues the
     latest run of the same suite file *and* tag, so a crashed nightly resumes as a nightly.
+    A plan of more than ``max_cells`` cells is refused before it is expanded
+    (:class:`harness.plan.size.PlanTooLarge`); ``None`` runs any size (``harness run --yes``).
 
     Raises :class:`harness.plan.suitefile.SuiteFileError` or :class:`harness.plugin.manager.PluginError`
     before anything runs when the suite file or a plugin is broken.
     """
     host = host or load_host(plugins_dir)
-    plan = load_plan(suite_path, host.registry)
+    plan = load_plan(suite_path, host.registry, max_cells=max_cells)
     if on_plan:
         on_plan(plan)
     # Read once here; workers and the plugins in them (npm packages, emulated roots) get it in each task.

@@ -5,16 +5,23 @@ is replaced whenever a cell fails: an exception, a hang past the time limit
 (the worker is killed), an out-of-memory or a hard crash (the process dies).
 Every one of those becomes a ``failed`` result the driver records; the run
 goes on with a fresh worker.
+
+The worker runs in a session of its own, with its output captured (:mod:`harness.run.isolation`):
+a worker that is replaced or closed is ended with every process it started, and what a cell
+printed is kept, as a bounded tail, in the cell's ``info`` (``output``), never on the driver's terminal.
 """
 
 from __future__ import annotations
 
 import multiprocessing as mp
+import multiprocessing.connection
+import os
 import signal
 import time
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
+from harness.run.isolation import OutputTail, enter_session, kill_tree, snapshot
 from harness.run.task import BrokenArtifacts, CellResult, CellTask
 from harness.run.worker import worker_main
 
@@ -31,6 +38,14 @@ def _describe_exit(code: int | None) -> str:
             name = f"signal {-code}"
         return f"worker process died of {name}"
     return f"worker process exited with status {code}"
+
+
+def _isolated(target: Callable[[Any, dict], None], conn: Any, config: dict, stdout: Any, stderr: Any) -> None:
+    """A worker process's entry point: its own session, its output to the executor's pipes, then ``target``."""
+    enter_session(os.dup(stdout.fileno()), os.dup(stderr.fileno()))
+    stdout.close()
+    stderr.close()
+    target(conn, config)
 
 
 class LocalExecutor:
@@ -51,23 +66,47 @@ class LocalExecutor:
         self._proc: Any = None
         self._conn: Any = None
         self._broken = BrokenArtifacts()
+        self._readers: dict[str, Any] = {}  # the current worker's stdout and stderr pipes
+        self._tails = {"stdout": OutputTail(), "stderr": OutputTail()}  # what the current call printed
 
     def _start(self) -> None:
         parent, child = self._ctx.Pipe()
-        self._proc = self._ctx.Process(target=self._target, args=(child, self.config), daemon=False,
-                                       name="harness-worker")
+        pipes = {name: self._ctx.Pipe(duplex=False) for name in self._tails}
+        self._proc = self._ctx.Process(target=_isolated, name="harness-worker", daemon=False,
+                                       args=(self._target, child, self.config, pipes["stdout"][1], pipes["stderr"][1]))
         self._proc.start()
         child.close()
         self._conn = parent
+        for name, (reader, writer) in pipes.items():
+            writer.close()
+            os.set_blocking(reader.fileno(), False)
+            self._readers[name] = reader
 
-    def _kill(self) -> None:
+    def _kill(self, also: list | None = None) -> None:
         if self._proc is not None:
-            if self._proc.is_alive():
-                self._proc.kill()
+            kill_tree(self._proc.pid, also=also or [])  # the worker and whatever its cells started
             self._proc.join(5)
         if self._conn is not None:
             self._conn.close()
+        self._drain()
+        for reader in self._readers.values():
+            reader.close()
+        self._readers = {}
         self._proc = self._conn = None
+
+    def _drain(self) -> None:
+        """Read what the worker printed so far into the streams' tails (a full pipe would block its writes)."""
+        for name, reader in list(self._readers.items()):
+            if not self._tails[name].drain(reader.fileno()):
+                reader.close()
+                del self._readers[name]
+
+    def _output(self) -> dict:
+        """What the worker printed during the current call: ``{"stdout": {...}, "stderr": {...}}``, streams
+        with output only (see :meth:`harness.run.isolation.OutputTail.as_info`)."""
+        self._drain()
+        out = {name: tail.as_info() for name, tail in self._tails.items()}
+        return {name: v for name, v in out.items() if v}
 
     def run(self, tasks: Sequence[CellTask]) -> Iterator[CellResult]:
         """Run ``tasks`` one after another, in the order given (the driver gives dense baselines first).
@@ -85,6 +124,9 @@ class LocalExecutor:
     def run_one(self, task: CellTask) -> CellResult:
         """Run one cell task in the worker process; a dead or hung worker becomes a ``failed`` result."""
         reply = self.call(task.to_dict(), timeout_s=task.timeout_s)
+        output = reply.pop("output", None)
+        if output:
+            reply["info"] = {**(reply.get("info") or {}), "output": output}
         return CellResult.from_dict({**reply, "cell_key": task.cell_key})
 
     def call(self, message: dict, timeout_s: float | None = None,
@@ -92,11 +134,25 @@ class LocalExecutor:
         """Send one task ``message`` to the worker; return its reply, or a ``failed`` reply describing its death.
 
         ``on_event(message)`` receives each event the worker sends before its reply. The conformance
-        checker's contracts go through here too, as dicts of their own.
+        checker's contracts go through here too, as dicts of their own. What the worker printed
+        meanwhile comes back as the reply's ``output`` (see :meth:`_output`).
         """
         if self._proc is None or not self._proc.is_alive():
             self._kill()
             self._start()
+        self._drain()  # what was printed between calls belongs to no cell
+        for tail in self._tails.values():
+            tail.reset()
+        reply = self._call(message, timeout_s, on_event)
+        output = self._output()
+        if output:
+            reply["output"] = output
+            last = self._tails["stderr"].last_line()
+            if reply.get("error_type") == "WorkerCrash" and last:
+                reply["reason"] += f"; last line on its stderr: {last}"
+        return reply
+
+    def _call(self, message: dict, timeout_s: float | None, on_event: Callable[[dict], None] | None) -> dict:
         timeout = float(timeout_s or self.timeout_s)
         start = time.monotonic()
         stage = "setup"
@@ -106,7 +162,11 @@ class LocalExecutor:
             self._kill()
             return self._failed(stage, "WorkerError", f"could not reach the worker process: {exc}", start)
         while True:
-            if self._conn.poll(_POLL_S):
+            readers = list(self._readers.values())
+            ready = mp.connection.wait([self._conn, *readers], timeout=_POLL_S)
+            if any(r in ready for r in readers):
+                self._drain()
+            if self._conn in ready:
                 try:
                     result = self._conn.recv()
                 except (EOFError, OSError):
@@ -141,11 +201,13 @@ class LocalExecutor:
                 "traceback": "", "info": {}, "measurements": [], "duration_s": time.monotonic() - start}
 
     def close(self) -> None:
-        """Stop the worker."""
+        """Stop the worker, and end every process its cells left behind."""
+        left = []
         if self._proc is not None and self._proc.is_alive() and self._conn is not None:
+            left = snapshot(self._proc.pid)  # before the worker exits and its adopted orphans leave its tree
             try:
                 self._conn.send(None)
                 self._proc.join(2)
             except (BrokenPipeError, OSError):
                 pass
-        self._kill()
+        self._kill(also=left)

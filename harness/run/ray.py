@@ -28,7 +28,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
-from harness.core.errors import MissingDependency
+from harness.core.errors import MissingDependency, exception_text
 from harness.run.local import LocalExecutor
 from harness.run.task import BrokenArtifacts, CellResult, CellTask
 
@@ -56,8 +56,14 @@ _LOCAL: dict[str, LocalExecutor] = {}
 
 
 def _node_executor(config: dict, timeout_s: float) -> LocalExecutor:
-    # One isolating executor per Ray worker: its cell process (torch imported once) serves many cells.
-    return _LOCAL.setdefault("executor", LocalExecutor(config, timeout_s=timeout_s))
+    # One isolating executor per Ray worker: its cell process (torch imported once) serves many cells,
+    # in a session of its own with its output captured, exactly as on the local executor.
+    if "executor" not in _LOCAL:
+        import atexit
+
+        _LOCAL["executor"] = LocalExecutor(config, timeout_s=timeout_s)
+        atexit.register(_LOCAL["executor"].close)  # what its cells left behind ends with this Ray worker
+    return _LOCAL["executor"]
 
 
 def _run_on_node(task: CellTask, config: dict, timeout_s: float, artifact: dict | None) -> CellResult:
@@ -257,5 +263,5 @@ class RayExecutor:
 
 
 def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()
+    text = exception_text(exc).strip().splitlines()
     return text[0] if text else type(exc).__name__

@@ -16,17 +16,19 @@ import signal
 import sys
 import tempfile
 import time
-import traceback
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 from harness.core.clock import now
+from harness.core.errors import describe_exception, exception_text, exception_type, format_traceback
 from harness.core.identity import canonical
 from harness.core.paths import use_cache_dir
 from harness.measure.honesty import check_measurement, claims_check
 from harness.plan.cells import BASELINE_METHOD
-from harness.plugin.specs import Artifact, CellContext, Measurement, Skip
+from harness.plugin.specs import Artifact, CellContext, Skip
+from harness.run.isolation import flush_output, restore_output
+from harness.run.measured import checked, plain
 from harness.run.task import CellResult, CellTask
 
 _HOSTS: dict = {}
@@ -85,25 +87,6 @@ def run_cell(task: CellTask, report: Any = None) -> CellResult:
     return result
 
 
-def _checked(suite_name: str, plugin_label: str, measurements: Any) -> list[Measurement]:
-    """The suite's measurements, checked, with values and samples as floats."""
-    if not isinstance(measurements, list):
-        raise TypeError(f"suite {suite_name} of plugin {plugin_label}: run(ctx) returned "
-                        f"{type(measurements).__name__}; return a list of harness.api.Measurement")
-    out = []
-    for m in measurements:
-        if not isinstance(m, Measurement):
-            raise TypeError(f"suite {suite_name} of plugin {plugin_label} returned {m!r} in its "
-                            "list; return harness.api.Measurement(metric, value, unit, ...) objects")
-        if m.flag is not None and (not isinstance(m.flag, str) or not m.flag.strip()):
-            raise TypeError(f"suite {suite_name}: flag of {m.metric} must be a non-empty reason string, "
-                            f"got {m.flag!r}")
-        out.append(Measurement(m.metric, None if m.value is None else float(m.value), m.unit, params=m.params,
-                               stats=m.stats, samples=None if m.samples is None else [float(v) for v in m.samples],
-                               info=m.info, flag=m.flag))
-    return out
-
-
 def _run_cell(task: CellTask, report: Any = None) -> CellResult:
     """Run one cell; return its :class:`CellResult`. Never raises.
 
@@ -124,7 +107,8 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
     def done(status: str, measurements: list | None = None, **fields: Any) -> CellResult:
         if not info.get("cache"):
             info.pop("cache", None)  # kept only when a cache entry was rebuilt
-        return CellResult(key, status, measurements=measurements or [], info=info,
+        # info holds what plugins returned (a backend's fingerprint): plain JSON, or the driver could not store it
+        return CellResult(key, status, measurements=measurements or [], info=plain(info),
                           duration_s=time.perf_counter() - t0, **fields)
 
     try:
@@ -211,16 +195,17 @@ def _run_cell(task: CellTask, report: Any = None) -> CellResult:
             measurements = suite.run(ctx)
         finally:
             shutil.rmtree(workdir, ignore_errors=True)
-        measurements = _checked(task.suite, suite_reg.plugin.label, measurements)
+        measurements = checked(task.suite, suite_reg.plugin.label, measurements)
         if artifact is not None:  # whatever the suite: the method's claims, measured once per artifact
             stage = enter("claims")
             measurements.append(check_measurement(claims_check(artifact)))
         return done("ok", measurements)
     except Skip as exc:
-        return done("skipped", reason=str(exc))
+        return done("skipped", reason=exception_text(exc))
     except BaseException as exc:  # noqa: BLE001 - every failure becomes a record
-        return done("failed", stage=stage, error_type=type(exc).__name__,
-                    reason=f"{stage}: {type(exc).__name__}: {exc}", traceback=traceback.format_exc())
+        # Formatted defensively: a plugin's exception whose __str__ raises still fails only its cell.
+        return done("failed", stage=stage, error_type=exception_type(exc),
+                    reason=f"{stage}: {describe_exception(exc)}", traceback=format_traceback(exc))
 
 
 def _scratch(cache_dir: Path) -> Path:
@@ -259,7 +244,7 @@ def _time_child(conn: Any, plugins_dir: str | None, cache_dir: str, backend: str
         finally:
             session.close()
     except BaseException as exc:  # noqa: BLE001 - reported to the parent, which raises it
-        conn.send(("error", f"{type(exc).__name__}: {exc}"))
+        conn.send(("error", describe_exception(exc)))
 
 
 def time_in_processes(plugins_dir: str | None, cache_dir: Path, backend: str, params: dict, artifact_path: Path,
@@ -309,12 +294,42 @@ def worker_main(conn: Any, config: dict) -> None:
     ``config`` sets up the process (``memory_limit_mb``); each task message is a
     :meth:`CellTask.to_dict`, each reply a :meth:`CellResult.to_dict`.
     """
+    import faulthandler
+
     _die_with_parent()
     _limit_memory(config.get("memory_limit_mb", 0))
     # The driver handles Ctrl-C; a worker must not die of the terminal's SIGINT mid-write.
     signal.signal(signal.SIGINT, signal.SIG_IGN)
+    faulthandler.enable()  # a hard crash leaves its Python stack on stderr, which the cell's info keeps
     os.environ.setdefault("PYTHONHASHSEED", "0")
+    home = os.getcwd()
     for message in tasks(conn):
-        result = run_cell(CellTask.from_dict(message),
-                          report=lambda stage: conn.send({"event": "stage", "stage": stage}))
-        conn.send(result.to_dict())
+        task = CellTask.from_dict(message)
+        result = run_cell(task, report=lambda stage: conn.send({"event": "stage", "stage": stage}))
+        send_result(conn, task.cell_key, result.to_dict)
+        _restore(home)
+
+
+def _restore(home: str) -> None:
+    """Undo what a cell may have changed in the process for the next one: the working directory,
+    SIGINT ignored (a plugin may have installed a handler), stdout and stderr."""
+    try:
+        os.chdir(home)
+    except OSError:
+        pass
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    restore_output()
+
+
+def send_result(conn: Any, cell_key: str, reply: Any) -> None:
+    """Send ``reply()`` (a result dict) after the cell's output; a reply that cannot be sent (it does not
+    pickle, say) becomes a ``failed`` result saying why, so the cell is never lost."""
+    flush_output()
+    try:
+        conn.send(reply())
+    except (BrokenPipeError, ConnectionError):
+        raise
+    except BaseException as exc:  # noqa: BLE001 - the reply was the plugin's data
+        conn.send(CellResult(cell_key, "failed", stage="suite", error_type=exception_type(exc),
+                             reason=f"the cell's result could not be sent to the driver: {describe_exception(exc)}",
+                             traceback=format_traceback(exc)).to_dict())

@@ -14,6 +14,7 @@ import time
 import traceback
 from pathlib import Path
 
+from harness.core.errors import describe_exception
 from harness.verify.verdicts import UNKNOWN, VERDICTS, write_result_file
 
 
@@ -39,7 +40,7 @@ def main() -> int:
         spec = load_host(req.get("plugins_dir")).registry.verifier(req["verifier"])
         out = spec.verify(Path(req["onnx"]), Path(req["vnnlib"]), max(remaining, 0.1), **req["params"])
     except Exception as exc:  # noqa: BLE001 - a verifier's crash is an unknown verdict with its reason
-        _answer(result_path, UNKNOWN, error=f"{type(exc).__name__}: {exc}",
+        _answer(result_path, UNKNOWN, error=describe_exception(exc),
                 info={"traceback": traceback.format_exc()[-4000:]})
         return 0
     if not isinstance(out, dict) or out.get("result") not in VERDICTS:

@@ -258,3 +258,17 @@ def test_describe():
     d = Param("profile", str, default="smoke", choices=("smoke",)).describe()
     assert d["default"] == "smoke"
     assert d["choices"] == ("smoke",)
+
+
+def test_a_machine_limit_is_read_when_a_value_is_checked():
+    from harness.plugin.params import MachineLimit
+
+    room = [3]
+    p = Param("workers", int, min=1, max=MachineLimit("the workers this machine has", lambda: room[0]))
+    assert p.check(3, "workers") == 3
+    with pytest.raises(ParamError) as info:
+        p.check(4, "workers")
+    assert info.value.reason == "4 is out of range: must be in [1, 3] (3: the workers this machine has)"
+    room[0] = 8  # another machine validates the same declaration against what it has
+    assert p.check(4, "workers") == 4
+    assert p.describe()["max"] == 8 and p.describe()["max_is"] == "the workers this machine has"

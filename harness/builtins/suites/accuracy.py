@@ -207,7 +207,7 @@ def harness_register_suites(register):
     """Register the standard accuracy suite."""
     register(SuiteSpec(
         name="accuracy", run=run, needs_baseline=True, metrics=METRICS,
-        settings=(Param("batch_size", int, default=256, min=1, grid=False,
+        settings=(Param("batch_size", int, default=256, min=1, max=65536, grid=False,
                         help="batch size used to score the test split"),
                   Param("quality_gate", float, default=0.99, min=0.0, max=1.0, grid=False,
                         help="flag results whose top1 (perplexity, fidelity) retained is below this "

@@ -201,20 +201,20 @@ def harness_register_suites(register):
     register(SuiteSpec(
         name="latency", run=run, metrics=METRICS, needs_baseline=True, exclusive=True,
         settings=(
-            Param("batch_sizes", list, default=[1], item_type=int, min=1,
+            Param("batch_sizes", list, default=[1], item_type=int, min=1, max=65536,
                   help="batch sizes; 1 is the single-stream scenario, the largest the offline one"),
             Param("profile", str, default="default", choices=tuple(PROFILES), grid=False,
                   help="timing plan: warm-up, minimum samples and time (smoke, default, nightly, submission)"),
-            Param("rotate", int, default=4, min=1, grid=False,
+            Param("rotate", int, default=4, min=1, max=1024, grid=False,
                   help="distinct input batches to rotate among"),
-            Param("min_time_s", float, default=0.0, min=0.0, grid=False,
+            Param("min_time_s", float, default=0.0, min=0.0, max=3600.0, grid=False,
                   help="override the profile's minimum timed duration (0: keep)"),
-            Param("min_samples", int, default=0, min=0, grid=False,
+            Param("min_samples", int, default=0, min=0, max=1_000_000, grid=False,
                   help="override the profile's minimum sample count (0: keep)"),
             Param("sampling", str, default="auto", choices=("auto", "block"), grid=False,
                   help="auto: every call timed by itself where it lasts 20x the clock's resolution+overhead, "
                        "else block means; block: always block means (the method before per-query timing)"),
-            Param("processes", int, default=1, min=1, grid=False,
+            Param("processes", int, default=1, min=1, max=100, grid=False,
                   help="time in this many fresh processes, one after another, and merge their samples "
                        "(pyperf's worker processes)"),
         ),

@@ -226,8 +226,10 @@ def harness_register_suites(register):
         settings=(
             Param("checks", list, default=list(CHECKS), item_type=str, choices=CHECKS, grid=False,
                   help="which checks to run: claims, agreement, test01, test04"),
-            Param("batch_size", int, default=256, min=1, grid=False, help="batch size of the agreement check"),
-            Param("audit_batch_size", int, default=1, min=1, grid=False, help="batch size of TEST01 and TEST04"),
+            Param("batch_size", int, default=256, min=1, max=65536, grid=False,
+                  help="batch size of the agreement check"),
+            Param("audit_batch_size", int, default=1, min=1, max=65536, grid=False,
+                  help="batch size of TEST01 and TEST04"),
             Param("audit_samples", int, default=4, min=1, grid=False,
                   help="distinct input batches sampled for TEST01 and rotated in TEST04"),
             Param("test04_threshold", float, default=0.10, min=0.0, max=1.0, grid=False,

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import describe_exception
 from harness.devkit.conformance.report import FAIL, PASS, SKIP, CheckResult
 
 _HOST_DIR = str(Path(__file__).resolve().parents[1])
@@ -46,7 +47,7 @@ def where(exc: BaseException, plugin_dirs: Sequence[str]) -> str:
 def describe(exc: BaseException, plugin_dirs: Sequence[str]) -> str:
     """``Type: message (at file:line in function)``."""
     at = where(exc, plugin_dirs)
-    return f"{type(exc).__name__}: {exc}" + (f" (at {at})" if at else "")
+    return describe_exception(exc) + (f" (at {at})" if at else "")
 
 
 def jsonable(obj: Any) -> bool:

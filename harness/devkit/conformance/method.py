@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 
+from harness.core.errors import describe_exception
 from harness.devkit.conformance.claims import check_claims
 from harness.devkit.conformance.clauses import fail, jsonable
 from harness.devkit.conformance.contract import Contract
@@ -84,4 +85,4 @@ def _measure(artifact, claims):
     try:
         return check_claims(artifact, claims)
     except Exception as exc:  # noqa: BLE001 - an unreadable artifact fails the claims
-        return [("claims", False, f"cannot measure the artifact: {type(exc).__name__}: {exc}")]
+        return [("claims", False, f"cannot measure the artifact: {describe_exception(exc)}")]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import pickle
 import time
 
+from harness.core.errors import describe_exception
 from harness.devkit.conformance.clauses import fail, skip
 from harness.devkit.conformance.contract import Contract
 from harness.plugin.specs import ModelContext, Skip
@@ -130,7 +131,7 @@ class ModelContract(Contract):
         try:
             torch.save(self.module, path)
         except (AttributeError, TypeError, pickle.PicklingError) as exc:
-            fail(f"the module does not pickle ({type(exc).__name__}: {exc}): define its class at module level "
+            fail(f"the module does not pickle ({describe_exception(exc)}): define its class at module level "
                  "in an importable module; artifacts are saved whole with torch.save(module)")
         try:
             # The host's own loader: only torch.nn classes and the plugin's own, no function calls.

@@ -29,7 +29,7 @@ def guess(p: Param) -> Any:
     if p.type is bool:
         return True
     if p.type in (int, float):
-        lo, hi = p.min, p.max
+        lo, hi = p.min, p.upper()
         if lo is not None and hi is not None:
             value = (lo + hi) / 2
         elif lo is not None:
@@ -64,8 +64,9 @@ def _bad_values(p: Param) -> list[Any]:
     if p.type in (int, float) and not p.choices:
         if p.min is not None:
             bad.append(p.min if p.min_exclusive else p.min - 1)
-        if p.max is not None:
-            bad.append(p.max if p.max_exclusive else p.max + 1)
+        top = p.upper()
+        if top is not None:
+            bad.append(top if p.max_exclusive else top + 1)
     return bad
 
 
@@ -77,8 +78,8 @@ def soundness(params: Sequence[Param]) -> list[str]:
         if p.type not in TYPES:
             problems.append(f"{where}: type {p.type!r} is not one of int, float, str, bool, list")
             continue
-        if p.min is not None and p.max is not None and p.min > p.max:
-            problems.append(f"{where}: min {p.min!r} is above max {p.max!r}")
+        if p.min is not None and p.upper() is not None and p.min > p.upper():
+            problems.append(f"{where}: min {p.min!r} is above max {p.upper()!r}")
         if p.type is list and p.item_type is not None and p.item_type not in TYPES:
             problems.append(f"{where}: item_type {p.item_type!r} is not one of int, float, str, bool")
         for c in p.choices or ():

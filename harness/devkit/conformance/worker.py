@@ -14,6 +14,7 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
+from harness.core.errors import describe_exception
 from harness.devkit.conformance.clauses import Clauses, describe
 from harness.devkit.conformance.contract import Options
 from harness.devkit.conformance.report import CheckResult
@@ -67,6 +68,6 @@ def serve(conn: Any, config: dict) -> None:
             if _HOST is None:
                 _HOST = host_for(Target(**config["target"]))
         except BaseException as exc:  # noqa: BLE001
-            conn.send({"status": "failed", "reason": f"loading plugins: {type(exc).__name__}: {exc}"})
+            conn.send({"status": "failed", "reason": f"loading plugins: {describe_exception(exc)}"})
             continue
         conn.send(run_task(task, config, _HOST, emit, stage))

@@ -40,6 +40,9 @@ BINFMT_CONF = Path("/usr/lib/binfmt.d/qemu-aarch64.conf")
 BINFMT_DIR = Path("/proc/sys/fs/binfmt_misc")
 SITE = "/opt/harness/site"
 RUNNER = "/opt/harness/runner"
+#: No ARM device has more cores than this (the largest aarch64 servers have 192): a bound that stops a
+#: typo such as 100000, when the device (remote, or emulated) cannot be asked at validation.
+MAX_DEVICE_THREADS = 256
 
 
 def is_aarch64() -> bool:
@@ -253,7 +256,8 @@ ARM = BackendSpec(
     params=(
         Param("transport", str, default="auto", choices=TRANSPORTS,
               help="auto: native on aarch64, else ssh when host is set, else qemu"),
-        Param("threads", int, default=1, min=1, help="onnxruntime intra-op threads on the device"),
+        Param("threads", int, default=1, min=1, max=MAX_DEVICE_THREADS,
+              help="onnxruntime intra-op threads on the device (its cores are unknown until it answers)"),
         Param("host", str, default="", grid=False, help="ssh: the aarch64 device"),
         Param("port", int, default=22, min=1, max=65535, grid=False, help="ssh: port"),
         Param("user", str, default="", grid=False, help="ssh: user (default: ssh's)"),

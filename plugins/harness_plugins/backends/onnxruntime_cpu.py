@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl, named
+from harness.api import CPU_CORES, Artifact, BackendSpec, InProcessSession, Param, hookimpl, named
 
 PROVIDER = "CPUExecutionProvider"
 
@@ -75,7 +75,7 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
 ONNXRUNTIME_CPU = BackendSpec(
     name="onnxruntime-cpu", session=open_session, accepts=("onnx",), available=available,
     fingerprint=fingerprint,
-    params=(Param("threads", int, default=1, min=1, help="onnxruntime intra-op threads"),),
+    params=(Param("threads", int, default=1, min=1, max=CPU_CORES, help="onnxruntime intra-op threads"),),
     description="ONNX Runtime, CPU execution provider, all graph optimisations, timed in-process",
 )
 

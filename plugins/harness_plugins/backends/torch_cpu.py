@@ -6,7 +6,7 @@ import importlib.util
 from collections.abc import Callable, Mapping
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, InProcessSession, Param, hookimpl, torch_args
+from harness.api import CPU_CORES, Artifact, BackendSpec, InProcessSession, Param, hookimpl, torch_args
 
 
 class TorchCPUSession(InProcessSession):
@@ -68,7 +68,7 @@ def fingerprint(params: Mapping[str, Any]) -> dict:
 TORCH_CPU = BackendSpec(
     name="torch-cpu", session=open_session, accepts=("torch",), available=available,
     fingerprint=fingerprint,
-    params=(Param("threads", int, default=1, min=1, help="torch intra-op threads"),),
+    params=(Param("threads", int, default=1, min=1, max=CPU_CORES, help="torch intra-op threads"),),
     description="PyTorch eager mode on the CPU (torch.inference_mode), timed in-process",
 )
 

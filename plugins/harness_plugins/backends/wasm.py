@@ -17,7 +17,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.api import Artifact, BackendSpec, Param, RunnerSession, Skip, cache_dir, hookimpl
+from harness.api import CPU_CORES, Artifact, BackendSpec, Param, RunnerSession, Skip, cache_dir, hookimpl
 
 RUNNER_DIR = Path(__file__).with_name("wasm_runner")
 PACKAGE = json.loads((RUNNER_DIR / "package.json").read_text())
@@ -97,7 +97,8 @@ WASM = BackendSpec(
     setup=setup,
     resources=lambda params: {"wasm": 1},
     node_resources=lambda cache_dir: {"wasm": 1} if shutil.which("node") and shutil.which("npm") else {},
-    params=(Param("threads", int, default=1, min=1, help="WebAssembly threads (ort.env.wasm.numThreads)"),),
+    params=(Param("threads", int, default=1, min=1, max=CPU_CORES,
+                  help="WebAssembly threads (ort.env.wasm.numThreads)"),),
     description=f"onnxruntime-web {ORT_WEB_VERSION}, wasm execution provider, in Node.js; timed inside Node",
 )
 
