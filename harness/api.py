@@ -91,7 +91,7 @@ from harness.verify.vnnlib import parse as parse_vnnlib
 from harness.verify.vnnlib import robustness as robustness_property
 
 # ---- verification: verdicts, witnesses, VNN-COMP points
-from harness.verify.verdicts import HOLDS, TIMEOUT, UNKNOWN, VIOLATED, Verdict
+from harness.verify.verdicts import ERROR, HOLDS, TIMEOUT, UNKNOWN, VIOLATED, Verdict
 from harness.verify.benchmarks import CLEAN, PLANTED, UNLABELLED
 from harness.verify.benchmarks import KINDS as INSTANCE_KINDS
 from harness.verify.replay import Network as ReplayNetwork
@@ -183,6 +183,7 @@ __all__ = [
     "HOLDS",
     "VIOLATED",
     "UNKNOWN",
+    "ERROR",
     "TIMEOUT",
     "Verdict",
     "PLANTED",
