@@ -96,6 +96,8 @@ from harness.verify.benchmarks import CLEAN, PLANTED, UNLABELLED
 from harness.verify.benchmarks import KINDS as INSTANCE_KINDS
 from harness.verify.replay import Network as ReplayNetwork
 from harness.verify.replay import WitnessCheck, check_witness
+from harness.verify.normalize import normalize_file as normalize_onnx_file
+from harness.verify.normalize import normalize_model as normalize_onnx_model
 from harness.verify.points import Outcome
 from harness.verify.points import score as score_verdict
 
@@ -195,6 +197,8 @@ __all__ = [
     "ReplayNetwork",
     "WitnessCheck",
     "check_witness",
+    "normalize_onnx_file",
+    "normalize_onnx_model",
     # attacks
     "stack_outputs",
     "strong_pgd",

@@ -19,8 +19,9 @@ def _unsupported(exc: Exception) -> dict:
     return {"result": "unknown", "error": f"unsupported network: {exc}", "info": {"unsupported": str(exc)}}
 
 
-def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]:
-    """The network, and the property's box and output conjunctions as numpy arrays."""
+def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, list, list]:
+    """The network, the property, its input boxes ``[(lower, upper), ...]`` and output conjunctions
+    as numpy arrays (a property holds when it holds on every box)."""
     import numpy as np
 
     from harness_plugins.verifiers.network import load_network
@@ -30,7 +31,8 @@ def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]
     if len(prop.lower) != net.n_inputs or prop.num_outputs != net.n_outputs:
         raise ValueError(f"the property declares {len(prop.lower)} inputs and {prop.num_outputs} outputs, the "
                          f"network has {net.n_inputs} and {net.n_outputs}")
-    return net, prop, np.array(prop.lower, dtype=np.float64), np.array(prop.upper, dtype=np.float64), prop.matrices()
+    boxes = [(np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)) for lo, hi in prop.input_boxes()]
+    return net, prop, boxes, prop.matrices()
 
 
 def _witness(x: Any, y: Any) -> dict:
@@ -43,11 +45,18 @@ def verify_bounds(onnx_path: Path, vnnlib_path: Path, method: str) -> dict:
     from harness_plugins.verifiers.network import Unsupported
 
     try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
+        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    proved, info = prove(net, lower, upper, outputs, method)
-    return {"result": "holds" if proved else "unknown", "info": {"method": method, **info}}
+    margins = []
+    for lower, upper in boxes:
+        proved, info = prove(net, lower, upper, outputs, method)
+        margins.append(info["margins"])
+        if not proved:
+            return {"result": "unknown", "info": {"method": method, "margins": info["margins"],
+                                                  "boxes": len(boxes), "unproved_box": len(margins) - 1}}
+    return {"result": "holds", "info": {"method": method, "margins": margins[0] if len(boxes) == 1 else margins,
+                                        "boxes": len(boxes)}}
 
 
 def verify_ibp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
@@ -67,13 +76,21 @@ def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
 
     deadline = time.monotonic() + timeout_s - 0.5
     try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
+        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    res = verify_box(net, lower, upper, outputs, deadline)
-    if res["result"] == "violated":
-        res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
-    return res
+    undecided, infos = None, []
+    for lower, upper in boxes:  # holds when every box holds, violated when one is
+        res = verify_box(net, lower, upper, outputs, deadline)
+        infos.append(res["info"])
+        if res["result"] == "violated":
+            res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
+            return res
+        if res["result"] != "holds":
+            undecided = undecided or res["result"]
+            if res["result"] == "timeout":
+                break
+    return {"result": undecided or "holds", "info": infos[0] if len(infos) == 1 else {"boxes": infos}}
 
 
 def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int, schedule: tuple,
@@ -86,18 +103,20 @@ def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int,
     from harness_plugins.verifiers.torchnet import to_torch
 
     try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
+        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc), {}
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(seed)
     a, b = stack_outputs(outputs, torch.float64)
-    lo = torch.tensor(lower, dtype=torch.float64).unsqueeze(0)
-    hi = torch.tensor(upper, dtype=torch.float64).unsqueeze(0)
+    # Every box of the input set at once: a batch of boxes, each attacked from its own random starts.
+    lo = torch.tensor(np.stack([box[0] for box in boxes]), dtype=torch.float64)
+    hi = torch.tensor(np.stack([box[1] for box in boxes]), dtype=torch.float64)
     x, m = strong_pgd(to_torch(net), lo, hi, a, b, restarts=restarts, schedule=schedule, generator=generator)
-    best = float(m[0])
+    k = int(m.argmin())
+    best = float(m[k])
     if best <= 0:
-        witness = x[0].numpy()
+        witness = x[k].numpy()
         out = net.forward(witness)[0]
         if any(np.all(oa @ out <= ob) for oa, ob in outputs):
             return {"result": "violated", "witness": _witness(witness, out), "info": {"margin": best}}, {}
