@@ -1,5 +1,6 @@
 """Built-in verifiers: ``ibp`` and ``crown`` (sound, incomplete), ``milp`` (complete, HiGHS),
-``pgd`` (a falsifier), and ``unsound-pgd``, a deliberately unsound canary for soundness benchmarks.
+``pgd`` (a falsifier), ``unsound-pgd``, a deliberately unsound canary for soundness benchmarks,
+and ``marabou`` (complete, Marabou through the optional ``maraboupy``: :mod:`.marabou`).
 
 Each runs in its own process per instance (the host's ``harness.verify.child``) as
 ``verify(onnx_path, vnnlib_path, timeout_s, **params)``; this module imports nothing heavy,
@@ -186,6 +187,8 @@ UNSOUND_PGD = VerifierSpec(
 
 @hookimpl
 def harness_register_verifiers(register):
-    """Register ``ibp``, ``crown``, ``milp``, ``pgd`` and ``unsound-pgd``."""
-    for spec in (IBP, CROWN, MILP, PGD, UNSOUND_PGD):
+    """Register ``ibp``, ``crown``, ``milp``, ``pgd``, ``unsound-pgd`` and ``marabou``."""
+    from harness_plugins.verifiers.marabou import MARABOU
+
+    for spec in (IBP, CROWN, MILP, PGD, UNSOUND_PGD, MARABOU):
         register(spec)
