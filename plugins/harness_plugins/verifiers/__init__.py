@@ -70,16 +70,34 @@ def verify_crown(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
     return verify_bounds(onnx_path, vnnlib_path, "crown")
 
 
-def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
-    """Exact MILP encoding, solved by HiGHS within the timeout."""
+def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start: bool = True,
+                split: bool = True) -> dict:
+    """Complete: a falsifier's warm start, then input splitting with CROWN down to sub-boxes the MILP
+    (HiGHS) decides exactly (:mod:`.split`), within the timeout. Without ``split`` (or on a network
+    with max-pools) the MILP takes each input box whole, as before."""
     from harness_plugins.verifiers.milp import verify_box
     from harness_plugins.verifiers.network import Unsupported
+    from harness_plugins.verifiers.split import search, splittable
 
     deadline = time.monotonic() + timeout_s - 0.5
     try:
-        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
+        net, prop, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
+    replays = _replayer(onnx_path, prop)
+    if warm_start:  # a counterexample PGD finds in a second or two spares the whole search
+        found, _ = _attack(onnx_path, vnnlib_path, timeout_s, 50, tuple((s, 100) for s in (0.25, 0.1, 0.02)), 0,
+                           loaded=(net, boxes, outputs))
+        if found is not None and found.get("result") == "violated" and replays(found["witness"]["x"]):
+            found["info"] = {**found.get("info", {}), "by": "warm start (pgd)"}
+            return found
+    if split and splittable(net):
+        res = search(net, boxes, outputs, deadline, replays,
+                     lambda lo, hi, terms, dl: verify_box(net, lo, hi, terms, dl),
+                     _batch_attack(net, outputs) if warm_start else None)
+        if res["result"] == "violated":
+            res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
+        return res
     undecided, infos = None, []
     for lower, upper in boxes:  # holds when every box holds, violated when one is
         res = verify_box(net, lower, upper, outputs, deadline)
@@ -94,19 +112,53 @@ def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
     return {"result": undecided or "holds", "info": infos[0] if len(infos) == 1 else {"boxes": infos}}
 
 
+def _batch_attack(net: Any, outputs: list) -> Any:
+    """``attack(lower, upper)``: a short PGD in each of a batch of sub-boxes, its best points."""
+    import torch
+
+    from harness_plugins.verifiers.torchnet import to_torch
+
+    torch.set_num_threads(1)
+    forward, generator = to_torch(net), torch.Generator().manual_seed(1)
+    a, b = stack_outputs(outputs, torch.float64)
+
+    def attack(lower: Any, upper: Any) -> Any:
+        lo, hi = torch.tensor(lower), torch.tensor(upper)
+        x, _ = strong_pgd(forward, lo, hi, a, b, restarts=2, schedule=((0.25, 10),), generator=generator)
+        return x.numpy()
+
+    return attack
+
+
+def _replayer(onnx_path: Path, prop: Any) -> Any:
+    """``replays(x)``: whether ``x`` is a counterexample as the scorer will check it (onnxruntime)."""
+    from harness.api import ReplayNetwork
+
+    replay = ReplayNetwork(onnx_path)
+
+    def replays(x: Any) -> bool:
+        return prop.contains(list(x)) and prop.is_unsafe(list(replay(x)))
+
+    return replays
+
+
 def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int, schedule: tuple,
-            seed: int) -> tuple[dict | None, dict]:
-    """Run PGD on the property's box; a ``violated`` result with its witness, or ``None``."""
+            seed: int, loaded: tuple | None = None) -> tuple[dict | None, dict]:
+    """Run PGD on the property's boxes; a ``violated`` result with its witness, or ``None``
+    (``loaded``: the network, boxes and conjunctions when the caller has read them)."""
     import numpy as np
     import torch
 
     from harness_plugins.verifiers.network import Unsupported
     from harness_plugins.verifiers.torchnet import to_torch
 
-    try:
-        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
-    except Unsupported as exc:
-        return _unsupported(exc), {}
+    if loaded is not None:
+        net, boxes, outputs = loaded
+    else:
+        try:
+            net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
+        except Unsupported as exc:
+            return _unsupported(exc), {}
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(seed)
     a, b = stack_outputs(outputs, torch.float64)
@@ -167,7 +219,12 @@ CROWN = VerifierSpec(
 )
 MILP = VerifierSpec(
     name="milp", verify=verify_milp, complete=True, available=_scipy_available,
-    description="exact mixed-integer encoding of small ReLU networks, scipy.optimize.milp (HiGHS): complete",
+    params=(Param("warm_start", bool, default=True, grid=False,
+                  help="try a short PGD attack first: a replaying counterexample ends the search"),
+            Param("split", bool, default=True, grid=False,
+                  help="branch on the input box with CROWN, the MILP on sub-boxes with few unstable ReLUs")),
+    description="complete for ReLU networks: input splitting with CROWN bounds down to an exact mixed-integer "
+                "encoding, scipy.optimize.milp (HiGHS), after a falsifier's warm start",
 )
 PGD = VerifierSpec(
     name="pgd", verify=verify_pgd,
