@@ -124,7 +124,7 @@ def _batch_attack(net: Any, outputs: list) -> Any:
 
     def attack(lower: Any, upper: Any) -> Any:
         lo, hi = torch.tensor(lower), torch.tensor(upper)
-        x, _ = strong_pgd(forward, lo, hi, a, b, restarts=2, schedule=((0.25, 10),), generator=generator)
+        x, _ = strong_pgd(forward, lo, hi, a, b, restarts=4, schedule=((0.25, 10), (0.05, 10)), generator=generator)
         return x.numpy()
 
     return attack

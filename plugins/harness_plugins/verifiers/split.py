@@ -29,7 +29,7 @@ from harness_plugins.verifiers.network import Affine, Network, Relu
 #: Sub-boxes bounded together per round.
 BATCH = 64
 #: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split.
-MILP_UNSTABLE = 12
+MILP_UNSTABLE = 16
 #: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
 #: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
 MILP_WIDTH = 1e-4
