@@ -8,7 +8,8 @@ on stacked boxes), and then per sub-box:
 - a conjunction whose CROWN lower bound of some row is above its threshold is unreachable there;
 - the sub-box's centre and the corner CROWN points to are evaluated, and one in the unsafe set
   that replays in onnxruntime is the counterexample;
-- a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs is decided exactly by the MILP
+- a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
+  most :data:`MILP_ROOT`) is decided exactly by the MILP
   (:func:`harness_plugins.verifiers.milp.verify_box`, with these tight bounds), few binaries;
 - any other is split in two along the input dimension of largest width times the CROWN sensitivity
   of the open conjunction (ReluVal's "smear"; the widest dimension when the sensitivities tie).
@@ -33,6 +34,9 @@ MILP_UNSTABLE = 16
 #: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
 #: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
 MILP_WIDTH = 1e-4
+#: An input box (before any split) with at most this many unstable ReLUs goes to the MILP whole: a
+#: small network's exact encoding is cheaper than splitting (ACAS Xu's boxes have 83 to 299).
+MILP_ROOT = 64
 
 
 def splittable(net: Network) -> bool:
@@ -118,7 +122,7 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
     ``attack(lower, upper)``, when given, returns candidate points (a short PGD) for a batch of boxes.
     """
     terms = list(range(len(outputs)))
-    queue: list[tuple[np.ndarray, np.ndarray, list[int]]] = [(lo, hi, terms) for lo, hi in boxes]
+    queue: list[tuple[np.ndarray, np.ndarray, list[int], int]] = [(lo, hi, terms, 0) for lo, hi in boxes]
     stats = {"boxes": 0, "milp": 0, "splits": 0, "max_queue": len(queue)}
     timed_out = False
     while queue:
@@ -143,7 +147,7 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
             row = (value - b).argmax(axis=1)
             best = lam[np.arange(len(batch)), row]  # (B, n0): the row that came closest to a proof
             candidates.append(np.where(best > 0, lower, upper))  # the corner minimising that row's bound
-            for k, (_, _, active) in enumerate(batch):
+            for k, (_, _, active, _) in enumerate(batch):
                 if t in active and margin[k] <= 0:
                     open_terms[k].append(t)
                     sense[k] += np.abs(best[k])
@@ -158,10 +162,10 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
                 if replays(points[idx]):
                     return {"result": "violated", "witness": points[idx], "outputs": ys[idx],
                             "info": {"by": "split", **stats}}
-        for k, (lo, hi, _) in enumerate(batch):
+        for k, (lo, hi, _, depth) in enumerate(batch):
             if not open_terms[k]:
                 continue
-            if unstable[k] <= MILP_UNSTABLE or (hi - lo).max() <= MILP_WIDTH:
+            if unstable[k] <= (MILP_ROOT if depth == 0 else MILP_UNSTABLE) or (hi - lo).max() <= MILP_WIDTH:
                 stats["milp"] += 1
                 res = milp(lo, hi, [outputs[t] for t in open_terms[k]], deadline)
                 if res["result"] == "violated" and replays(res["witness"]):
@@ -179,8 +183,8 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
             mid = (lo[d] + hi[d]) / 2
             left_hi, right_lo = hi.copy(), lo.copy()
             left_hi[d], right_lo[d] = mid, mid
-            queue.append((lo, left_hi, open_terms[k]))
-            queue.append((right_lo, hi, open_terms[k]))
+            queue.append((lo, left_hi, open_terms[k], depth + 1))
+            queue.append((right_lo, hi, open_terms[k], depth + 1))
             stats["splits"] += 1
         if timed_out:
             break
