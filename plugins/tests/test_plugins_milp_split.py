@@ -12,9 +12,18 @@ import torch
 from torch import nn
 
 from harness.api import export_onnx
+from harness_plugins.verifiers import split as splitting
 from harness_plugins.verifiers.milp import verify_box
 from harness_plugins.verifiers.network import load_network
 from harness_plugins.verifiers.split import crown_batch, search
+
+
+@pytest.fixture(autouse=True)
+def split_small(monkeypatch):
+    """Split even this small network (it would go to the MILP whole): the MILP only on sub-boxes
+    with at most 2 unstable ReLUs."""
+    monkeypatch.setattr(splitting, "MILP_ROOT", 0)
+    monkeypatch.setattr(splitting, "MILP_UNSTABLE", 2)
 
 
 @pytest.fixture(scope="module")
@@ -37,16 +46,18 @@ def test_splitting_agrees_with_the_whole_box_milp(net):
     lo, hi = np.array([-1.0, -1.0]), np.array([1.0, 1.0])
     grid = np.stack(np.meshgrid(np.linspace(-1, 1, 201), np.linspace(-1, 1, 201)), -1).reshape(-1, 2)
     top = net.forward(grid)[:, 0].max()
-    answers = []
+    answers, splits = [], 0
     for threshold in (top - 0.5, top - 1e-3, top + 1e-3, top + 0.5, top + 5.0):
         outputs = [(np.array([[-1.0, 0.0]]), np.array([-threshold]))]  # unsafe: Y_0 >= threshold
         whole = verify_box(net, lo, hi, outputs, time.monotonic() + 60)["result"]
         split = decide(net, [(lo, hi)], outputs)
         assert split["result"] == whole, (threshold, split, whole)
         answers.append(whole)
+        splits += split["info"]["splits"]
         if split["result"] == "violated":
             assert net.forward(split["witness"])[0, 0] >= threshold
     assert answers[:2] == ["violated"] * 2 and answers[-1] == "holds"
+    assert splits > 0  # the answers came from splitting, not from one MILP on the whole box
 
 
 def test_batched_crown_bounds_hold_on_sampled_points(net):
