@@ -51,7 +51,7 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
             import torch
 
             module = torch.load(module_file, map_location="cpu", weights_only=False).eval()
-            splits = _splits_of(onnx.parent, module)
+            splits = _splits_of(shipped[onnx].parent, module)
             final.parent.mkdir(parents=True, exist_ok=True)
             tmp = final.parent / f".{key}.{time.time_ns()}"
             work = tmp / "work"
