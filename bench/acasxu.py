@@ -15,6 +15,19 @@ Without the clone it says so and exits 0. Each verifier runs as the verification
 process per instance (:func:`harness.verify.process.run_verifier`), on the network normalized as the
 benchmark reader normalizes it; a ``violated`` counts as correct only when its witness replays in
 onnxruntime. Time figures depend on the machine's load: run with ``--jobs 1`` on a quiet machine.
+
+Measured 2026-12-02 on 2 shared cores at load 9 to 11 (six other sessions running tests), so each
+verifier process got a fraction of a core; 60 s timeout, one instance at a time:
+
+============  =============  ================  =====  =======  =======  ==========
+verifier      correct holds  correct violated  wrong  unknown  timeout  total time
+============  =============  ================  =====  =======  =======  ==========
+milp          12             9                 0      0        9        952 s
+marabou       7              6                 0      0        17       1170 s
+crown         1              0                 0      29       0        112 s
+pgd           0              7                 0      23       0        299 s
+unsound-pgd   20             2                 8      0        0        250 s
+============  =============  ================  =====  =======  =======  ==========
 """
 
 from __future__ import annotations
