@@ -104,11 +104,13 @@ from harness.verify.vnnlib import parse as parse_vnnlib
 from harness.verify.vnnlib import robustness as robustness_property
 
 # ---- verification: verdicts, witnesses, VNN-COMP points
-from harness.verify.verdicts import HOLDS, TIMEOUT, UNKNOWN, VIOLATED, Verdict
+from harness.verify.verdicts import ERROR, HOLDS, TIMEOUT, UNKNOWN, VIOLATED, Verdict
 from harness.verify.benchmarks import CLEAN, PLANTED, UNLABELLED
 from harness.verify.benchmarks import KINDS as INSTANCE_KINDS
 from harness.verify.replay import Network as ReplayNetwork
 from harness.verify.replay import WitnessCheck, check_witness
+from harness.verify.normalize import normalize_file as normalize_onnx_file
+from harness.verify.normalize import normalize_model as normalize_onnx_model
 from harness.verify.points import Outcome
 from harness.verify.points import score as score_verdict
 
@@ -217,6 +219,7 @@ __all__ = [
     "HOLDS",
     "VIOLATED",
     "UNKNOWN",
+    "ERROR",
     "TIMEOUT",
     "Verdict",
     "PLANTED",
@@ -228,6 +231,8 @@ __all__ = [
     "ReplayNetwork",
     "WitnessCheck",
     "check_witness",
+    "normalize_onnx_file",
+    "normalize_onnx_model",
     # attacks
     "stack_outputs",
     "strong_pgd",

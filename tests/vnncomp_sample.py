@@ -14,8 +14,9 @@ SAMPLE = textwrap.dedent("""
     sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
     inp = sess.get_inputs()[0]
     shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-    lo, hi = np.array(prop.lower), np.array(prop.upper)
-    for x in lo + np.random.default_rng(0).random((500, len(lo))) * (hi - lo):
+    rng = np.random.default_rng(0)
+    samples = [np.array(lo) + rng.random((500, len(lo))) * (np.array(hi) - lo) for lo, hi in prop.input_boxes()]
+    for x in np.concatenate(samples):
         y = sess.run(None, {inp.name: x.astype(np.float32).reshape(shape)})[0].reshape(-1)
         if prop.is_unsafe(list(y)):
             cex = [f"(X_{i} {v!r})" for i, v in enumerate(x.tolist())]

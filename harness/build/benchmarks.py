@@ -21,6 +21,7 @@ from harness.plan.cells import BASELINE_METHOD
 from harness.plugin.registry import Registry
 from harness.plugin.specs import ApplyContext, Skip, Split, Splits
 from harness.verify.benchmarks import Benchmark, confirm_planted
+from harness.verify.normalize import normalized
 
 
 def compress(bench: Benchmark, registry: Registry, method: Component, seed: int, cache_dir: Path,
@@ -35,18 +36,22 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
         return bench
     spec = pipeline.resolve(registry, method.name, method.params)
     replaced: dict[Path, Path] = {}
-    for onnx in sorted({i.onnx for i in bench.instances}):
-        module_file = onnx.with_name("model.pt")
+    final_of: dict[Path, Path] = {}
+    # The torch module lies beside the network as shipped (``source``), not beside its normalized copy.
+    shipped = {i.onnx: i.source or i.onnx for i in bench.instances}
+    for onnx in sorted(shipped):
+        module_file = shipped[onnx].with_name("model.pt")
         if not module_file.is_file():
             raise Skip(f"method {method.name} needs the benchmark's torch networks: no model.pt beside {onnx}")
-        key = digest({"network": file_sha256(onnx), "module": file_sha256(module_file), "method": method.as_dict(),
-                      "seed": seed, "plugins": pipeline.provenance(registry, method.name, method.params)}, 24)
+        key = digest({"network": file_sha256(shipped[onnx]), "module": file_sha256(module_file),
+                      "method": method.as_dict(), "seed": seed,
+                      "plugins": pipeline.provenance(registry, method.name, method.params)}, 24)
 
         def build(tmp: Path, module_file: Path = module_file, onnx: Path = onnx) -> None:
             import torch
 
             module = load_module(module_file, what=f"benchmark {bench.name}: network", instead=NETWORK_HINT).eval()
-            splits = _splits_of(onnx.parent, module)
+            splits = _splits_of(shipped[onnx].parent, module)
             work = tmp / "work"
             work.mkdir(parents=True)
             seed_everything(seed)
@@ -61,8 +66,11 @@ def compress(bench: Benchmark, registry: Registry, method: Component, seed: int,
             shutil.rmtree(work, ignore_errors=True)
 
         final = cached(cache_dir / "benchmarks" / "compressed" / key, build, notes, what="compressed benchmark")
-        replaced[onnx] = final / "model.onnx"
-    instances = [dataclasses.replace(i, onnx=replaced[i.onnx]) for i in bench.instances]
+        final_of[onnx] = final / "model.onnx"
+        # The compressed network is the instance's network as shipped to verifiers: normalized as any other.
+        replaced[onnx] = normalized(final / "model.onnx", cache_dir)
+    instances = [dataclasses.replace(i, onnx=replaced[i.onnx], source=final_of[i.onnx],
+                                     sha256=file_sha256(final_of[i.onnx])) for i in bench.instances]
     out = Benchmark(name=bench.name, root=bench.root, instances=instances,
                     info={**bench.info, "method": method.as_dict()})
     out.info["counterexamples_removed"] = confirm_planted(out)

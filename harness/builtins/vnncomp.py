@@ -45,9 +45,11 @@ prop = load_vnnlib(vnnlib_path)
 sess = ort.InferenceSession(onnx_path, providers=["CPUExecutionProvider"])
 inp = sess.get_inputs()[0]
 shape = [d if isinstance(d, int) else 1 for d in inp.shape]
-lo, hi = np.array(prop.lower), np.array(prop.upper)
 rng = np.random.default_rng(0)
-for x in lo + rng.random((2000, len(lo))) * (hi - lo):
+boxes = prop.input_boxes()  # one box, or each box of a union (VNN-LIB input disjunctions)
+samples = np.concatenate([np.array(lo) + rng.random((2000 // len(boxes) + 1, len(lo))) * (np.array(hi) - lo)
+                          for lo, hi in boxes])
+for x in samples:
     y = sess.run(None, {inp.name: x.astype(np.float32).reshape(shape)})[0].reshape(-1)
     if prop.is_unsafe(list(y)):
         pairs = [f"(X_{i} {float(v)!r})" for i, v in enumerate(x)] + [f"(Y_{j} {float(v)!r})" for j, v in enumerate(y)]

@@ -216,15 +216,24 @@ def _scratch(cache_dir: Path) -> Path:
 
 
 def _verifier_runner(spec: Any, params: dict, workdir: Path, plugins_dir: str | None) -> Any:
-    """``verify(onnx_path, vnnlib_path, timeout_s) -> Verdict``: the cell's verifier, one process per call."""
+    """``verify(onnx_path, vnnlib_path, timeout_s) -> Verdict``: the cell's verifier, one process per call.
+
+    An ``error`` verdict (the verifier did not run to an answer) raises :class:`VerifierFailed`: the
+    cell fails with the reason, whatever suite asked, instead of scoring a broken host as ``unknown``.
+    """
     from harness.verify.process import run_verifier
+    from harness.verify.verdicts import ERROR, VerifierFailed
 
     calls = [0]
 
     def verify(onnx_path: Any, vnnlib_path: Any, timeout_s: float) -> Any:
         calls[0] += 1
-        return run_verifier(spec, params, onnx_path, vnnlib_path, timeout_s, workdir=workdir / str(calls[0]),
-                            plugins_dir=plugins_dir)
+        verdict = run_verifier(spec, params, onnx_path, vnnlib_path, timeout_s, workdir=workdir / str(calls[0]),
+                               plugins_dir=plugins_dir)
+        if verdict.result == ERROR:
+            raise VerifierFailed(f"verifier {spec.name} gave no answer on {Path(onnx_path).name} with "
+                                 f"{Path(vnnlib_path).name}: {verdict.error}")
+        return verdict
 
     return verify
 

@@ -57,6 +57,10 @@ class Instance:
     counterexample: Any = None  # flat inputs of the known counterexample (planted)
     note: str = ""
     truth: dict | None = None  # what peers answered (:meth:`harness.verify.truth.Truth.as_dict`)
+    #: the network as the benchmark ships it (``onnx`` is its normalized copy, :mod:`harness.verify.normalize`)
+    source: Path | None = None
+    #: sha256 of the shipped network's bytes: what identifies the instance's network
+    sha256: str = ""
 
 
 @dataclass
@@ -213,8 +217,13 @@ def read_folder(root: Path, cache_dir: Path, name: str | None = None) -> Benchma
 
     Rows are ``onnx,vnnlib,timeout`` relative to their csv's folder (files may be gzipped). A
     ``data.pt`` beside a csv labels its rows (planted when it holds a counterexample, else clean);
-    without one, rows are unlabelled.
+    without one, rows are unlabelled. Every network is normalized once into the cache
+    (:func:`harness.verify.normalize.normalized`): the instance's ``onnx`` is that copy, which every
+    verifier and the witness replay read; ``source`` and ``sha256`` are the shipped file's.
     """
+    from harness.core.identity import file_sha256
+    from harness.verify.normalize import normalized
+
     root = Path(root)
     csvs = [root / "instances.csv"] if (root / "instances.csv").is_file() else \
         sorted(p / "instances.csv" for p in root.iterdir() if (p / "instances.csv").is_file()) if root.is_dir() else []
@@ -227,12 +236,17 @@ def read_folder(root: Path, cache_dir: Path, name: str | None = None) -> Benchma
             rows = [(r[0].strip(), r[1].strip(), float(r[2]) if len(r) > 2 and r[2].strip() else 0.0)
                     for r in csv.reader(f) if r and r[0].strip() and not r[0].startswith("#")]
         truth = _ground_truth(folder, rows)
+        networks: dict[Path, tuple[Path, str]] = {}
         for k, (onnx, vnnlib, timeout) in enumerate(rows):
             cex = truth[k] if truth is not None else None
             kind = UNLABELLED if truth is None else (PLANTED if cex is not None else CLEAN)
-            instances.append(Instance(index=len(instances), onnx=_unpacked(folder / onnx, cache_dir),
-                                      vnnlib=_unpacked(folder / vnnlib, cache_dir), timeout=timeout, kind=kind,
-                                      counterexample=cex))
+            shipped = _unpacked(folder / onnx, cache_dir)
+            if shipped not in networks:
+                sha = file_sha256(shipped)
+                networks[shipped] = (normalized(shipped, cache_dir, sha), sha)
+            net, sha = networks[shipped]
+            instances.append(Instance(index=len(instances), onnx=net, vnnlib=_unpacked(folder / vnnlib, cache_dir),
+                                      timeout=timeout, kind=kind, counterexample=cex, source=shipped, sha256=sha))
     bench = Benchmark(name=name or root.name, root=root, instances=instances, info={"csv": [str(c) for c in csvs]})
     confirm_planted(bench)
     return bench

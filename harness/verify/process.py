@@ -11,7 +11,9 @@ dependencies each keep their own environment.
   VNN-COMP's scripts: ``prepare_instance.sh v1 CATEGORY ONNX VNNLIB`` (when present, untimed) and
   ``run_instance.sh v1 CATEGORY ONNX VNNLIB RESULT_FILE TIMEOUT``.
 
-Both end in the same result file, read by :func:`harness.verify.verdicts.read_result_file`.
+Both end in the same result file, read by :func:`harness.verify.verdicts.read_result_file`. A
+verifier that fails to start, to load or to prepare, exits without an answer, or leaves an
+unreadable result file gives the ``error`` verdict with the reason (its stderr's tail included).
 """
 
 from __future__ import annotations
@@ -26,7 +28,7 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from harness.verify.verdicts import TIMEOUT, UNKNOWN, Verdict, read_result_file
+from harness.verify.verdicts import ERROR, TIMEOUT, Verdict, read_result_file
 
 #: Seconds a verifier may run past its timeout (start-up, writing its answer) before it is killed.
 GRACE_S = 10.0
@@ -90,8 +92,11 @@ def run_verifier(spec: Any, params: Mapping[str, Any], onnx_path: str | Path, vn
     request = {"verifier": spec.name, "params": dict(params), "onnx": str(onnx_path), "vnnlib": str(vnnlib_path),
                "timeout_s": timeout_s, "result": str(result_file), "plugins_dir": plugins_dir,
                "started": time.time()}
-    code, took = _run([sys.executable, "-m", "harness.verify.child"], limit_s=timeout_s + grace_s,
-                      workdir=workdir, stem="child", stdin=json.dumps(request))
+    try:
+        code, took = _run([sys.executable, "-m", "harness.verify.child"], limit_s=timeout_s + grace_s,
+                          workdir=workdir, stem="child", stdin=json.dumps(request))
+    except OSError as exc:
+        return Verdict(ERROR, error=f"the verifier process failed to start: {type(exc).__name__}: {exc}")
     if code is None:
         return Verdict(TIMEOUT, time_s=took, raw="(killed)",
                        error=f"killed {grace_s:g} s after its {timeout_s:g} s timeout")
@@ -99,18 +104,29 @@ def run_verifier(spec: Any, params: Mapping[str, Any], onnx_path: str | Path, vn
     verdict.time_s = took
     sidecar = workdir / "result.json"
     if sidecar.is_file():
-        extra = json.loads(sidecar.read_text())
+        try:
+            extra = json.loads(sidecar.read_text())
+        except (OSError, ValueError) as exc:
+            return Verdict(ERROR, time_s=took, error=f"unreadable result sidecar {sidecar.name}: {exc}")
         verdict.info = extra.get("info") or {}
         verdict.error = verdict.error if extra.get("error") is None else extra["error"]
-    if code != 0 and verdict.error is None:
-        verdict.error = f"verifier process exited with status {code}: {_tail(workdir / 'child.stderr')}"
+    if code != 0:
+        # A process that died without an answer (its interpreter or the harness failed to import).
+        stderr = _tail(workdir / "child.stderr")
+        if verdict.result == ERROR:
+            verdict.error = f"verifier process exited with status {code}: {stderr or verdict.error}"
+        elif verdict.error is None:
+            verdict.error = f"verifier process exited with status {code}: {stderr}"
     return verdict
 
 
 def _run_tool(spec: Any, params: Mapping[str, Any], onnx_path: Path, vnnlib_path: Path, timeout_s: float,
               workdir: Path, result_file: Path, grace_s: float) -> Verdict:
     """VNN-COMP's two scripts: prepare (untimed, bounded by ``prepare_timeout_s``), then run."""
-    folder = Path(spec.tool(params)).resolve()
+    try:
+        folder = Path(spec.tool(params)).resolve()
+    except Exception as exc:  # noqa: BLE001 - the plugin's fault: no answer, with the reason
+        return Verdict(ERROR, error=f"verifier {spec.name}: its tool folder: {type(exc).__name__}: {exc}")
     category = str(params.get("category") or onnx_path.parent.name)
     prepare = folder / "prepare_instance.sh"
     if prepare.is_file():
@@ -119,7 +135,7 @@ def _run_tool(spec: Any, params: Mapping[str, Any], onnx_path: Path, vnnlib_path
                           cwd=folder)
         if code != 0:
             why = "timed out" if code is None else f"exited with status {code}"
-            return Verdict(UNKNOWN, error=f"prepare_instance.sh {why}: {_tail(workdir / 'prepare.stderr')}",
+            return Verdict(ERROR, error=f"prepare_instance.sh {why}: {_tail(workdir / 'prepare.stderr')}",
                            info={"prepare_s": round(took, 3)})
     cmd = ["bash", str(folder / "run_instance.sh"), TOOL_INTERFACE, category, str(onnx_path), str(vnnlib_path),
            str(result_file), f"{timeout_s:g}"]
@@ -130,6 +146,10 @@ def _run_tool(spec: Any, params: Mapping[str, Any], onnx_path: Path, vnnlib_path
     verdict = read_result_file(result_file)
     verdict.time_s = took
     verdict.info = {"tool": str(folder), "category": category}
-    if code != 0 and verdict.error is None:
-        verdict.error = f"run_instance.sh exited with status {code}: {_tail(workdir / 'run.stderr')}"
+    if code != 0:
+        stderr = _tail(workdir / "run.stderr")
+        if verdict.result == ERROR:
+            verdict.error = f"run_instance.sh exited with status {code}: {stderr or verdict.error}"
+        elif verdict.error is None:
+            verdict.error = f"run_instance.sh exited with status {code}: {stderr}"
     return verdict

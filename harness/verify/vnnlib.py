@@ -1,11 +1,14 @@
-"""A minimal VNN-LIB reader and writer: box input constraints, output constraints in DNF.
+"""A minimal VNN-LIB reader and writer: input boxes (or a union of boxes), output constraints in DNF.
 
 VNN-LIB states the *unsafe* set: a property is violated when some input inside the box
 gives outputs that satisfy the output constraints ("sat" means a counterexample exists).
 This reader covers the common VNN-COMP shape: ``(declare-const X_i Real)`` and
-``(declare-const Y_j Real)``, one lower and one upper bound per input, and output
+``(declare-const Y_j Real)``, a lower and an upper bound per input, and output
 constraints made of ``<=`` / ``>=`` atoms between an output and a number or another output,
-combined with ``and`` / ``or``. Anything else is rejected with a clear error, never
+combined with ``and`` / ``or``. Input bounds may be combined with ``or`` too, as ACAS Xu's
+prop_6 does (``(assert (or (and (<= X_0 ..) (>= X_0 ..) ...) (and ...)))``): the input set is then
+a union of boxes (:meth:`Property.input_boxes`), and the property holds when it holds on every box
+and is violated when it is violated on any. Anything else is rejected with a clear error, never
 misread. The soundness benchmark (planted counterexamples, scoring) lives in :mod:`harness.verify`;
 the built-in verifiers read properties as matrices (:meth:`Property.matrices`).
 """
@@ -48,19 +51,38 @@ class Atom:
         return f"(<= {_fmt(self.lhs)} {_fmt(self.rhs)})"
 
 
+#: More boxes than this from combining input disjunctions is refused (a product of ``or`` asserts).
+MAX_BOXES = 4096
+
+
 @dataclass(frozen=True)
 class Property:
-    """A box of inputs and the unsafe output set as a disjunction of conjunctions of atoms."""
+    """The input set (a box, or a union of boxes) and the unsafe output set in DNF.
+
+    :param lower: the lower bounds of the input box; for a union of boxes, of their hull.
+    :param upper: the upper bounds, likewise. A tool that searches only ``[lower, upper]`` is sound
+        for proofs but may find a "counterexample" outside every box (rejected by the replay): read
+        :meth:`input_boxes`.
+    :param num_outputs: the declared outputs.
+    :param unsafe: the unsafe output set, a disjunction of conjunctions of atoms.
+    :param boxes: for a union of boxes, each ``(lower, upper)``; empty for one box.
+    """
 
     lower: tuple[float, ...]
     upper: tuple[float, ...]
     num_outputs: int
     unsafe: tuple[tuple[Atom, ...], ...]
+    boxes: tuple[tuple[tuple[float, ...], tuple[float, ...]], ...] = ()
+
+    def input_boxes(self) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+        """The input set as boxes ``[(lower, upper), ...]``: verify each (holds iff it holds on all)."""
+        return list(self.boxes) if self.boxes else [(self.lower, self.upper)]
 
     def contains(self, x: Sequence[float], atol: float = 0.0) -> bool:
-        """Whether ``x`` lies inside the input box (with ``atol`` of slack)."""
-        return len(x) == len(self.lower) and all(
-            lo - atol <= v <= hi + atol for v, lo, hi in zip(x, self.lower, self.upper))
+        """Whether ``x`` lies inside the input set, some box of it (with ``atol`` of slack)."""
+        return len(x) == len(self.lower) and any(
+            all(lo - atol <= v <= hi + atol for v, lo, hi in zip(x, lower, upper))
+            for lower, upper in self.input_boxes())
 
     def is_unsafe(self, y: Sequence[float], atol: float = 0.0) -> bool:
         """Whether the outputs ``y`` fall in the unsafe set (a counterexample's outputs)."""
@@ -90,8 +112,13 @@ class Property:
         """The property as VNN-LIB."""
         lines = [f"(declare-const X_{i} Real)" for i in range(len(self.lower))]
         lines += [f"(declare-const Y_{j} Real)" for j in range(self.num_outputs)]
+        if self.boxes:
+            cases = [" ".join(f"(>= X_{i} {_fmt(lo)}) (<= X_{i} {_fmt(hi)})" for i, (lo, hi) in
+                              enumerate(zip(lower, upper))) for lower, upper in self.boxes]
+            lines.append("(assert (or " + " ".join(f"(and {c})" for c in cases) + "))")
         for i, (lo, hi) in enumerate(zip(self.lower, self.upper)):
-            lines += [f"(assert (>= X_{i} {_fmt(lo)}))", f"(assert (<= X_{i} {_fmt(hi)}))"]
+            if not self.boxes:
+                lines += [f"(assert (>= X_{i} {_fmt(lo)}))", f"(assert (<= X_{i} {_fmt(hi)}))"]
         disjuncts = " ".join("(and " + " ".join(a.text() for a in conj) + ")" for conj in self.unsafe)
         lines.append(f"(assert (or {disjuncts}))")
         return "\n".join(lines) + "\n"
@@ -168,8 +195,7 @@ def parse(text: str) -> Property:
     """Parse a VNN-LIB text of the supported subset into a :class:`Property`."""
     inputs: set[int] = set()
     outputs: set[int] = set()
-    lower: dict[int, float] = {}
-    upper: dict[int, float] = {}
+    input_asserts: list[list[list]] = []
     output_asserts: list[list[list]] = []
     for expr in _sexprs(_tokens(text)):
         if not isinstance(expr, list) or not expr:
@@ -187,7 +213,7 @@ def parse(text: str) -> Property:
         for part in conjuncts:
             names = [t for t in _flatten(part) if isinstance(t, str) and _VAR.match(t)]
             if names and all(n.startswith("X_") for n in names):
-                _input_bound(part, lower, upper)
+                input_asserts.append(_dnf(part))  # one box, or a union of boxes (an ``or``)
             elif any(n.startswith("X_") for n in names):
                 raise VnnlibError(f"constraints mixing inputs and outputs are not supported: {_show(part)}")
             else:
@@ -195,9 +221,7 @@ def parse(text: str) -> Property:
     if not inputs:
         raise VnnlibError("no input variables declared")
     n_in = max(inputs) + 1
-    missing = [i for i in range(n_in) if i not in lower or i not in upper]
-    if missing:
-        raise VnnlibError(f"inputs without both bounds: {', '.join(f'X_{i}' for i in missing)}")
+    boxes = _boxes(input_asserts, n_in)
     if not output_asserts:
         raise VnnlibError("no output constraint: the unsafe set is not stated")
     conjs = [tuple(_atom(a) for a in sum(combo, [])) for combo in itertools.product(*output_asserts)]
@@ -205,8 +229,39 @@ def parse(text: str) -> Property:
     used = {int(t[2:]) for c in conjs for a in c for t in (a.lhs, a.rhs) if isinstance(t, str)}
     if used and max(used) >= n_out:
         raise VnnlibError(f"output Y_{max(used)} is used but not declared")
-    return Property(lower=tuple(lower[i] for i in range(n_in)), upper=tuple(upper[i] for i in range(n_in)),
-                    num_outputs=n_out, unsafe=tuple(conjs))
+    lower = tuple(min(b[0][i] for b in boxes) for i in range(n_in))
+    upper = tuple(max(b[1][i] for b in boxes) for i in range(n_in))
+    return Property(lower=lower, upper=upper, num_outputs=n_out, unsafe=tuple(conjs),
+                    boxes=tuple(boxes) if len(boxes) > 1 else ())
+
+
+def _boxes(input_asserts: list[list[list]], n_in: int) -> list[tuple[tuple[float, ...], tuple[float, ...]]]:
+    """The input set as boxes: the input asserts are a conjunction, each a disjunction of bound lists."""
+    count = 1
+    for options in input_asserts:
+        count *= len(options)
+    if count > MAX_BOXES:
+        raise VnnlibError(f"the input disjunctions make {count} boxes (at most {MAX_BOXES} are supported)")
+    boxes, seen, empty = [], set(), 0
+    for combo in itertools.product(*input_asserts):
+        lower: dict[int, float] = {}
+        upper: dict[int, float] = {}
+        for expr in sum(combo, []):
+            _input_bound(expr, lower, upper)
+        missing = [i for i in range(n_in) if i not in lower or i not in upper]
+        if missing:
+            raise VnnlibError(f"inputs without both bounds: {', '.join(f'X_{i}' for i in missing)}")
+        box = (tuple(lower[i] for i in range(n_in)), tuple(upper[i] for i in range(n_in)))
+        if any(lo > hi for lo, hi in zip(*box)):
+            empty += 1  # a case of the disjunction no input satisfies: it adds nothing to the set
+            continue
+        if box not in seen:
+            seen.add(box)
+            boxes.append(box)
+    if not boxes:
+        raise VnnlibError("the input set is empty: every box has a lower bound above its upper bound"
+                          if empty else "no input bounds")
+    return boxes
 
 
 def _flatten(expr) -> list:

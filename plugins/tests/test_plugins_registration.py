@@ -45,7 +45,7 @@ EXPECTED = {
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
                 "mixed-precision", "svd"},
     "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
-    "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd"},
+    "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"},
 }
 
 HEAVY = ("torch", "onnxruntime", "onnx", "onnxscript", "sklearn", "numpy", "PIL", "scipy", "torch_pruning",

@@ -48,7 +48,7 @@ FIRST_PARTY = {
     "text": {"dataset": ["text-lm", "text-embedding", "text-classification"]},
     "vision": {"dataset": ["cifar10", "mnist"]},
     "onnx-file": {"model": ["onnx-file"]},
-    "verifiers": {"verifier": ["ibp", "crown", "milp", "pgd", "unsound-pgd"]},
+    "verifiers": {"verifier": ["ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"]},
 }
 BUILTIN_SUITES = ["accuracy", "latency", "size", "soundness", "verification", "robustness"]
 BUILTINS = {**{name: {"suite": [name]} for name in BUILTIN_SUITES}, "vnncomp": {"verifier": ["vnncomp"]},

@@ -14,7 +14,7 @@ from harness.verify.vnnlib import load
 @pytest.mark.parametrize("word, verdict", [
     ("sat", "violated"), ("unsat", "holds"), ("SAT\n", "violated"), ("  unsat  ", "holds"),
     ("violated", "violated"), ("holds", "holds"), ("timeout", "timeout"), ("unknown", "unknown"),
-    ("error", "unknown"), ("unsatisfiable", "unknown"), ("sat unsat", "unknown"), ("", "unknown"),
+    ("error", "error"), ("unsatisfiable", "error"), ("sat unsat", "error"), ("", "error"),
 ])
 def test_verdict_words_are_matched_whole(word, verdict):
     # "sat" in "unsat" is True in Python: a substring test would turn every proof into a counterexample.
@@ -23,7 +23,7 @@ def test_verdict_words_are_matched_whole(word, verdict):
 
 def test_unrecognised_words_say_what_was_found():
     result, error = parse_verdict("maybe")
-    assert result == "unknown" and "unrecognised verdict 'maybe'" in error
+    assert result == "error" and "unrecognised verdict 'maybe'" in error
     assert parse_verdict("error")[1] == "the tool reported an error"
 
 
@@ -47,10 +47,12 @@ def test_witness_text_as_competition_tools_write_it():
     assert format_result("violated", [1.0]) == "sat\n((X_0 1.0))\n"
 
 
-def test_missing_or_empty_result_file_is_unknown_with_the_reason(tmp_path):
-    assert read_result_file(tmp_path / "none.txt").error == "the tool wrote no result file"
+def test_missing_or_empty_result_file_is_an_error_with_the_reason(tmp_path):
+    none = read_result_file(tmp_path / "none.txt")
+    assert none.result == "error" and none.error == "the tool wrote no result file"
     (tmp_path / "empty.txt").write_text("\n\n")
-    assert read_result_file(tmp_path / "empty.txt").error == "the result file is empty"
+    empty = read_result_file(tmp_path / "empty.txt")
+    assert empty.result == "error" and empty.error == "the result file is empty"
 
 
 @pytest.fixture

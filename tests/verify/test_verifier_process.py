@@ -1,6 +1,7 @@
 """Verifiers in processes of their own: VNN-COMP tool folders (real scripts written here) through
 the vnncomp verifier, Python verifiers through ``harness.verify.child``, timeouts that kill a tool
-and its children, and crashes that become unknown verdicts with the reason."""
+and its children, and failures (a crash, a host that fails to load, an unreadable answer) that become error verdicts
+with the reason, never unknown."""
 
 from __future__ import annotations
 
@@ -61,16 +62,25 @@ def test_verdict_words_from_a_tool(host, toy_vnnlib, tmp_path, written, verdict)
         assert v.witness is None
 
 
-def test_garbage_and_failures_are_unknown_with_the_reason(host, toy_vnnlib, tmp_path):
+def test_garbage_and_failures_are_errors_with_the_reason(host, toy_vnnlib, tmp_path):
     garbage = make_tool(tmp_path / "g", 'echo "probably safe" > "$RESULT"')
     v = run_verifier(*vnncomp(host, garbage), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "g-run")
-    assert v.result == "unknown" and "unrecognised verdict 'probably safe'" in v.error
+    assert v.result == "error" and "unrecognised verdict 'probably safe'" in v.error
     silent = make_tool(tmp_path / "s", 'echo "segfault" >&2; exit 3')
     v = run_verifier(*vnncomp(host, silent), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "s-run")
-    assert v.result == "unknown" and v.error == "the tool wrote no result file"
+    assert v.result == "error" and v.error == "run_instance.sh exited with status 3: segfault"
+    mute = make_tool(tmp_path / "m", 'true')
+    v = run_verifier(*vnncomp(host, mute), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "m-run")
+    assert v.result == "error" and v.error == "the tool wrote no result file"
+    said = make_tool(tmp_path / "e", 'echo error > "$RESULT"')
+    v = run_verifier(*vnncomp(host, said), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "e-run")
+    assert v.result == "error" and v.error == "the tool reported an error"
     unprepared = make_tool(tmp_path / "p", 'echo unsat > "$RESULT"', prepare_body='echo "no licence" >&2; exit 1')
     v = run_verifier(*vnncomp(host, unprepared), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "p-run")
-    assert v.result == "unknown" and "prepare_instance.sh exited with status 1: no licence" in v.error
+    assert v.result == "error" and "prepare_instance.sh exited with status 1: no licence" in v.error
+    undecided = make_tool(tmp_path / "u", 'echo unknown > "$RESULT"')
+    v = run_verifier(*vnncomp(host, undecided), toy_vnnlib.onnx, toy_vnnlib.holds, 30.0, workdir=tmp_path / "u-run")
+    assert v.result == "unknown" and v.error is None  # the tool ran and could not decide
 
 
 def test_a_tool_past_its_timeout_is_killed_with_its_children(host, toy_vnnlib, tmp_path):
@@ -130,12 +140,42 @@ def test_python_verifiers_from_a_plugin_folder(plugin_dir, toy_vnnlib, tmp_path)
                             workdir=tmp_path / name, plugins_dir=str(plugin_dir.path), **kw)
 
     crashed = run("crash")
-    assert crashed.result == "unknown" and crashed.error == "RuntimeError: solver exploded"
+    assert crashed.result == "error" and crashed.error == "RuntimeError: solver exploded"
     assert "solver exploded" in crashed.info["traceback"]
     confused = run("confused")
-    assert confused.result == "unknown" and "returned 'sat'; expected a dict with result one of" in confused.error
+    assert confused.result == "error" and "returned 'sat'; expected a dict with result one of" in confused.error
     tuned = run("tuned", {"answer": "unknown"})
     assert tuned.result == "unknown" and 0 < tuned.info["timeout_s"] <= 30.0  # parameters arrive as keywords
     assert run("tuned", {"answer": "holds"}).result == "holds"
     slept = run("sleepy", timeout=1.0, grace_s=0.5)
     assert slept.result == "timeout" and "killed" in slept.error
+
+
+#: Loads in the harness's own process, raises in the verifier's child (as a plugin whose import
+#: depends on its environment does): the child's host fails, not the parent's.
+BROKEN_IN_CHILD = '''
+import sys
+
+if getattr(sys.modules["__main__"].__spec__, "name", None) == "harness.verify.child":
+    raise ImportError("libsolver.so: cannot open shared object file")
+'''
+
+
+def test_a_plugin_that_fails_to_load_in_the_child_is_an_error(plugin_dir, toy_vnnlib, tmp_path):
+    plugin_dir.write("fragile", BROKEN_IN_CHILD)
+    host = load_host(plugin_dir.path)  # the parent's host loads
+    v = run_verifier(host.registry.verifier("milp"), {}, toy_vnnlib.onnx, toy_vnnlib.holds, 30.0,
+                     workdir=tmp_path / "run", plugins_dir=str(plugin_dir.path))
+    assert v.result == "error"
+    assert v.error.startswith("loading the plugins failed:") and "libsolver.so" in v.error and "fragile" in v.error
+
+
+def test_a_child_that_cannot_start_the_harness_is_an_error(host, toy_vnnlib, tmp_path, monkeypatch):
+    # ``python -m`` puts the working folder first on sys.path: a broken package there shadows the harness.
+    shadow = tmp_path / "shadow" / "harness"
+    shadow.mkdir(parents=True)
+    (shadow / "__init__.py").write_text("raise SystemExit('harness: broken install')\n")
+    monkeypatch.chdir(shadow.parent)
+    v = run_verifier(host.registry.verifier("milp"), {}, toy_vnnlib.onnx, toy_vnnlib.holds, 30.0,
+                     workdir=tmp_path / "run")
+    assert v.result == "error" and "exited with status 1" in v.error and "broken install" in v.error

@@ -1,8 +1,10 @@
 """The minimal VNN-LIB reader: box inputs, output constraints in DNF, clear refusals outside the subset."""
 
+from pathlib import Path
+
 import pytest
 
-from harness.verify.vnnlib import Atom, Property, VnnlibError, parse
+from harness.verify.vnnlib import Atom, Property, VnnlibError, load, parse
 
 ROBUSTNESS = """
 ; a VNN-COMP style local robustness property: is class 0 ever beaten?
@@ -76,8 +78,9 @@ def test_several_output_asserts_are_conjoined():
      "(assert (<= (+ Y_0 Y_0) 1))", "only variables and numbers"),
     ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
      "(assert (<= Y_0 X_0))", "mixing inputs and outputs"),
+    # a union of two half-lines: each case of the disjunction leaves X_0 unbounded on one side
     ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (or (>= X_0 0) (<= X_0 1)))(assert (<= Y_0 0))",
-     "input constraints must be bounds"),
+     "inputs without both bounds: X_0"),
     ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (>= X_0 0))(assert (<= X_0 1))"
      "(assert (<= Y_3 0))", "Y_3 is used but not declared"),
     ("(declare-const X_0 Real)(assert (>= X_0 0)", "unbalanced '('"),
@@ -132,3 +135,45 @@ def test_gzipped_files_load_and_errors_name_the_file(tmp_path):
     bad.write_text("(declare-const X_0 Real)(assert (<= X_0 1))")
     with pytest.raises(VnnlibError, match="bad.vnnlib: "):
         load(bad)
+
+
+ACASXU = Path(__file__).resolve().parents[1] / "data" / "vnncomp2021" / "acasxu"
+
+
+def test_reads_acasxu_prop_6_as_a_union_of_two_boxes():
+    prop = load(ACASXU / "prop_6.vnnlib")
+    boxes = prop.input_boxes()
+    assert len(boxes) == 2 and prop.num_outputs == 5 and len(prop.unsafe) == 4
+    (lo1, hi1), (lo2, hi2) = boxes
+    assert (lo1[1], hi1[1]) == (0.11140846, 0.499999896) and (lo2[1], hi2[1]) == (-0.499999896, -0.11140846)
+    assert prop.lower[1] == -0.499999896 and prop.upper[1] == 0.499999896  # lower/upper: the hull
+    inside = [0.3, 0.2, -0.4995, 0.0, 0.0]
+    gap = [0.3, 0.0, -0.4995, 0.0, 0.0]  # in the hull, in neither box
+    assert prop.contains(inside) and prop.contains([0.3, -0.2, -0.4995, 0.0, 0.0]) and not prop.contains(gap)
+    assert parse(prop.text()) == prop  # written back as a disjunction, read as the same property
+
+
+def test_input_disjunctions_combine_with_plain_bounds_and_each_other():
+    text = """(declare-const X_0 Real)(declare-const X_1 Real)(declare-const Y_0 Real)
+    (assert (<= X_1 1))(assert (>= X_1 0))
+    (assert (or (and (>= X_0 0) (<= X_0 1)) (and (>= X_0 2) (<= X_0 3)) (and (>= X_0 5) (<= X_0 4))))
+    (assert (or (<= X_1 0.5) (>= X_1 0.25)))
+    (assert (<= Y_0 0))"""
+    prop = parse(text)
+    # {[0,1], [2,3], empty} x {X_1 <= 0.5, X_1 >= 0.25}, each within X_1 in [0, 1]; the empty case adds nothing
+    assert prop.input_boxes() == [((0.0, 0.0), (1.0, 0.5)), ((0.0, 0.25), (1.0, 1.0)),
+                                  ((2.0, 0.0), (3.0, 0.5)), ((2.0, 0.25), (3.0, 1.0))]
+    assert prop.contains([2.5, 0.9]) and not prop.contains([1.5, 0.5])
+
+
+@pytest.mark.parametrize("text, message", [
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (or (and (>= X_0 1) (<= X_0 0))))(assert (<= Y_0 0))",
+     "the input set is empty"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (or (and (>= X_0 0) (<= X_0 1) (<= Y_0 0))))",
+     "constraints mixing inputs and outputs are not supported"),
+    ("(declare-const X_0 Real)(declare-const Y_0 Real)(assert (or (and (>= X_0 0) (<= X_0 X_0))))(assert (<= Y_0 0))",
+     "input constraints must compare one input with a number"),
+])
+def test_refuses_input_disjunctions_it_cannot_read(text, message):
+    with pytest.raises(VnnlibError, match=message):
+        parse(text)

@@ -23,6 +23,7 @@ from harness.api import (
     SuiteSpec,
     check_witness,
     hookimpl,
+    normalize_onnx_file,
     robustness_property,
 )
 
@@ -47,7 +48,8 @@ def run(ctx: CellContext) -> list[Measurement]:
         raise Skip(f"dataset {ctx.cell['dataset']} has no class labels to be robust about")
     if "onnx" not in ctx.artifact.formats:
         raise Skip("verifiers read ONNX networks; this artifact has none")
-    onnx_path = ctx.artifact.file("onnx")
+    # Verifiers and the replay read the network normalized (constants folded, Identity nodes gone).
+    onnx_path = normalize_onnx_file(ctx.artifact.file("onnx"), ctx.workdir / "network.onnx")
     eps = s["epsilon"]
     test = splits.test
     n = min(s["samples"], len(test))

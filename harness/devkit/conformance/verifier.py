@@ -60,6 +60,8 @@ def judge(answer: Any, prop: Property, onnx_path: Path, truth: str) -> str:
     if not isinstance(answer, dict):
         fail(f"verify() returned {type(answer).__name__}; return a dict like {{'result': 'holds'}}")
     verdict = answer.get("result")
+    if verdict == "error":
+        fail(f"the verifier gave no answer (error): {answer.get('error') or 'no reason given'}")
     if verdict not in VERDICTS:
         fail(f"result {verdict!r} is not one of {', '.join(VERDICTS)} (exact, lower-case strings)")
     if verdict == "violated":
@@ -117,7 +119,7 @@ class VerifierContract(Contract):
             from harness.verify.process import run_verifier
 
             v = run_verifier(self.spec, params, self.onnx_path, path, TIMEOUT_S, workdir=self.workdir / truth)
-            answer = {"result": v.result}
+            answer = {"result": v.result, "error": v.error}
             if v.witness is not None:
                 answer["witness"] = {"x": [float(a) for a in v.witness],
                                      **({"y": [float(b) for b in v.outputs]} if v.outputs is not None else {})}

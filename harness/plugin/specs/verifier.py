@@ -26,7 +26,9 @@ class VerifierSpec:
         ``info`` (a dict) and ``error`` (a string) are recorded too. The verifier's parameters
         arrive as keyword arguments. The host calls it in a fresh Python process
         (``python -m harness.verify.child``) that loads the plugins again; answer within
-        ``timeout_s`` (the process is killed a little after it).
+        ``timeout_s`` (the process is killed a little after it). ``unknown`` means the verifier
+        ran and could not decide; an exception, a malformed answer or a process that does not
+        start is the ``error`` verdict, which fails the cell.
     :param tool: ``tool(params) -> folder``: a tool in VNN-COMP's layout, with ``run_instance.sh``
         (and optionally ``prepare_instance.sh``), called as the competition calls it; it brings its
         own environment (a conda env, a container) inside its scripts.

@@ -1,5 +1,6 @@
 """Built-in verifiers: ``ibp`` and ``crown`` (sound, incomplete), ``milp`` (complete, HiGHS),
-``pgd`` (a falsifier), and ``unsound-pgd``, a deliberately unsound canary for soundness benchmarks.
+``pgd`` (a falsifier), ``unsound-pgd``, a deliberately unsound canary for soundness benchmarks,
+and ``marabou`` (complete, Marabou through the optional ``maraboupy``: :mod:`.marabou`).
 
 Each runs in its own process per instance (the host's ``harness.verify.child``) as
 ``verify(onnx_path, vnnlib_path, timeout_s, **params)``; this module imports nothing heavy,
@@ -19,8 +20,9 @@ def _unsupported(exc: Exception) -> dict:
     return {"result": "unknown", "error": f"unsupported network: {exc}", "info": {"unsupported": str(exc)}}
 
 
-def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]:
-    """The network, and the property's box and output conjunctions as numpy arrays."""
+def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, list, list]:
+    """The network, the property, its input boxes ``[(lower, upper), ...]`` and output conjunctions
+    as numpy arrays (a property holds when it holds on every box)."""
     import numpy as np
 
     from harness_plugins.verifiers.network import load_network
@@ -30,7 +32,8 @@ def _load(onnx_path: Path, vnnlib_path: Path) -> tuple[Any, Any, Any, Any, list]
     if len(prop.lower) != net.n_inputs or prop.num_outputs != net.n_outputs:
         raise ValueError(f"the property declares {len(prop.lower)} inputs and {prop.num_outputs} outputs, the "
                          f"network has {net.n_inputs} and {net.n_outputs}")
-    return net, prop, np.array(prop.lower, dtype=np.float64), np.array(prop.upper, dtype=np.float64), prop.matrices()
+    boxes = [(np.array(lo, dtype=np.float64), np.array(hi, dtype=np.float64)) for lo, hi in prop.input_boxes()]
+    return net, prop, boxes, prop.matrices()
 
 
 def _witness(x: Any, y: Any) -> dict:
@@ -43,11 +46,18 @@ def verify_bounds(onnx_path: Path, vnnlib_path: Path, method: str) -> dict:
     from harness_plugins.verifiers.network import Unsupported
 
     try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
+        net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    proved, info = prove(net, lower, upper, outputs, method)
-    return {"result": "holds" if proved else "unknown", "info": {"method": method, **info}}
+    margins = []
+    for lower, upper in boxes:
+        proved, info = prove(net, lower, upper, outputs, method)
+        margins.append(info["margins"])
+        if not proved:
+            return {"result": "unknown", "info": {"method": method, "margins": info["margins"],
+                                                  "boxes": len(boxes), "unproved_box": len(margins) - 1}}
+    return {"result": "holds", "info": {"method": method, "margins": margins[0] if len(boxes) == 1 else margins,
+                                        "boxes": len(boxes)}}
 
 
 def verify_ibp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
@@ -60,44 +70,106 @@ def verify_crown(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
     return verify_bounds(onnx_path, vnnlib_path, "crown")
 
 
-def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float) -> dict:
-    """Exact MILP encoding, solved by HiGHS within the timeout."""
+def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start: bool = True,
+                split: bool = True) -> dict:
+    """Complete: a falsifier's warm start, then input splitting with CROWN down to sub-boxes the MILP
+    (HiGHS) decides exactly (:mod:`.split`), within the timeout. Without ``split`` (or on a network
+    with max-pools) the MILP takes each input box whole, as before."""
     from harness_plugins.verifiers.milp import verify_box
     from harness_plugins.verifiers.network import Unsupported
+    from harness_plugins.verifiers.split import search, splittable
 
     deadline = time.monotonic() + timeout_s - 0.5
     try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
+        net, prop, boxes, outputs = _load(onnx_path, vnnlib_path)
     except Unsupported as exc:
         return _unsupported(exc)
-    res = verify_box(net, lower, upper, outputs, deadline)
-    if res["result"] == "violated":
-        res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
-    return res
+    replays = _replayer(onnx_path, prop)
+    if warm_start:  # a counterexample PGD finds in a second or two spares the whole search
+        found, _ = _attack(onnx_path, vnnlib_path, timeout_s, 50, tuple((s, 100) for s in (0.25, 0.1, 0.02)), 0,
+                           loaded=(net, boxes, outputs))
+        if found is not None and found.get("result") == "violated" and replays(found["witness"]["x"]):
+            found["info"] = {**found.get("info", {}), "by": "warm start (pgd)"}
+            return found
+    if split and splittable(net):
+        res = search(net, boxes, outputs, deadline, replays,
+                     lambda lo, hi, terms, dl: verify_box(net, lo, hi, terms, dl),
+                     _batch_attack(net, outputs) if warm_start else None)
+        if res["result"] == "violated":
+            res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
+        return res
+    undecided, infos = None, []
+    for lower, upper in boxes:  # holds when every box holds, violated when one is
+        res = verify_box(net, lower, upper, outputs, deadline)
+        infos.append(res["info"])
+        if res["result"] == "violated":
+            res["witness"] = _witness(res.pop("witness"), res.pop("outputs"))
+            return res
+        if res["result"] != "holds":
+            undecided = undecided or res["result"]
+            if res["result"] == "timeout":
+                break
+    return {"result": undecided or "holds", "info": infos[0] if len(infos) == 1 else {"boxes": infos}}
+
+
+def _batch_attack(net: Any, outputs: list) -> Any:
+    """``attack(lower, upper)``: a short PGD in each of a batch of sub-boxes, its best points."""
+    import torch
+
+    from harness_plugins.verifiers.torchnet import to_torch
+
+    torch.set_num_threads(1)
+    forward, generator = to_torch(net), torch.Generator().manual_seed(1)
+    a, b = stack_outputs(outputs, torch.float64)
+
+    def attack(lower: Any, upper: Any) -> Any:
+        lo, hi = torch.tensor(lower), torch.tensor(upper)
+        x, _ = strong_pgd(forward, lo, hi, a, b, restarts=4, schedule=((0.25, 10), (0.05, 10)), generator=generator)
+        return x.numpy()
+
+    return attack
+
+
+def _replayer(onnx_path: Path, prop: Any) -> Any:
+    """``replays(x)``: whether ``x`` is a counterexample as the scorer will check it (onnxruntime)."""
+    from harness.api import ReplayNetwork
+
+    replay = ReplayNetwork(onnx_path)
+
+    def replays(x: Any) -> bool:
+        return prop.contains(list(x)) and prop.is_unsafe(list(replay(x)))
+
+    return replays
 
 
 def _attack(onnx_path: Path, vnnlib_path: Path, timeout_s: float, restarts: int, schedule: tuple,
-            seed: int) -> tuple[dict | None, dict]:
-    """Run PGD on the property's box; a ``violated`` result with its witness, or ``None``."""
+            seed: int, loaded: tuple | None = None) -> tuple[dict | None, dict]:
+    """Run PGD on the property's boxes; a ``violated`` result with its witness, or ``None``
+    (``loaded``: the network, boxes and conjunctions when the caller has read them)."""
     import numpy as np
     import torch
 
     from harness_plugins.verifiers.network import Unsupported
     from harness_plugins.verifiers.torchnet import to_torch
 
-    try:
-        net, _, lower, upper, outputs = _load(onnx_path, vnnlib_path)
-    except Unsupported as exc:
-        return _unsupported(exc), {}
+    if loaded is not None:
+        net, boxes, outputs = loaded
+    else:
+        try:
+            net, _, boxes, outputs = _load(onnx_path, vnnlib_path)
+        except Unsupported as exc:
+            return _unsupported(exc), {}
     torch.set_num_threads(1)
     generator = torch.Generator().manual_seed(seed)
     a, b = stack_outputs(outputs, torch.float64)
-    lo = torch.tensor(lower, dtype=torch.float64).unsqueeze(0)
-    hi = torch.tensor(upper, dtype=torch.float64).unsqueeze(0)
+    # Every box of the input set at once: a batch of boxes, each attacked from its own random starts.
+    lo = torch.tensor(np.stack([box[0] for box in boxes]), dtype=torch.float64)
+    hi = torch.tensor(np.stack([box[1] for box in boxes]), dtype=torch.float64)
     x, m = strong_pgd(to_torch(net), lo, hi, a, b, restarts=restarts, schedule=schedule, generator=generator)
-    best = float(m[0])
+    k = int(m.argmin())
+    best = float(m[k])
     if best <= 0:
-        witness = x[0].numpy()
+        witness = x[k].numpy()
         out = net.forward(witness)[0]
         if any(np.all(oa @ out <= ob) for oa, ob in outputs):
             return {"result": "violated", "witness": _witness(witness, out), "info": {"margin": best}}, {}
@@ -147,7 +219,12 @@ CROWN = VerifierSpec(
 )
 MILP = VerifierSpec(
     name="milp", verify=verify_milp, complete=True, available=_scipy_available,
-    description="exact mixed-integer encoding of small ReLU networks, scipy.optimize.milp (HiGHS): complete",
+    params=(Param("warm_start", bool, default=True, grid=False,
+                  help="try a short PGD attack first: a replaying counterexample ends the search"),
+            Param("split", bool, default=True, grid=False,
+                  help="branch on the input box with CROWN, the MILP on sub-boxes with few unstable ReLUs")),
+    description="complete for ReLU networks: input splitting with CROWN bounds down to an exact mixed-integer "
+                "encoding, scipy.optimize.milp (HiGHS), after a falsifier's warm start",
 )
 PGD = VerifierSpec(
     name="pgd", verify=verify_pgd,
@@ -167,6 +244,8 @@ UNSOUND_PGD = VerifierSpec(
 
 @hookimpl
 def harness_register_verifiers(register):
-    """Register ``ibp``, ``crown``, ``milp``, ``pgd`` and ``unsound-pgd``."""
-    for spec in (IBP, CROWN, MILP, PGD, UNSOUND_PGD):
+    """Register ``ibp``, ``crown``, ``milp``, ``pgd``, ``unsound-pgd`` and ``marabou``."""
+    from harness_plugins.verifiers.marabou import MARABOU
+
+    for spec in (IBP, CROWN, MILP, PGD, UNSOUND_PGD, MARABOU):
         register(spec)

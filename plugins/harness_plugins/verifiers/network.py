@@ -7,6 +7,12 @@ Feed-forward graphs of the operators small verification benchmarks use: ``Gemm``
 flattened (C-order, NCHW) activations, so IBP, CROWN, the MILP encoding and PGD all work on three
 kinds of operation: ``Affine``, ``Relu`` and ``MaxPool``. Anything else raises
 :class:`Unsupported`, which a verifier turns into an ``unknown`` verdict with the operator's name.
+
+A graph the reader cannot take as it is gets normalized and read again
+(:func:`harness.api.normalize_onnx_model`: constants folded, Identity and no-op nodes removed), as
+the benchmark reader normalizes every network it hands out; so a plain ``torch.onnx.export`` file
+with ``Identity`` nodes on shared initializers reads as its chain. (Normalizing only when needed
+keeps onnxscript's import, seconds, out of every verifier process that reads a clean graph.)
 """
 
 from __future__ import annotations
@@ -130,11 +136,23 @@ def _broadcast(const: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
 
 
 def load_network(path: str | Path) -> Network:
-    """Read an ONNX file into a :class:`Network`; raise :class:`Unsupported` for other graphs."""
+    """Read an ONNX file into a :class:`Network` (normalized when needed); raise :class:`Unsupported`
+    for other graphs."""
     import onnx
-    from onnx import numpy_helper
+
+    from harness.api import normalize_onnx_model
 
     model = onnx.load(str(path))
+    try:
+        return read_model(model)
+    except Unsupported:
+        return read_model(normalize_onnx_model(model))
+
+
+def read_model(model: Any) -> Network:
+    """An ``onnx.ModelProto`` as a :class:`Network`, as it stands; raise :class:`Unsupported` otherwise."""
+    from onnx import numpy_helper
+
     graph = model.graph
     consts = {init.name: numpy_helper.to_array(init).astype(np.float64) if numpy_helper.to_array(init).dtype.kind == "f"
               else numpy_helper.to_array(init) for init in graph.initializer}

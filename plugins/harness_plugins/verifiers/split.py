@@ -1,0 +1,194 @@
+"""Input splitting for ``milp`` on ReLU networks: branch and bound over the input box, CROWN on batches
+of sub-boxes, an exact MILP once a sub-box has few unstable ReLUs.
+
+A queue holds sub-boxes with the output conjunctions not yet ruled out on them. Each round takes a
+batch, bounds every pre-activation of every sub-box by CROWN at once (:func:`crown_batch`, numpy
+on stacked boxes), and then per sub-box:
+
+- a conjunction whose CROWN lower bound of some row is above its threshold is unreachable there;
+- the sub-box's centre and the corner CROWN points to are evaluated, and one in the unsafe set
+  that replays in onnxruntime is the counterexample;
+- a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
+  most :data:`MILP_ROOT`) is decided exactly by the MILP
+  (:func:`harness_plugins.verifiers.milp.verify_box`, with these tight bounds), few binaries;
+- any other is split in two along the input dimension of largest width times the CROWN sensitivity
+  of the open conjunction (ReluVal's "smear"; the widest dimension when the sensitivities tie).
+
+The property holds when the queue empties, is violated at the first replaying counterexample, and
+is ``timeout`` when the time runs out first.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Callable
+
+import numpy as np
+
+from harness_plugins.verifiers.network import Affine, Network, Relu
+
+#: Sub-boxes bounded together per round.
+BATCH = 64
+#: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split.
+MILP_UNSTABLE = 16
+#: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
+#: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
+MILP_WIDTH = 1e-4
+#: An input box (before any split) with at most this many unstable ReLUs goes to the MILP whole: a
+#: small network's exact encoding is cheaper than splitting (ACAS Xu's boxes have 83 to 299).
+MILP_ROOT = 64
+
+
+def splittable(net: Network) -> bool:
+    """Whether the network is the alternating affine / ReLU chain the batched bounds handle."""
+    return bool(net.ops) and all(isinstance(op, (Affine, Relu)) for op in net.ops)
+
+
+def _relax(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Batched CROWN-Ada ReLU relaxation: lower slope, upper slope, upper intercept (all (B, n))."""
+    active, inactive = lo >= 0, hi <= 0
+    unstable = ~(active | inactive)
+    width = np.where(unstable, hi - lo, 1.0)
+    up_s = np.where(active, 1.0, np.where(unstable, hi / width, 0.0))
+    up_c = np.where(unstable, -lo * hi / width, 0.0)
+    lo_s = np.where(active, 1.0, np.where(unstable, (hi > -lo).astype(np.float64), 0.0))
+    return lo_s, up_s, up_c
+
+
+def _backward(net: Network, lam: np.ndarray, upto: int, relax: dict, lower: np.ndarray,
+              upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Lower bounds of ``lam[b] @ v`` (``v``: output of ``ops[:upto]``) per box; and the input-space
+    coefficients (for the split choice and the attack corner). ``lam``: (B, R, n)."""
+    const = np.zeros(lam.shape[:2])
+    for i in range(upto - 1, -1, -1):
+        op = net.ops[i]
+        if isinstance(op, Affine):
+            const = const + lam @ op.b
+            lam = lam @ op.w
+        else:
+            lo_s, up_s, up_c = relax[i]
+            pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
+            const = const + np.einsum("brn,bn->br", neg, up_c)
+            lam = pos * lo_s[:, None, :] + neg * up_s[:, None, :]
+    mid, rad = (upper + lower) / 2, (upper - lower) / 2
+    value = np.einsum("brn,bn->br", lam, mid) - np.einsum("brn,bn->br", np.abs(lam), rad) + const
+    return value, lam
+
+
+def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[list, dict]:
+    """CROWN bounds of every op's input for a batch of boxes ``(B, n)``: ``(bounds, relaxations)``.
+
+    ``bounds[i]`` is ``(lo, hi)`` of ``ops[i]``'s input (then the output), as
+    :func:`harness_plugins.verifiers.bounds.crown_bounds` lists them for one box; each pre-activation
+    is CROWN's bound intersected with the interval through the preceding affine map.
+    """
+    bounds: list = [(lower, upper)]
+    relax: dict = {}
+    lo, hi = lower, upper
+    for i, op in enumerate(net.ops):
+        if isinstance(op, Affine):
+            mid, rad = (hi + lo) / 2, (hi - lo) / 2
+            c, r = mid @ op.w.T + op.b, rad @ np.abs(op.w).T
+            lo, hi = c - r, c + r
+            if i + 1 < len(net.ops) and i > 0:  # a pre-activation below other ReLUs: CROWN tightens it
+                n = op.w.shape[0]
+                eye = np.concatenate([np.eye(n), -np.eye(n)])
+                value, _ = _backward(net, np.broadcast_to(eye, (len(lower), 2 * n, n)), i + 1, relax, lower, upper)
+                lo, hi = np.maximum(lo, value[:, :n]), np.minimum(hi, -value[:, n:])
+                hi = np.maximum(hi, lo)
+        else:
+            relax[i] = _relax(lo, hi)
+            lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
+        bounds.append((lo, hi))
+    return bounds, relax
+
+
+def _unstable(bounds: list, net: Network) -> np.ndarray:
+    """Unstable ReLUs per box."""
+    count = np.zeros(len(bounds[0][0]), dtype=np.int64)
+    for i, op in enumerate(net.ops):
+        if isinstance(op, Relu):
+            lo, hi = bounds[i]
+            count += ((lo < 0) & (hi > 0)).sum(axis=1)
+    return count
+
+
+def search(net: Network, boxes: list, outputs: list, deadline: float, replays: Callable[[np.ndarray], bool],
+           milp: Callable[..., dict], attack: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict:
+    """Branch and bound over ``boxes`` against the output conjunctions ``outputs``; a result dict.
+
+    ``replays(x)`` says whether ``x`` is a counterexample in onnxruntime; ``milp(lower, upper,
+    conjunctions, deadline)`` decides one sub-box exactly (the MILP verifier's :func:`verify_box`);
+    ``attack(lower, upper)``, when given, returns candidate points (a short PGD) for a batch of boxes.
+    """
+    terms = list(range(len(outputs)))
+    queue: list[tuple[np.ndarray, np.ndarray, list[int], int]] = [(lo, hi, terms, 0) for lo, hi in boxes]
+    stats = {"boxes": 0, "milp": 0, "splits": 0, "max_queue": len(queue)}
+    timed_out = False
+    while queue:
+        if time.monotonic() > deadline:
+            timed_out = True
+            break
+        batch, queue = queue[-BATCH:], queue[:-BATCH]
+        lower = np.stack([b[0] for b in batch])
+        upper = np.stack([b[1] for b in batch])
+        bounds, relax = crown_batch(net, lower, upper)
+        unstable = _unstable(bounds, net)
+        stats["boxes"] += len(batch)
+        # Per conjunction, CROWN on its rows for the whole batch; the input-space coefficients guide
+        # the attack corner and the split.
+        open_terms: list[list[int]] = [[] for _ in batch]
+        sense = np.zeros_like(lower)
+        candidates = [(lower + upper) / 2]
+        for t in terms:
+            a, b = outputs[t]
+            value, lam = _backward(net, np.broadcast_to(a, (len(batch), *a.shape)), len(net.ops), relax, lower, upper)
+            margin = (value - b).max(axis=1)  # > 0: some row rules the conjunction out on that box
+            row = (value - b).argmax(axis=1)
+            best = lam[np.arange(len(batch)), row]  # (B, n0): the row that came closest to a proof
+            candidates.append(np.where(best > 0, lower, upper))  # the corner minimising that row's bound
+            for k, (_, _, active, _) in enumerate(batch):
+                if t in active and margin[k] <= 0:
+                    open_terms[k].append(t)
+                    sense[k] += np.abs(best[k])
+        if attack is not None:
+            candidates.append(attack(lower, upper))
+        points = np.concatenate(candidates)
+        ys = net.forward(points)
+        for t in terms:
+            a, b = outputs[t]
+            hit = np.all(ys @ a.T <= b, axis=1)
+            for idx in np.nonzero(hit)[0]:
+                if replays(points[idx]):
+                    return {"result": "violated", "witness": points[idx], "outputs": ys[idx],
+                            "info": {"by": "split", **stats}}
+        for k, (lo, hi, _, depth) in enumerate(batch):
+            if not open_terms[k]:
+                continue
+            if unstable[k] <= (MILP_ROOT if depth == 0 else MILP_UNSTABLE) or (hi - lo).max() <= MILP_WIDTH:
+                stats["milp"] += 1
+                res = milp(lo, hi, [outputs[t] for t in open_terms[k]], deadline)
+                if res["result"] == "violated" and replays(res["witness"]):
+                    return {**res, "info": {"by": "split+milp", **stats}}
+                if res["result"] == "holds":
+                    continue
+                if res["result"] == "timeout":
+                    timed_out = True
+                    break
+            width = hi - lo
+            score = width * np.maximum(sense[k], 1e-12)
+            d = int(np.argmax(score if score.max() > 0 else width))
+            if width[d] <= 1e-9:
+                return {"result": "unknown", "info": {"by": "split", "note": "a sub-box too small to split", **stats}}
+            mid = (lo[d] + hi[d]) / 2
+            left_hi, right_lo = hi.copy(), lo.copy()
+            left_hi[d], right_lo[d] = mid, mid
+            queue.append((lo, left_hi, open_terms[k], depth + 1))
+            queue.append((right_lo, hi, open_terms[k], depth + 1))
+            stats["splits"] += 1
+        if timed_out:
+            break
+        stats["max_queue"] = max(stats["max_queue"], len(queue))
+    if timed_out:
+        return {"result": "timeout", "info": {"by": "split", "open": len(queue), **stats}}
+    return {"result": "holds", "info": {"by": "split", **stats}}
