@@ -75,17 +75,21 @@ def normalize_file(source: str | Path, target: str | Path) -> Path:
     return target
 
 
-def normalized(source: str | Path, cache_dir: str | Path, sha256: str | None = None) -> Path:
+def normalized(source: str | Path, cache_dir: str | Path, sha256: str | None = None,
+               notes: list[str] | None = None) -> Path:
     """The normalized copy of ``source`` in the cache, made once; keyed by the original's sha256.
 
     The copy keeps the original's file name (results and logs name the network as the benchmark
-    does).
+    does). It is a verified cache entry (:func:`harness.core.files.cached`): a copy changed on disk
+    is rebuilt, never handed to a verifier.
     """
+    from harness.core.files import cached
     from harness.core.identity import digest, file_sha256
 
     source = Path(source)
     sha = sha256 or file_sha256(source)
-    out = Path(cache_dir) / "benchmarks" / "normalized" / digest({"sha256": sha, "by": NORMALIZATION}, 24) / source.name
-    if not out.is_file():
-        normalize_file(source, out)
-    return out
+    final = Path(cache_dir) / "benchmarks" / "normalized" / digest({"sha256": sha, "by": NORMALIZATION}, 24)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    entry = cached(final, lambda tmp: normalize_file(source, tmp / source.name), notes,
+                   what="normalized network")
+    return entry / source.name

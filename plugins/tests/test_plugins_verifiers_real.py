@@ -80,7 +80,8 @@ def test_every_builtin_verifier_verifies_the_export(identity_onnx, tmp_path):
     violated = tmp_path / "violated.vnnlib"
     prop = write(violated, (-1, -1, -1), (1, 1, 1), ((Atom(top - 1e-3, "Y_0"),),))  # the grid's best is a witness
     for spec in (MILP, PGD, UNSOUND_PGD):
-        params = validate(spec.params, {"restarts": 20, "steps": 50} if spec.params else {})
+        params = validate(spec.params, {"restarts": 20, "steps": 50} if any(p.name == "restarts" for p in spec.params)
+                              else {})
         v = run_verifier(spec, params, identity_onnx, violated, 60.0, workdir=tmp_path / f"v-{spec.name}")
         assert v.result == "violated", (spec.name, v.result, v.error)
         assert check_witness(identity_onnx, prop, v.witness).valid

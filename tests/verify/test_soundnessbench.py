@@ -129,7 +129,9 @@ def test_importing_a_vnncomp_folder_with_gzipped_files(bench, tmp_path):
     b = read_folder(tmp_path / "acme", tmp_path / "cache")
     assert [i.kind for i in b.instances] == ["unlabelled", "unlabelled"]
     assert [i.timeout for i in b.instances] == [12, 7]
-    assert b.instances[0].onnx.read_bytes() == (folder / "model.onnx").read_bytes()  # unpacked into the cache
+    # Unpacked into the cache as shipped (``source``); verifiers read its normalized copy (``onnx``).
+    assert b.instances[0].source.read_bytes() == (folder / "model.onnx").read_bytes()
+    assert b.instances[0].onnx != b.instances[0].source and b.instances[0].onnx.is_file()
     with pytest.raises(FileNotFoundError, match="no instances.csv"):
         read_folder(tmp_path / "acme" / "onnx", tmp_path / "cache")
 
