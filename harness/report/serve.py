@@ -5,8 +5,8 @@ The file is served immutable (``datasette -i``: opened read-only, never written)
 (:func:`harness.store.db.open_readonly`: a hot journal is rolled back first, which an immutable
 open would ignore). Custom SQL and canned queries run under datasette's own time limit
 (``sql_time_limit_ms``), set to the harness's query limit (:func:`harness.store.guard.default_timeout`);
-datasette itself refuses any statement that is not a SELECT. The metadata describes every table and view, and every metric
-from the ``metrics`` catalogue; canned queries answer the leaderboard's three questions:
+datasette itself refuses any statement that is not a SELECT. The metadata describes every table
+and view, and every metric from the ``metrics`` catalogue; canned queries answer the leaderboard's three questions:
 ranking by a metric, a Pareto frontier of two metrics, and the changes between two runs.
 """
 

@@ -51,6 +51,17 @@ def _check(db) -> int:
         conn.close()
 
 
+def _recorded(db) -> int:
+    try:
+        conn = sqlite3.connect(f"file:{db}?mode=ro", uri=True, timeout=0.1)
+        try:
+            return conn.execute("SELECT count(*) FROM cells").fetchone()[0]
+        finally:
+            conn.close()
+    except sqlite3.Error:
+        return 0
+
+
 def kill_loop(suite, db, tmp_path, kills: int, seed: int) -> list[tuple]:
     """Start the driver, kill it at a seeded random moment, check, ``kills`` times; then let it finish."""
     rng = random.Random(seed)
@@ -58,13 +69,19 @@ def kill_loop(suite, db, tmp_path, kills: int, seed: int) -> list[tuple]:
     cmd = [sys.executable, "-m", "harness.cli", "run", str(suite), "--db", str(db), "-q"]
     log = []
     for i in range(kills):
-        delay, group = rng.uniform(0.5, 10.0), rng.random() < 0.5
+        # A seeded moment spread over the run: after 0-2 more cells are recorded, plus 0-1.5 s (so
+        # kills land in start-up, in a worker, in the middle of recording and between cells).
+        more, extra, group = rng.randint(0, 2), rng.uniform(0.0, 1.5), rng.random() < 0.5
+        start = _check(db)
         proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
                                 start_new_session=True)  # its own group: killing it spares pytest
-        time.sleep(delay)
+        deadline = time.monotonic() + 300
+        while _recorded(db) < start + more and proc.poll() is None and time.monotonic() < deadline:
+            time.sleep(0.02)
+        time.sleep(extra)
         if proc.poll() is not None:
             assert proc.returncode == 0, proc.stderr.read()
-            log.append((i, delay, group, "finished first"))
+            log.append((i, more, extra, group, "finished first"))
             break
         os.killpg(proc.pid, signal.SIGKILL) if group else proc.send_signal(signal.SIGKILL)
         proc.wait()
@@ -73,7 +90,7 @@ def kill_loop(suite, db, tmp_path, kills: int, seed: int) -> list[tuple]:
                 os.killpg(proc.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-        log.append((i, round(delay, 2), "group" if group else "driver", _check(db)))
+        log.append((i, more, round(extra, 2), "group" if group else "driver", _check(db)))
     done = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
     assert done.returncode == 0, done.stderr
     assert _check(db) == N_CELLS
