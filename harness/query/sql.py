@@ -33,7 +33,7 @@ def run_sql(db: str | Path, query: str, params: list | None = None, *, timeout_s
         except sqlite3.Error as exc:
             text = str(exc)
             if conn.denied or "not authorized" in text or "authorization denied" in text:
-                raise QueryRefused(f"refused: harness sql only reads, and this statement would "
+                raise QueryRefused(f"refused: harness sql is read-only, and this statement would "
                                    f"{conn.denied or 'do more'} ({text}); nothing was run") from None
             if "readonly" in text or "read-only" in text or "query_only" in text:
                 raise QueryRefused(f"refused: harness sql is read-only and this statement writes ({text}); "
