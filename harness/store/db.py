@@ -22,6 +22,7 @@ from harness.core.identity import canonical
 from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
 from harness.store.check import NoDatabase, check_store, readonly_uri  # noqa: F401 - NoDatabase: re-exported
 from harness.store.guard import GuardedConnection
+from harness.store.lock import migration_lock
 
 migrations = Migrations("harness")
 
@@ -208,11 +209,21 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
+        if str(path) == ":memory:":
+            self.db = sqlite_utils.Database(str(path))
+            self._migrate()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Two writers opening one new database at the same instant would both see it new and both
+        # apply the first migration (sqlite-utils decides what is pending outside a transaction):
+        # the check and the migrations run under a short lock, the second writer waits.
+        with migration_lock(self.path):
             # Before the first write: a file that is not a store of a known schema is never touched.
             check_store(self.path, known=migration_names(), writing=True)
-        self.db = sqlite_utils.Database(str(path))
+            self.db = sqlite_utils.Database(str(path))
+            self._migrate()
+
+    def _migrate(self) -> None:
         # Rollback journal, not WAL: a WAL database cannot be opened read-only by a reader
         # without write access to its folder, and reading must never need write access.
         self.db.execute("PRAGMA foreign_keys=ON")

@@ -33,8 +33,10 @@ def lock_path(db: str | Path, suite_sha256: str, tag: str | None) -> Path:
 class RunLock:
     """The lock of one run; :meth:`acquire` or raise :class:`RunLocked`, :meth:`release` (also on exit)."""
 
-    def __init__(self, db: str | Path, suite_sha256: str, tag: str | None = None) -> None:
-        self.path = lock_path(db, suite_sha256, tag)
+    def __init__(self, db: str | Path, suite_sha256: str, tag: str | None = None, *, path: Path | None = None,
+                 wait: bool = False) -> None:
+        self.path = path or lock_path(db, suite_sha256, tag)
+        self.wait = wait
         self.previous: dict | None = None  # the holder named in the file when this driver took it over
         self._fd: int | None = None
 
@@ -43,7 +45,7 @@ class RunLock:
         while True:
             fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX | (0 if self.wait else fcntl.LOCK_NB))
             except BlockingIOError:
                 holder = _read(fd)
                 os.close(fd)
@@ -83,6 +85,12 @@ class RunLock:
 
     def __exit__(self, *exc) -> None:
         self.release()
+
+
+def migration_lock(db: str | Path) -> RunLock:
+    """A short lock around opening ``db`` for writing (its migrations): two writers that open a new
+    database at the same instant would both apply the first migration. The second waits."""
+    return RunLock(db, "", path=Path(f"{db}.migrate.lock"), wait=True)
 
 
 def _read(fd: int) -> dict:

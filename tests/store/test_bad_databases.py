@@ -154,3 +154,19 @@ def test_merging_a_partial_copy_then_the_full_one_ends_with_the_final_status(tmp
 def test_a_folder_is_not_a_database(tmp_path):
     result = invoke(["runs", "--db", tmp_path])
     assert result.exit_code == 2 and "is not a file" in result.stderr
+
+
+def test_writers_opening_one_new_database_together_all_succeed(tmp_path):
+    """Four processes open one new database at once: one applies the migrations, the others wait."""
+    import subprocess
+    import sys
+
+    for attempt in range(5):
+        db = tmp_path / f"new{attempt}.db"
+        code = "import sys; from harness.store.db import Store; Store(sys.argv[1]).close()"
+        procs = [subprocess.Popen([sys.executable, "-c", code, str(db)], stderr=subprocess.PIPE, text=True)
+                 for _ in range(4)]
+        errors = [p.communicate()[1] for p in procs]
+        assert [p.returncode for p in procs] == [0] * 4, errors
+        assert check_store(db, known=migration_names()) == "store"
+    assert sorted(p.name for p in tmp_path.iterdir()) == [f"new{i}.db" for i in range(5)]  # no lock left
