@@ -28,6 +28,8 @@ from harness.core.paths import PLUGINS_DIR_ENV
 USAGE_EXIT = 2
 #: Exit status of a step that ran and failed (as a failed cell).
 FAILED_EXIT = 1
+#: Exit status after Ctrl-C (128 + SIGINT, as a shell reports it).
+INTERRUPTED_EXIT = 130
 
 
 class ErrorExit(click.ClickException):
@@ -55,6 +57,26 @@ class HarnessGroup(click.Group):
             raise ErrorExit(message_of(exc), USAGE_EXIT) from exc
         except StepFailed as exc:
             raise ErrorExit(message_of(exc), FAILED_EXIT) from exc
+        except KeyboardInterrupt as exc:  # a long query or report stopped by Ctrl-C: a message, not a traceback
+            raise ErrorExit("interrupted (Ctrl-C); nothing was written", INTERRUPTED_EXIT) from exc
+        except Exception as exc:
+            # A library may wrap our error in its own (pandas turns any error of a query into its
+            # DatabaseError): it is still ours.
+            cause = _usage_cause(exc)
+            if cause is None:
+                raise
+            raise ErrorExit(message_of(cause), USAGE_EXIT) from exc
+
+
+def _usage_cause(exc: BaseException) -> UsageError | None:
+    """The :class:`UsageError` that ``exc`` was raised from (its ``__cause__`` chain), if any."""
+    seen = set()
+    while exc is not None and id(exc) not in seen:
+        seen.add(id(exc))
+        if isinstance(exc, UsageError):
+            return exc
+        exc = exc.__cause__
+    return None
 
 
 @click.group(cls=HarnessGroup, context_settings={"help_option_names": ["-h", "--help"]})

@@ -141,12 +141,16 @@ def history(db: str, metric: str, model, dataset, method, backend, batch_size, t
 @click.argument("query")
 @DB_OPTION
 @FORMAT_OPTION
-def sql(query: str, db: str, fmt: str) -> None:
-    """Run one read-only SQL statement (SELECT ...) on the leaderboard; writes are refused."""
+@click.option("--timeout", type=click.FloatRange(min=0), default=None,
+              help="stop the statement after this many seconds; 0: no limit "
+                   "[default: $HARNESS_QUERY_TIMEOUT_S, else 60]")
+def sql(query: str, db: str, fmt: str, timeout: float | None) -> None:
+    """Run one read-only SQL statement (SELECT ...) on the leaderboard; writes, ATTACH and
+    state-changing PRAGMAs are refused, and Ctrl-C or the time limit stops it."""
     from harness.query.leaderboard import render
     from harness.query.sql import run_sql
 
-    click.echo(render(run_sql(db, query), fmt))
+    click.echo(render(run_sql(db, query, timeout_s=timeout), fmt))
 
 
 COMMANDS = [results, leaderboard, runs, compare, history, sql]

@@ -56,9 +56,14 @@ def run(ctx: click.Context, suite: str, db: str, cache_dir: str | None, resume: 
         summary = run_suite(suite, db=db, cache_dir=cache_dir, resume=resume, retry_failed=retry_failed,
                             progress=not quiet, host=host, on_plan=announce, tag=tag, executor=executor,
                             ray_address=address, ray_wait_s=ray_wait, max_cells=None if yes else CELL_LIMIT)
-    except KeyboardInterrupt:  # every finished cell is stored: say how to go on
-        click.echo("interrupted: run 'harness run' again to resume", err=True)
-        sys.exit(130)
+    except KeyboardInterrupt as exc:  # every finished cell is stored: say how to go on
+        from harness.run.driver import Terminated
+
+        click.echo(f"{'terminated' if isinstance(exc, Terminated) else 'interrupted'}: the run is marked "
+                   f"interrupted; run 'harness run' again to resume", err=True)
+        sys.exit(143 if isinstance(exc, Terminated) else 130)
+    if summary.took_over:
+        click.echo(summary.took_over, err=True)
     verb = "resumed" if summary.resumed else "started"
     click.echo(f"run {summary.run_id} ({verb}): {summary.executed} cells recorded now "
                f"({summary.ok} ok, {summary.skipped} skipped, {summary.failed} failed), "

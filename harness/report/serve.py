@@ -1,8 +1,12 @@
 """``harness serve``: datasette on the leaderboard, read-only, with canned queries and a described schema.
 
 The file is served immutable (``datasette -i``: opened read-only, never written), bound to
-127.0.0.1 unless told otherwise. The metadata describes every table and view, and every metric
-from the ``metrics`` catalogue; canned queries answer the leaderboard's three questions:
+127.0.0.1 unless told otherwise, after the checks every command makes
+(:func:`harness.store.db.open_readonly`: a hot journal is rolled back first, which an immutable
+open would ignore). Custom SQL and canned queries run under datasette's own time limit
+(``sql_time_limit_ms``), set to the harness's query limit (:func:`harness.store.guard.default_timeout`);
+datasette itself refuses any statement that is not a SELECT. The metadata describes every table
+and view, and every metric from the ``metrics`` catalogue; canned queries answer the leaderboard's three questions:
 ranking by a metric, a Pareto frontier of two metrics, and the changes between two runs.
 """
 
@@ -18,6 +22,10 @@ from pathlib import Path
 
 from harness.query.refs import QueryError
 from harness.store.db import open_readonly
+from harness.store.guard import default_timeout
+
+#: datasette's ``sql_time_limit_ms`` when the harness's query limit is 0 (none): a day.
+_NO_LIMIT_MS = 86_400_000
 
 #: Flags of the latest results, per (artifact, backend, machine): a flagged row is never ranked.
 _FLAGGED = """flagged AS (
@@ -150,7 +158,8 @@ def serve(db: str | Path, *, port: int = 8001, host: str = "127.0.0.1") -> int:
         path = Path(tmp) / "metadata.json"
         path.write_text(json.dumps(meta, indent=1))
         cmd = [sys.executable, "-m", "datasette", "serve", "-i", str(Path(db).resolve()), "--host", host,
-               "--port", str(port), "--metadata", str(path)]
+               "--port", str(port), "--metadata", str(path),
+               "--setting", "sql_time_limit_ms", str(round(default_timeout() * 1000) or _NO_LIMIT_MS)]
         proc = subprocess.Popen(cmd)
         # Stopping `harness serve` (Ctrl-C or SIGTERM) stops datasette too: no orphaned server.
         signal.signal(signal.SIGTERM, lambda *_: proc.terminate())

@@ -13,7 +13,9 @@ from __future__ import annotations
 
 import dataclasses
 import json
+import signal
 import sys
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -32,6 +34,15 @@ from harness.run.local import LocalExecutor
 from harness.run.machine import fingerprint, git_revision
 from harness.run.task import CellResult, CellTask, Executor
 from harness.store.db import CellRow, Store
+from harness.store.lock import RunLock, describe_previous
+
+
+class Terminated(KeyboardInterrupt):
+    """The driver got SIGTERM: it stops as on Ctrl-C (the run is marked ``interrupted``, cells kept)."""
+
+
+def _on_sigterm(signum, frame):
+    raise Terminated("terminated (SIGTERM)")
 
 
 @dataclass
@@ -46,6 +57,8 @@ class RunSummary:
     skipped: int = 0
     failed: int = 0
     failures: list[str] = field(default_factory=list)
+    #: Set when this driver took over the run lock of a driver that died holding it.
+    took_over: str | None = None
 
     @property
     def executed(self) -> int:
@@ -137,7 +150,20 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
     # Read once here; workers and the plugins in them (npm packages, emulated roots) get it in each task.
     cache = (Path(cache_dir) if cache_dir else paths.cache_dir()).resolve()
     cache.mkdir(parents=True, exist_ok=True)
-    store = Store(db)
+    # One driver per run: the lock covers finding or creating the run, so two drivers of one suite
+    # file started at the same instant never make two runs, and a second one refuses (naming the first).
+    lock = None
+    if str(db) != ":memory:":
+        Path(db).parent.mkdir(parents=True, exist_ok=True)
+        lock = RunLock(db, plan.sha256, tag).acquire()
+    previous_sigterm = None
+    if threading.current_thread() is threading.main_thread():
+        previous_sigterm = signal.signal(signal.SIGTERM, _on_sigterm)
+    try:
+        store = Store(db)
+    except BaseException:
+        _unlock(lock, previous_sigterm)
+        raise
     try:
         for reg in host.registry.registered("suite"):
             store.register_metrics(reg.spec.name, reg.spec.metrics)
@@ -158,7 +184,8 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
         todo = [c for c in plan.cells
                 if c.key not in statuses or (retry_failed and statuses[c.key] == "failed")]
         summary = RunSummary(run_id=run_id, resumed=resumed, planned=len(plan.cells),
-                             already_done=len(plan.cells) - len(todo))
+                             already_done=len(plan.cells) - len(todo),
+                             took_over=describe_previous(lock.previous if lock else None))
         if not todo:
             if previous is not None and previous["status"] != "complete":
                 store.finish_run(run_id, "complete")
@@ -168,11 +195,19 @@ def run_suite(suite_path: str | Path, *, db: str | Path = paths.DEFAULT_DB,
         _execute(host, plan, todo, store, run_id, cache, summary, progress, executor, ray_address, ray_wait_s)
         store.finish_run(run_id, "complete")
         return summary
-    except KeyboardInterrupt:
+    except KeyboardInterrupt:  # Ctrl-C or SIGTERM (Terminated)
         store.finish_run(run_id, "interrupted") if "run_id" in locals() else None
         raise
     finally:
         store.close()
+        _unlock(lock, previous_sigterm)
+
+
+def _unlock(lock: RunLock | None, previous_sigterm) -> None:
+    if previous_sigterm is not None:
+        signal.signal(signal.SIGTERM, previous_sigterm)
+    if lock is not None:
+        lock.release()
 
 
 def make_executor(kind: str, config: dict, plan: Plan, host: Host, address: str | None,

@@ -18,9 +18,11 @@ import sqlite_utils
 from sqlite_utils.migrations import Migrations
 
 from harness.core.clock import now
-from harness.core.errors import UsageError
 from harness.core.identity import canonical
 from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
+from harness.store.check import NoDatabase, check_store, readonly_uri  # noqa: F401 - NoDatabase: re-exported
+from harness.store.guard import GuardedConnection
+from harness.store.lock import migration_lock
 
 migrations = Migrations("harness")
 
@@ -207,9 +209,21 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        if str(path) != ":memory:":
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-        self.db = sqlite_utils.Database(str(path))
+        if str(path) == ":memory:":
+            self.db = sqlite_utils.Database(str(path))
+            self._migrate()
+            return
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Two writers opening one new database at the same instant would both see it new and both
+        # apply the first migration (sqlite-utils decides what is pending outside a transaction):
+        # the check and the migrations run under a short lock, the second writer waits.
+        with migration_lock(self.path):
+            # Before the first write: a file that is not a store of a known schema is never touched.
+            check_store(self.path, known=migration_names(), writing=True)
+            self.db = sqlite_utils.Database(str(path))
+            self._migrate()
+
+    def _migrate(self) -> None:
         # Rollback journal, not WAL: a WAL database cannot be opened read-only by a reader
         # without write access to its folder, and reading must never need write access.
         self.db.execute("PRAGMA foreign_keys=ON")
@@ -306,16 +320,21 @@ class Store:
         return cell_id
 
 
-class NoDatabase(UsageError, FileNotFoundError):
-    """There is no leaderboard database at the path given (a usage error: the message says what to pass)."""
+def migration_names() -> list[str]:
+    """The names of the migrations this version knows, in order."""
+    return [m.name for m in migrations._migrations]
 
 
-def open_readonly(path: str | Path) -> sqlite3.Connection:
-    """Open a leaderboard for reading only (works on files the reader cannot write)."""
+def open_readonly(path: str | Path, *, timeout_s: float | None = None) -> GuardedConnection:
+    """Open a leaderboard for reading only, through the checks of :func:`harness.store.check.check_store`.
+
+    The connection is ``mode=ro`` (works on files the reader cannot write) and guarded
+    (:mod:`harness.store.guard`: reads only, every statement under a time limit of ``timeout_s``,
+    default :func:`harness.store.guard.default_timeout`). Raises :class:`NoDatabase` or
+    :class:`harness.store.check.BadDatabase` (usage errors naming the file and the reason).
+    """
     p = Path(path)
-    if not p.is_file():
-        raise NoDatabase(f"no leaderboard database at {p} (run 'harness run SUITE' first, "
-                         f"or pass --db PATH)", file=str(p))
-    conn = sqlite3.connect(f"file:{p.resolve()}?mode=ro", uri=True)
+    check_store(p, known=migration_names())
+    conn = sqlite3.connect(readonly_uri(p), uri=True, factory=GuardedConnection)
     conn.row_factory = sqlite3.Row
-    return conn
+    return conn.guard(timeout_s)

@@ -2,21 +2,29 @@
 
 A run is identified by its content (suite-file hash, machine hash and start time), a cell by its
 run and cell key; ids are remapped. Merging the same file twice adds nothing. When two files hold
-the same cell of the same run (a run copied before it was resumed), the first one merged is kept.
+the same cell of the same run (a run copied before it was resumed), the first one merged is kept;
+the run's status and end are the most final of its copies (``complete`` over ``interrupted`` over
+``running``), so a partial copy merged before the full one does not leave the run ``running``.
+
+Sources are checked as every command checks a database (:func:`harness.store.check.check_store`:
+corrupt, foreign and newer-schema files are refused) and read through SQLite (its backup API into
+a private copy that is then migrated), never by copying files: a hot journal is honoured.
 """
 
 from __future__ import annotations
 
-import shutil
 import sqlite3
 import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from harness.core.errors import UsageError
-from harness.store.db import NoDatabase, Store
+from harness.store.check import check_store, readonly_uri
+from harness.store.db import NoDatabase, Store, migration_names
 
 RUN_IDENTITY = ("suite_sha256", "machine_hash", "started_at")
+#: How final a run's status is: a merged run takes the most final of its copies.
+_FINALITY = {"running": 0, "interrupted": 1, "complete": 2}
 
 
 class MergeError(UsageError, ValueError):
@@ -46,19 +54,31 @@ def merge(sources: list[str | Path], out: str | Path) -> MergeReport:
             raise NoDatabase(f"no leaderboard database at {src}", file=str(src))
         if Path(src).resolve() == Path(out).resolve():
             raise MergeError(f"{src} is the output file; name a different -o", file=str(src), key="-o")
+        check_store(src, known=migration_names())
     Store(out).close()  # create or migrate the output
     report = MergeReport()
     with tempfile.TemporaryDirectory() as tmp:
         for i, src in enumerate(sources):
             # A migrated private copy: sources may be older schemas, and are never written.
             copy = Path(tmp) / f"source{i}.db"
-            shutil.copyfile(src, copy)
+            _copy_through_sqlite(Path(src), copy)
             Store(copy).close()
             before = (report.runs_added, report.cells_added)
             _merge_one(copy, Path(out), report)
             report.per_source[str(src)] = {"runs_added": report.runs_added - before[0],
                                            "cells_added": report.cells_added - before[1]}
     return report
+
+
+def _copy_through_sqlite(src: Path, copy: Path) -> None:
+    """Copy the database ``src`` into ``copy`` with SQLite's backup API (what a reader sees, journal honoured)."""
+    reader = sqlite3.connect(readonly_uri(src), uri=True)
+    writer = sqlite3.connect(copy)
+    try:
+        reader.backup(writer)
+    finally:
+        writer.close()
+        reader.close()
 
 
 def _merge_one(src: Path, out: Path, report: MergeReport) -> None:
@@ -79,6 +99,7 @@ def _merge_one(src: Path, out: Path, report: MergeReport) -> None:
                 if found:
                     dst = found[0]
                     report.runs_matched += 1
+                    _take_final_status(conn, dst, fields)
                 else:
                     dst = conn.execute(f"INSERT INTO main.runs ({', '.join(run_cols)}) VALUES "
                                        f"({', '.join('?' * len(run_cols))})", list(fields.values())).lastrowid
@@ -120,3 +141,11 @@ def _merge_one(src: Path, out: Path, report: MergeReport) -> None:
         conn.execute("DETACH DATABASE src")
     finally:
         conn.close()
+
+
+def _take_final_status(conn: sqlite3.Connection, dst: int, src: dict) -> None:
+    """Give run ``dst`` the status and end of its copy ``src`` when that copy's status is more final."""
+    have = conn.execute("SELECT status FROM main.runs WHERE id = ?", [dst]).fetchone()[0]
+    if _FINALITY.get(src.get("status"), -1) > _FINALITY.get(have, -1):
+        conn.execute("UPDATE main.runs SET status = ?, finished_at = ? WHERE id = ?",
+                     [src["status"], src.get("finished_at"), dst])

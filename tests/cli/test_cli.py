@@ -60,7 +60,7 @@ def test_a_missing_database_is_a_usage_error_naming_it(tmp_path):
 def test_a_failed_step_is_exit_1_with_its_message(monkeypatch):
     import harness.query.sql as sql
 
-    def failing(db, query):
+    def failing(db, query, **options):
         raise StepFailed("setup of x failed: no network")
 
     monkeypatch.setattr(sql, "run_sql", failing)

@@ -9,6 +9,7 @@ import subprocess
 import sys
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 
 import pytest
@@ -99,9 +100,12 @@ def _get(url: str):
 def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_path):
     pytest.importorskip("datasette", reason="datasette is the [serve] extra; .ci/run installs it")
     port = _free_port()
-    env = dict(os.environ)
+    env = dict(os.environ, HARNESS_QUERY_TIMEOUT_S="1.5")  # the limit datasette's queries run under too
+    # Its output goes to a file: datasette logs a long traceback per refused query, which would fill
+    # a pipe nobody reads and block the server.
+    log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--db", str(db), "--port", str(port)],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, env=env)
+                            stdout=log, stderr=subprocess.STDOUT, env=env)
     base = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 60
@@ -110,7 +114,7 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
                 _get(f"{base}/-/versions.json")
                 break
             except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, proc.stdout.read().decode()
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
                 assert time.monotonic() < deadline, "datasette did not start"
                 time.sleep(0.3)
         runs = _get(f"{base}/leaderboard/runs.json?_shape=array")
@@ -139,9 +143,16 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
         except urllib.error.HTTPError as exc:
             refused = exc.code == 400
         assert refused
+        # Custom SQL has the time limit: a runaway recursive query is stopped, the server keeps serving.
+        runaway = urllib.parse.quote("WITH RECURSIVE r(i) AS (SELECT 1 UNION ALL SELECT i + 1 FROM r) "
+                                     "SELECT count(*) FROM r")
+        with pytest.raises(urllib.error.HTTPError) as stopped:
+            urllib.request.urlopen(f"{base}/leaderboard.json?sql={runaway}", timeout=60)
+        assert stopped.value.code == 400 and "time limit" in stopped.value.read().decode().lower()
         assert _get(f"{base}/leaderboard/runs.json?_shape=array") == runs
     finally:
         proc.terminate()
         proc.wait(timeout=30)
+        log.close()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{base}/-/versions.json", timeout=2)

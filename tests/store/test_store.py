@@ -108,7 +108,10 @@ def test_readonly_connection_refuses_writes(tmp_path):
     before = path.read_bytes()
     conn = open_readonly(path)
     assert conn.execute("SELECT count(*) FROM runs").fetchone()[0] == 0
-    with pytest.raises(sqlite3.OperationalError, match="readonly"):
+    with pytest.raises(sqlite3.DatabaseError, match="not authorized"):  # the authorizer, before mode=ro
+        conn.execute("INSERT INTO metrics (name) VALUES ('x')")
+    conn.set_authorizer(None)
+    with pytest.raises(sqlite3.OperationalError, match="readonly"):  # and mode=ro below it
         conn.execute("INSERT INTO metrics (name) VALUES ('x')")
     conn.close()
     assert path.read_bytes() == before
