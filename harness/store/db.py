@@ -204,6 +204,10 @@ def sample_set_name(metric: str, params: Mapping[str, Any]) -> str:
     return metric + "".join(f"@{k}={v}" for k, v in sorted(params.items()))
 
 
+#: Seconds a writer waits for another writer's lock on the database before giving up.
+WRITER_BUSY_TIMEOUT_S = 120.0
+
+
 class Store:
     """The writer's handle on a leaderboard database (the driver holds the only one)."""
 
@@ -220,7 +224,10 @@ class Store:
         with migration_lock(self.path):
             # Before the first write: a file that is not a store of a known schema is never touched.
             check_store(self.path, known=migration_names(), writing=True)
-            self.db = sqlite_utils.Database(str(path))
+            # Drivers of different suites share a database: a writer waits for another's commit (each
+            # cell is one short transaction) rather than failing at sqlite3's default of 5 s, which a
+            # loaded machine can exceed.
+            self.db = sqlite_utils.Database(sqlite3.connect(str(path), timeout=WRITER_BUSY_TIMEOUT_S))
             self._migrate()
 
     def _migrate(self) -> None:

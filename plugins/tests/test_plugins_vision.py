@@ -141,6 +141,7 @@ def test_suite_on_written_cifar_and_mnist_files(tmp_path, harness_cli, suite_fil
     """A real run on CIFAR-10 binary files and gzipped MNIST idx files: top1 and top5 recorded."""
     write_cifar(tmp_path / "cifar", binary=True, per_batch=40)
     write_mnist(tmp_path / "mnist", gz=True, n_train=120, n_test=40)
+    (tmp_path / "nothing").mkdir()  # a folder without batches (a missing one is the suite file's error)
     suite = suite_file(f"""
         name = "vision-files"
         seeds = [0]

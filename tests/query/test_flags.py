@@ -62,5 +62,5 @@ def test_a_blank_flag_is_a_failed_cell_naming_the_suite(harness_cli, plugin_dir,
     conn = sqlite3.connect(db)
     reasons = [r[0] for r in conn.execute("SELECT reason FROM cells WHERE suite = 'malformed'")]
     conn.close()
-    assert reasons and all("suite malformed: flag of claim_ok must be a non-empty reason string" in r
-                           for r in reasons)
+    assert reasons and all("suite malformed of plugin" in r and "gated.py" in r
+                           and "flag of claim_ok must be a non-empty reason string" in r for r in reasons)
