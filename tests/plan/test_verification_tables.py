@@ -108,8 +108,8 @@ def test_a_bad_truth_file_is_an_error_of_the_suite_file(registry, tmp_path):
     ({"benchmarks": [{"name": "folder", "path": "nowhere"}]}, "verification[0].benchmarks[0].path", "not found:"),
     ({"benchmarks": [{"name": "folder", "path": ".", "truth": "no.csv"}]}, "verification[0].benchmarks[0].truth",
      "not found:"),
-    ({"verifiers": ["z3"]}, "verification[0].verifiers[0]", "unknown verifier 'z3' (known: crown, ibp, marabou, milp, pgd, "
-                                                            "unsound-pgd, vnncomp)"),
+    ({"verifiers": ["z3"]}, "verification[0].verifiers[0]", "unknown verifier 'z3' (known: crown, ibp, marabou, "
+                                                            "milp, pgd, unsound-pgd, vnncomp)"),
     ({"verifiers": [{"name": "pgd", "restarts": 0}]}, "verification[0].verifiers[0].restarts", "out of range"),
     ({"verifiers": [{"name": "vnncomp"}]}, "verification[0].verifiers[0].tool", "is required"),
     ({"verifiers": [{"name": "vnncomp", "tool": "no/such/tool"}]}, "verification[0].verifiers[0].tool",
