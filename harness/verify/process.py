@@ -112,12 +112,16 @@ def run_verifier(spec: Any, params: Mapping[str, Any], onnx_path: str | Path, vn
         verdict.error = verdict.error if extra.get("error") is None else extra["error"]
     if code != 0:
         # A process that died without an answer (its interpreter or the harness failed to import).
-        stderr = _tail(workdir / "child.stderr")
-        if verdict.result == ERROR:
-            verdict.error = f"verifier process exited with status {code}: {stderr or verdict.error}"
-        elif verdict.error is None:
-            verdict.error = f"verifier process exited with status {code}: {stderr}"
+        _note_exit(verdict, f"verifier process exited with status {code}", _tail(workdir / "child.stderr"))
     return verdict
+
+
+def _note_exit(verdict: Verdict, what: str, stderr: str) -> None:
+    """Say in ``verdict.error`` how a process that exited non-zero ended, with the tail of its stderr."""
+    if verdict.result == ERROR:
+        verdict.error = f"{what}: {stderr or verdict.error}"
+    elif verdict.error is None:
+        verdict.error = f"{what}: {stderr}"
 
 
 def _run_tool(spec: Any, params: Mapping[str, Any], onnx_path: Path, vnnlib_path: Path, timeout_s: float,
@@ -147,9 +151,5 @@ def _run_tool(spec: Any, params: Mapping[str, Any], onnx_path: Path, vnnlib_path
     verdict.time_s = took
     verdict.info = {"tool": str(folder), "category": category}
     if code != 0:
-        stderr = _tail(workdir / "run.stderr")
-        if verdict.result == ERROR:
-            verdict.error = f"run_instance.sh exited with status {code}: {stderr or verdict.error}"
-        elif verdict.error is None:
-            verdict.error = f"run_instance.sh exited with status {code}: {stderr}"
+        _note_exit(verdict, f"run_instance.sh exited with status {code}", _tail(workdir / "run.stderr"))
     return verdict

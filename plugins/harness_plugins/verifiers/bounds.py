@@ -35,8 +35,10 @@ def ibp(net: Network, lower: np.ndarray, upper: np.ndarray) -> list[tuple[np.nda
     return out
 
 
-def _relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Slopes of the lower and upper relaxations and the upper intercept of each ReLU."""
+def relu_relaxation(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Slopes of the lower and upper relaxations and the upper intercept of each ReLU (CROWN-Ada).
+
+    Elementwise, so one box's ``(n,)`` bounds and a batch of boxes' ``(B, n)`` bounds alike."""
     active, inactive = lo >= 0, hi <= 0
     unstable = ~(active | inactive)
     width = np.where(unstable, hi - lo, 1.0)
@@ -61,7 +63,7 @@ def backward(net: Network, objective: np.ndarray, upto: int, bounds: list, lower
             const += lam @ op.b
             lam = lam @ op.w
         elif isinstance(op, Relu):
-            lo_s, up_s, up_c = _relu_relaxation(*bounds[i])
+            lo_s, up_s, up_c = relu_relaxation(*bounds[i])
             pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
             const += neg @ up_c
             lam = pos * lo_s + neg * up_s

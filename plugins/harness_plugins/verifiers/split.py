@@ -25,6 +25,7 @@ from collections.abc import Callable
 
 import numpy as np
 
+from harness_plugins.verifiers.bounds import relu_relaxation
 from harness_plugins.verifiers.network import Affine, Network, Relu
 
 #: Sub-boxes bounded together per round.
@@ -42,17 +43,6 @@ MILP_ROOT = 64
 def splittable(net: Network) -> bool:
     """Whether the network is the alternating affine / ReLU chain the batched bounds handle."""
     return bool(net.ops) and all(isinstance(op, (Affine, Relu)) for op in net.ops)
-
-
-def _relax(lo: np.ndarray, hi: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Batched CROWN-Ada ReLU relaxation: lower slope, upper slope, upper intercept (all (B, n))."""
-    active, inactive = lo >= 0, hi <= 0
-    unstable = ~(active | inactive)
-    width = np.where(unstable, hi - lo, 1.0)
-    up_s = np.where(active, 1.0, np.where(unstable, hi / width, 0.0))
-    up_c = np.where(unstable, -lo * hi / width, 0.0)
-    lo_s = np.where(active, 1.0, np.where(unstable, (hi > -lo).astype(np.float64), 0.0))
-    return lo_s, up_s, up_c
 
 
 def _backward(net: Network, lam: np.ndarray, upto: int, relax: dict, lower: np.ndarray,
@@ -97,7 +87,7 @@ def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[lis
                 lo, hi = np.maximum(lo, value[:, :n]), np.minimum(hi, -value[:, n:])
                 hi = np.maximum(hi, lo)
         else:
-            relax[i] = _relax(lo, hi)
+            relax[i] = relu_relaxation(lo, hi)
             lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
         bounds.append((lo, hi))
     return bounds, relax
