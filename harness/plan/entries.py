@@ -229,7 +229,8 @@ _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 
 
 def check_path(value: str, kind: str, base_dir: Path | None) -> tuple[str, str]:
-    """``(absolute path, "")`` for a readable ``kind`` (``file``, ``folder`` or ``any``), else ``("", why not)``.
+    """``(absolute path, "")`` for a readable ``kind`` (``file``, ``folder`` or ``any``) or a file that may
+    be created (``new``: its folder exists), else ``("", why not)``.
 
     A relative ``value`` is taken from ``base_dir`` (the suite file's folder; the working
     directory when there is no suite file), ``~`` from the home folder.
@@ -237,6 +238,12 @@ def check_path(value: str, kind: str, base_dir: Path | None) -> tuple[str, str]:
     p = Path(value).expanduser()
     if not p.is_absolute():
         p = (base_dir if base_dir is not None else Path.cwd()) / p
+    if kind == "new":  # a file the plugin may write (ssh's known_hosts): only its folder must exist
+        if p.is_dir():
+            return "", f"is a folder, expected a file: {p}"
+        if not p.parent.is_dir():
+            return "", f"folder not found: {p.parent}"
+        return str(p.parent.resolve() / p.name), ""
     if not p.exists():
         return "", f"{'path' if kind == 'any' else kind} not found: {p}"
     if kind == "file" and p.is_dir():

@@ -71,7 +71,8 @@ class Param:
     :param item_type: the type of each item when ``type`` is ``list``.
     :param grid: whether a list given for a scalar parameter expands into a grid (default yes).
     :param help: one line for ``harness plugins`` and the docs.
-    :param path: ``"file"``, ``"folder"`` or ``"any"`` (either) when the value names one on disk (a ``str`` parameter):
+    :param path: ``"file"``, ``"folder"`` or ``"any"`` (either) when the value names one on disk, ``"new"``
+        for a file the plugin may create (its folder must exist; a ``str`` parameter):
         a value written in a suite file is resolved against the suite file's folder and checked to
         exist, be of that kind and be readable when the file is validated; the plugin receives the
         absolute path. A value with a scheme prefix (``package:NAME/sub``) is passed as it is.
@@ -91,8 +92,9 @@ class Param:
     path: str = ""
 
     def __post_init__(self) -> None:
-        if self.path not in ("", "file", "folder", "any"):
-            raise ValueError(f"Param {self.name!r}: path={self.path!r}: use 'file', 'folder', 'any' or leave it out")
+        if self.path not in ("", "file", "folder", "any", "new"):
+            raise ValueError(f"Param {self.name!r}: path={self.path!r}: use 'file', 'folder', 'any', 'new' "
+                             "or leave it out")
 
     @property
     def required(self) -> bool:

@@ -60,6 +60,20 @@ def test_every_path_parameter_is_declared_with_its_kind(registry):
     assert declared[("dataset", "text-classification.path")] == "file"
     assert declared[("verifier", "vnncomp.tool")] == "folder"
     assert declared[("benchmark", "folder.path")] == "folder"
+    assert declared[("benchmark", "folder.truth")] == "any"
+    assert declared[("backend", "arm.known_hosts")] == "new"
+
+
+def test_a_file_the_plugin_may_create_needs_only_its_folder(tmp_path):
+    """``path="new"`` (ssh's known_hosts): resolved like every path; absent is fine, its folder is not."""
+    from harness.plan.entries import check_path
+
+    (tmp_path / "ssh").mkdir()
+    assert check_path("ssh/known_hosts", "new", tmp_path) == (str((tmp_path / "ssh" / "known_hosts").resolve()), "")
+    resolved, why = check_path("nowhere/known_hosts", "new", tmp_path)
+    assert resolved == "" and why == f"folder not found: {tmp_path / 'nowhere'}"
+    assert check_path("ssh", "new", tmp_path)[1].startswith("is a folder, expected a file")
+    assert check_path("ssh/known_hosts", "file", tmp_path)[1].startswith("file not found")
 
 
 def test_onnx_file_path_and_weights_resolve_against_the_suite_files_folder(tmp_path, registry, monkeypatch):
