@@ -100,6 +100,10 @@ def _resolve(full: str) -> tuple[Any, str]:
     return None, "not from torch, a loaded plugin or an imported module"
 
 
+#: Modules whose functions a module file may name: tensor math only (activations kept as attributes).
+TENSOR_FUNCTION_MODULES = ("torch._C._nn.", "torch.nn.functional.", "torch._C._VariableFunctions.")
+
+
 def _is_data_class(cls: type) -> bool:
     return any(f"{b.__module__}.{b.__qualname__}" in DATA_CLASSES for b in cls.__mro__)
 
@@ -112,6 +116,10 @@ def admit(full: str) -> tuple[Any, str]:
     if obj is None:
         return None, where
     if not isinstance(obj, type):
+        # A module may hold a tensor function as an attribute (Hugging Face's activations keep
+        # torch._C._nn.gelu): torch's own math on tensors, which reaches no file, process or code.
+        if callable(obj) and full.startswith(TENSOR_FUNCTION_MODULES):
+            return obj, ""
         return None, f"a {type(obj).__name__}, not a class: loading would call it"
     if _blocked(obj.__module__):
         return None, f"module {obj.__module__} runs code it carries"
