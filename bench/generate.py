@@ -36,9 +36,15 @@ def _identity(model: str, method: str, mparams: dict, backend: str | None, suite
             "backend_params": {"threads": 1} if backend else {}, "suite": suite}
 
 
+def planted(artifacts: int) -> tuple:
+    """The ``PLANTED`` regressions a store of ``artifacts`` artifacts holds."""
+    return tuple(p for p in PLANTED if p[0] < artifacts)
+
+
 def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, partial_run: bool = True,
              seed: int = 0) -> dict:
-    """Write the database at ``path``; returns counts (runs, cells, measurements, sample_sets)."""
+    """Write the database at ``path``; returns counts (runs, cells, measurements, sample_sets), each
+    counted in the written file."""
     path = Path(path)
     store = Store(path)
     for suite in (accuracy, latency, size):
@@ -48,10 +54,11 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
     rng = np.random.default_rng(seed)
     models = [f"model{i:02d}" for i in range(20)]
     arts = []
+    per_model = max(1, artifacts // len(models))  # sparsity spread over [0, 1) at any size (k / 100 at 2,000)
     for a in range(artifacts):
         model = models[a % len(models)]
         k = a // len(models)
-        method, mparams = ("dense", {}) if k == 0 else ("global-magnitude", {"sparsity": round(k / 100, 2)})
+        method, mparams = ("dense", {}) if k == 0 else ("global-magnitude", {"sparsity": round(k / per_model, 2)})
         arts.append((model, method, mparams))
     base_ms = rng.uniform(0.02, 2.0, size=(artifacts, len(BACKENDS)))
     top1 = np.clip(0.97 - np.array([m[2].get("sparsity", 0) for m in arts]) ** 4 * 0.5, 0, 1)
@@ -139,8 +146,11 @@ def generate(path: str | Path, *, artifacts: int = 2000, full_runs: int = 12, pa
         conn.commit()
     conn.execute("ANALYZE")
     conn.commit()
+    counts = {table: conn.execute(f"SELECT count(*) FROM {table}").fetchone()[0]
+              for table in ("runs", "cells", "measurements", "sample_sets")}
     conn.close()
-    return {"runs": len(runs), "cells": cell_id, "measurements": meas_id, "sample_sets": sample_id}
+    assert counts == {"runs": len(runs), "cells": cell_id, "measurements": meas_id, "sample_sets": sample_id}
+    return counts
 
 
 if __name__ == "__main__":  # pragma: no cover - manual use: python bench/generate.py out.db

@@ -3,7 +3,8 @@
 Objectives are leaderboard columns (or metrics, resolved to their single-stream column as
 ``--sort`` does), each maximised or minimised. Frontiers are computed per group (per backend by
 default, and always per machine, so latency of different machines never competes). Flagged rows
-and rows missing an objective are left out, and counted with the reason.
+and rows missing an objective are left out, and counted by reason (the kind of flag, the missing
+objective): one line however many rows are left out; the leaderboard's ``flags`` column has each row's.
 """
 
 from __future__ import annotations
@@ -46,6 +47,13 @@ class Frontier:
             reasons = "; ".join(f"{n} {why}" for why, n in sorted(self.left_out.items(), key=lambda kv: -kv[1]))
             line += f"; left out: {reasons}"
         return line
+
+
+def flag_kinds(text: str) -> str:
+    """The kinds of the flags in ``text`` (``"quality gate: top1 retained 0.7 < 0.99; soundness: ..."`` ->
+    ``"quality gate, soundness"``): what a frontier counts its flagged rows by, not each row's figures."""
+    kinds = sorted({part.split(":", 1)[0].strip() for part in str(text).split("; ") if part.strip()})
+    return ", ".join(kinds) or "flagged"
 
 
 def parse_objectives(text: str, columns: list[str], directions: dict[str, bool | None]) -> list[Objective]:
@@ -122,7 +130,7 @@ def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None =
     if flags is not None:
         flagged = excluded(flags, [o.column for o in objectives], catalogue)
         for text in frame.loc[flagged, "flags"]:
-            left_out[f"flagged ({text})"] += 1
+            left_out[f"flagged ({flag_kinds(text)})"] += 1
     else:  # a frame without flags (not a leaderboard's): nothing is flagged
         flagged = np.zeros(len(frame), dtype=bool)
     rest = frame[~flagged]
