@@ -1,88 +1,126 @@
-"""``harness report``: one self-contained HTML file with the leaderboard, Pareto plots and history charts.
+"""``harness report``: one self-contained HTML file, summary first, then plots, the full table and the runs.
 
-Plots are plotly figures with plotly.js inlined once (no network when the file is viewed); each
-point's hover text names the model, method and parameters. The leaderboard and the plots use
-one machine (the latest run's by default), so latency of different machines is never mixed.
+Layout, top to bottom: a summary (entries, ranked, flagged by kind, machine, runs) with the ranked top
+:data:`TOP_N` by accuracy; the Pareto plots and history small multiples (:mod:`harness.report.plots`,
+plotly with plotly.js inlined once, so the file opens without a network); the whole leaderboard as a
+sortable, filterable, paginated table drawn by a small script bundled in the page (no CDN); the latest
+runs. Flags are badges (their kind; the full reason on hover); unranked rows have an empty rank. At
+scale the table holds at most ``table_rows`` rows and the page says how to see all of them in
+``harness serve``. The leaderboard and the plots use one machine (the latest run's by default), so
+latency of different machines is never mixed.
 """
 
 from __future__ import annotations
 
 import datetime as _dt
 import html
+import json
+import math
 from pathlib import Path
 from typing import Any
 
 from harness.query.refs import QueryError
+from harness.report.plots import PLOT_CONFIG, axis_title, history, history_rows, scatter, units
 
 ACCURACY = "top1"
 LATENCY = "p50_ms"
 SIZE = "gzip_bytes"
+#: Rows of the summary's ranked top.
+TOP_N = 10
+#: Rows the full table holds at most; beyond, the page points to ``harness serve``.
+TABLE_ROWS = 5000
+#: Runs listed at the end (newest first).
+RUNS_SHOWN = 30
+#: Identity columns of the table (shown when they vary), then metrics, then flags.
+_IDENTITY = ("model", "dataset", "method", "method_params", "seed", "backend", "backend_params", "machine")
+_BADGE = {"quality gate": "amber", "soundness": "red", "unsound": "red", "unchecked": "grey",
+          "latency only": "blue"}
 
 
-def _hover(frame: Any) -> list[str]:
-    out = []
-    for r in frame.itertuples(index=False):
-        params = f"({r.method_params})" if r.method_params else ""
-        flags = f"<br>flagged: {html.escape(str(r.flags))}" if isinstance(r.flags, str) and r.flags else ""
-        out.append(f"{html.escape(str(r.model))} / {html.escape(str(r.method))}{html.escape(params)} / "
-                   f"{html.escape(str(r.backend))}{flags}")
-    return out
+def flag_parts(text: Any) -> list[tuple[str, str]]:
+    """``"quality gate: top1 ...; unchecked: ..."`` -> ``[(kind, full text), ...]``, sorted by kind."""
+    if not isinstance(text, str) or not text:
+        return []
+    parts = [p.strip() for p in text.split("; ") if p.strip()]
+    return sorted((p.split(":", 1)[0].strip(), p) for p in parts)
 
 
-def _scatter_figure(frame: Any, x: str, y: str, *, x_max: bool, y_max: bool, title: str, by: str | None) -> Any:
-    """A Pareto scatter: frontier (joined), other ranked entries and flagged entries as separate traces."""
-    import plotly.graph_objects as go
+def badges(text: Any) -> str:
+    """The flags of a row as badges: the kind shown, the whole reason on hover."""
+    return "".join(f'<span class="badge {_BADGE.get(kind, "grey")}" title="{html.escape(full)}">'
+                   f"{html.escape(kind)}</span>" for kind, full in flag_parts(text))
 
-    from harness.query.pareto import non_dominated
 
-    points = frame[frame[x].notna() & frame[y].notna()]
-    fig = go.Figure()
-    groups = [(None, points)] if by is None else list(points.groupby(by, sort=True))
-    for name, group in groups:
-        suffix = f" ({name})" if name is not None else ""
-        flagged = group["flags"].notna() & (group["flags"] != "")
-        ranked = group[~flagged]
-        signs = [-1.0 if y_max else 1.0, -1.0 if x_max else 1.0]
-        mask = non_dominated(ranked[[y, x]].to_numpy(dtype=float) * signs)
-        front, others = ranked[mask].sort_values(x), ranked[~mask]
-        for part, label, mode, symbol in ((front, "Pareto frontier", "lines+markers", "circle"),
-                                          (others, "dominated", "markers", "circle-open"),
-                                          (group[flagged], "flagged (never ranked)", "markers", "x")):
-            if part.empty:
+def _number(value: Any, unit: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return ""
+    v = float(value)
+    if unit == "bytes":
+        for size, suffix in ((2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
+            if abs(v) >= size:
+                return f"{v / size:.3g} {suffix}"
+        return f"{v:.0f} B"
+    if unit == "fraction":
+        return f"{v:.4f}"
+    return f"{v:.4g}"
+
+
+def _plain(value: Any) -> Any:
+    """A JSON-able cell: numbers stay numbers (NaN, NA -> None), the rest text."""
+    if value is None or type(value).__name__ == "NAType":
+        return None
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if hasattr(value, "item"):  # numpy scalars
+        return _plain(value.item())
+    return value if isinstance(value, (int, str)) else str(value)
+
+
+def _columns(table: Any) -> list[str]:
+    """rank, the identity columns that vary, the headline metrics, flags."""
+    from harness.query.leaderboard import select_columns
+
+    shown = select_columns(table, None)
+    ident = [c for c in _IDENTITY if c in shown.columns and (c in ("model", "method", "backend")
+                                                             or shown[c].nunique(dropna=False) > 1)]
+    metrics = [c for c in shown.columns if c not in _IDENTITY and c not in ("rank", "checks", "flags")]
+    return (["rank"] if "rank" in shown.columns else []) + ident + metrics + ["flags"]
+
+
+def _top_table(table: Any, cols: list[str], unit_of: dict[str, str], n: int) -> str:
+    ranked = table[table["rank"].notna()].head(n) if "rank" in table.columns else table.head(n)
+    head = "".join(f"<th>{html.escape(_heading(c))}</th>" for c in cols if c != "flags")
+    body = []
+    for _, r in ranked.iterrows():
+        cells = []
+        for c in cols:
+            if c == "flags":
                 continue
-            fig.add_trace(go.Scatter(x=part[x].tolist(), y=part[y].tolist(), mode=mode, name=label + suffix,
-                                     marker={"symbol": symbol, "size": 9}, hovertext=_hover(part),
-                                     hoverinfo="text+x+y"))
-    fig.update_layout(title=title, xaxis_title=x, yaxis_title=y, template="plotly_white", height=420,
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig, len(points)
+            v = r[c]
+            unit = unit_of.get(c.split("@", 1)[0])
+            text = _number(v, unit) if unit is not None and c not in _IDENTITY and c != "rank" else (
+                "" if _plain(v) is None else str(_plain(v)))
+            cells.append(f'<td class="{"num" if unit is not None or c == "rank" else ""}">{html.escape(text)}</td>')
+        body.append("<tr>" + "".join(cells) + "</tr>")
+    return f'<table class="board top"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
 
-def _history_figure(frame: Any, title: str) -> Any:
-    import plotly.graph_objects as go
-
-    fig = go.Figure()
-    for key, group in frame.groupby(["model", "method", "method_params", "backend", "metric"], sort=True,
-                                    dropna=False):
-        model, method, mparams, backend, metric = key
-        name = f"{model} / {method}{f'({mparams})' if mparams else ''} / {backend or '-'}"
-        fig.add_trace(go.Scatter(x=[f"run {r}" for r in group["run_id"]], y=group["value"].tolist(),
-                                 mode="lines+markers", name=name, hovertext=[name] * len(group),
-                                 hoverinfo="text+x+y"))
-    fig.update_layout(title=title, template="plotly_white", height=420, xaxis_type="category",
-                      margin={"l": 60, "r": 20, "t": 50, "b": 50})
-    return fig, len(frame)
+def _heading(column: str) -> str:
+    return {"method_params": "params", "backend_params": "backend params"}.get(column, column)
 
 
-def build_report(db: str | Path, *, machine: str | None = None) -> str:
+def build_report(db: str | Path, *, machine: str | None = None, top: int = TOP_N,
+                 table_rows: int = TABLE_ROWS) -> str:
     """The report's HTML text."""
     from harness.query.columns import metric_columns, resolve_column
-    from harness.query.history import history
-    from harness.query.leaderboard import leaderboard, rank, read_catalogue, runs, select_columns
+    from harness.query.leaderboard import leaderboard, rank, read_catalogue, runs
+    from harness.query.refs import resolve_machine
+    from harness.store.db import open_readonly
 
     board = leaderboard(db, machine=machine)
+    unit_of = units(db)
+    catalogue = read_catalogue(db)
     metric_cols = metric_columns(board)
-    sections: list[tuple[str, str, Any, int]] = []  # (id, heading, figure, points)
 
     def column(name: str) -> str | None:
         try:
@@ -91,52 +129,125 @@ def build_report(db: str | Path, *, machine: str | None = None) -> str:
             return None
 
     acc, lat, size = column(ACCURACY), column(LATENCY), column(SIZE)
+    sections: list[tuple[str, str, Any, str]] = []  # (id, heading, figure, data attributes)
     if acc and lat:
         for backend, group in board[board["backend"].notna()].groupby("backend", sort=True):
-            fig, n = _scatter_figure(group, lat, acc, x_max=False, y_max=True, by=None,
-                                     title=f"{acc} against {lat} on {backend}")
-            sections.append((f"pareto-latency-{backend}", f"Accuracy against latency: {backend}", fig, n))
+            fig, n = scatter(group, lat, acc, x_max=False, y_max=True, by=None, unit_of=unit_of,
+                             title=f"{acc} against {lat} on {backend}")
+            sections.append((f"pareto-latency-{backend}", f"Accuracy against latency: {backend}", fig,
+                             f'data-points="{n}"'))
     if acc and size:
-        fig, n = _scatter_figure(board, size, acc, x_max=False, y_max=True, by="backend",
-                                 title=f"{acc} against {size} (one frontier per backend)")
-        sections.append(("pareto-size", "Accuracy against size", fig, n))
-    for metric, batch, heading in ((LATENCY, 1, "History: median latency at batch 1"),
-                                   (ACCURACY, None, "History: top-1 accuracy")):
-        try:
-            hist = history(db, metric, machine=machine, batch_size=batch)
-        except QueryError:  # a metric nobody measured has no chart
-            continue
-        if len(hist):
-            fig, n = _history_figure(hist, heading)
-            sections.append((f"history-{metric}", heading, fig, n))
+        fig, n = scatter(board, size, acc, x_max=False, y_max=True, by="backend", unit_of=unit_of,
+                         title=f"{acc} against {size} (one frontier per backend)")
+        sections.append(("pareto-size", "Accuracy against size", fig, f'data-points="{n}"'))
 
-    table = board
-    if acc:
-        table = rank(board, acc, higher=True, catalogue=read_catalogue(db))
-    shown = select_columns(table, None)
+    table = rank(board, acc, higher=True, catalogue=catalogue) if acc else board
+    entries = [tuple(r) for r in table[table["rank"].notna()][["model", "method", "method_params", "backend"]]
+               .itertuples(index=False)] if acc else []
+    conn = open_readonly(db)
+    try:
+        machine_hash = resolve_machine(conn, machine) if machine != "all" else resolve_machine(conn, None)
+    finally:
+        conn.close()
+    if machine_hash:
+        for metric, batch, heading in ((LATENCY, 1, "History: median latency at batch 1"),
+                                       (ACCURACY, None, "History: top-1 accuracy")):
+            overview, series = history_rows(db, metric, machine_hash, batch, entries)
+            if len(overview):
+                fig, panels = history(overview, series, metric, f"{metric}@b{batch}" if batch else metric, unit_of,
+                                      heading)
+                cells = len(overview[overview["run_id"] == overview["run_id"].max()])
+                sections.append((f"history-{metric}", heading, fig, f'data-panels="{panels}" data-cells="{cells}"'))
+
+    cols = _columns(table)
     run_rows = runs(db)
-    parts = [_HEAD.format(generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                          db=html.escape(str(db)), machine=html.escape(", ".join(sorted(set(board["machine"])))
-                                                                      if len(board) else "-"),
-                          runs=len(run_rows))]
-    parts.append("<h2>Leaderboard</h2><p>Latest result of every cell"
-                 + (f", ranked by {html.escape(acc)}" if acc else "") + ". Flagged rows failed a gate: they are "
-                 "shown, never ranked, and never on a frontier.</p>")
-    parts.append(shown.to_html(index=False, na_rep="", float_format=lambda v: f"{v:.4g}", classes="board",
-                               border=0, escape=True))
-    first = True
-    for div_id, heading, fig, n in sections:
-        parts.append(f'<section class="plot" data-points="{n}"><h2>{html.escape(heading)}</h2>')
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=first, div_id=div_id,
-                                 config={"displaylogo": False}))
+    name = Path(db).stem
+    flagged = table["flags"].notna() & (table["flags"] != "") if len(table) else table.get("flags", [])
+    kinds: dict[str, int] = {}
+    for text in table.loc[flagged, "flags"] if len(table) else []:
+        for kind in sorted({k for k, _ in flag_parts(text)}):
+            kinds[kind] = kinds.get(kind, 0) + 1
+    n_ranked = int(table["rank"].notna().sum()) if "rank" in table.columns else 0
+    machines = ", ".join(sorted(set(board["machine"]))) if len(board) else "-"
+    parts = [_HEAD.format(style=_STYLE, generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
+                          db=html.escape(str(db)), machine=html.escape(machines), runs=len(run_rows))]
+    flag_text = " ".join(f'<span class="badge {_BADGE.get(k, "grey")}">{html.escape(k)}</span> {n}'
+                         for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])) or "none"
+    latest = run_rows[-1] if run_rows else None
+    latest_text = f", latest {html.escape(str(latest['started_at'])[:16])}" if latest else ""
+    parts.append('<section id="summary"><h2>Summary</h2><div class="cards">'
+                 f'<div class="card"><b>{len(table)}</b>entries</div>'
+                 f'<div class="card"><b>{n_ranked}</b>ranked{f" by {html.escape(acc)}" if acc else ""}</div>'
+                 f'<div class="card"><b>{int(flagged.sum()) if len(table) else 0}</b>flagged, never ranked</div>'
+                 f'<div class="card"><b>{len(run_rows)}</b>runs'
+                 f'{latest_text}</div></div>'
+                 f'<p class="flags">Flags: {flag_text}</p>')
+    if acc and n_ranked:
+        parts.append(f"<h3>Top {min(top, n_ranked)} by {html.escape(acc)}</h3>")
+        parts.append(_top_table(table, cols, unit_of, top))
+    parts.append('<p class="nav">Below: <a href="#plots">plots</a> · <a href="#leaderboard">the whole '
+                 'leaderboard</a> (sortable, filterable) · <a href="#runs">runs</a></p></section>')
+    parts.append('<section id="plots">')
+    for i, (div_id, heading, fig, attrs) in enumerate(sections):
+        wide = " wide" if div_id.startswith("history") else ""
+        parts.append(f'<section class="plot{wide}" {attrs}><h2>{html.escape(heading)}</h2>')
+        parts.append(fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=div_id, config=PLOT_CONFIG))
         parts.append("</section>")
-        first = False
-    parts.append("<h2>Runs</h2>")
-    import pandas as pd
-
-    parts.append(pd.DataFrame(run_rows).to_html(index=False, na_rep="", border=0, classes="runs"))
-    parts.append("</body></html>")
+    parts.append("</section>")
+    parts.append(_leaderboard_section(table, cols, unit_of, table_rows, name, acc))
+    parts.append(_runs_section(run_rows, name))
+    script = (Path(__file__).parent / "board.js").read_text(encoding="utf-8")
+    parts.append(f"<script>{script}</script></body></html>")
     return "\n".join(parts)
+
+
+def _leaderboard_section(table: Any, cols: list[str], unit_of: dict[str, str], limit: int, name: str,
+                         acc: str | None) -> str:
+    shown = table.head(limit)
+    spec = []
+    for c in cols:
+        unit = unit_of.get(c.split("@", 1)[0]) if c not in _IDENTITY and c not in ("rank", "flags") else None
+        spec.append({"name": c, "title": _heading(c), "unit": unit, "num": unit is not None or c == "rank",
+                     "label": axis_title(c, unit_of) if unit is not None else _heading(c)})
+    columns = []  # column-wise: one conversion per column, not per cell
+    for c in cols:
+        values = shown[c].tolist() if c in shown.columns else [None] * len(shown)
+        if c == "flags":
+            columns.append([[[k, t] for k, t in flag_parts(v)] for v in values])
+            continue
+        unit = unit_of.get(c.split("@", 1)[0]) if c not in _IDENTITY and c != "rank" else None
+        plain = [_plain(v) for v in values]
+        columns.append([[v, _number(v, unit)] if v is not None else None for v in plain] if unit is not None
+                       else plain)
+    data = [list(row) for row in zip(*columns)]
+    more = ""
+    if len(table) > limit:
+        more = (f'<p class="more">The table holds the first {limit} of {len(table)} entries. See all of them in '
+                f'<code>harness serve</code>: <a href="http://127.0.0.1:8001/{html.escape(name)}/leaderboard?'
+                f'metric={html.escape(acc or "top1")}">/{html.escape(name)}/leaderboard?metric='
+                f'{html.escape(acc or "top1")}</a> (the canned query, ranked by the metric).</p>')
+    payload = json.dumps({"columns": spec, "rows": data}, separators=(",", ":")).replace("</", "<\\/")
+    return ('<section id="leaderboard"><h2>Leaderboard</h2><p>Latest result of every cell'
+            + (f", ranked by {html.escape(acc)}" if acc else "") + ". Flagged rows failed a gate: they are shown, "
+            "never ranked, and never on a frontier. Click a heading to sort; type to filter.</p>" + more
+            + '<div class="controls"><input type="search" id="board-filter" placeholder="filter: model, method, '
+            'flag...">  <label><input type="checkbox" id="board-ranked"> ranked only</label> '
+            '<span id="board-count"></span> <button id="board-prev">&lt; previous</button> '
+            '<button id="board-next">next &gt;</button></div>'
+            f'<table class="board" id="board"><thead></thead><tbody></tbody></table>'
+            f'<script type="application/json" id="board-data">{payload}</script></section>')
+
+
+def _runs_section(run_rows: list[dict], name: str) -> str:
+    cols = ["id", "suite_name", "status", "started_at", "ok", "skipped", "failed"]
+    newest = list(reversed(run_rows))[:RUNS_SHOWN]
+    head = "".join(f"<th>{c}</th>" for c in cols)
+    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>"
+                                    for c in cols) + "</tr>" for r in newest)
+    more = (f"<p class=\"more\">The newest {RUNS_SHOWN} of {len(run_rows)} runs; all in <code>harness runs</code> "
+            f"or <code>harness serve</code> (/{html.escape(name)}/runs).</p>" if len(run_rows) > RUNS_SHOWN else "")
+    return f'<section id="runs"><h2>Runs</h2>{more}<table class="runs"><thead><tr>{head}</tr></thead>' \
+           f"<tbody>{body}</tbody></table></section>"
 
 
 def write_report(db: str | Path, output: str | Path, *, machine: str | None = None) -> Path:
@@ -148,14 +259,33 @@ def write_report(db: str | Path, output: str | Path, *, machine: str | None = No
     return out
 
 
+_STYLE = """
+body { font-family: system-ui, sans-serif; margin: 1.5em 2em; color: #222; max-width: 1360px; }
+h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
+table { border-collapse: collapse; font-size: 13px; }
+th, td { padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; white-space: nowrap; }
+td.num { text-align: right; font-variant-numeric: tabular-nums; }
+th { background: #f6f6f6; position: sticky; top: 0; }
+#board th { cursor: pointer; user-select: none; }
+#board th.asc::after { content: " \\25B2"; } #board th.desc::after { content: " \\25BC"; }
+td.flags { white-space: normal; max-width: 260px; }
+.badge { display: inline-block; padding: 1px 6px; margin: 1px 2px; border-radius: 8px; font-size: 11px;
+         color: #fff; white-space: nowrap; }
+.badge.amber { background: #b26a00; } .badge.red { background: #c62828; } .badge.grey { background: #666; }
+.badge.blue { background: #1565c0; }
+.cards { display: flex; gap: 1em; flex-wrap: wrap; }
+.card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 1em; min-width: 9em; }
+.card b { display: block; font-size: 1.6em; }
+.controls { margin: 0.5em 0; } .controls input[type=search] { width: 24em; padding: 3px; }
+p.more { background: #fff8e1; padding: 0.4em 0.8em; border-left: 3px solid #b26a00; }
+#plots { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1.5em; }
+section.plot { margin-top: 1em; min-width: 0; } section.plot.wide { grid-column: 1 / -1; }
+section.plot h2 { font-size: 1.15em; }
+"""
+
 _HEAD = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>harness report</title>
-<style>
-body {{ font-family: system-ui, sans-serif; margin: 2em; color: #222; }}
-table {{ border-collapse: collapse; font-size: 0.85em; }}
-th, td {{ padding: 0.25em 0.6em; border-bottom: 1px solid #ddd; text-align: left; }}
-section.plot {{ margin-top: 2em; }}
-</style></head><body>
+<style>{style}</style></head><body>
 <h1>harness report</h1>
 <p>Generated {generated} from <code>{db}</code> ({runs} runs); machine {machine}.</p>
 """
