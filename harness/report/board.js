@@ -11,7 +11,7 @@
   function text(v) { return Array.isArray(v) ? (v.length && Array.isArray(v[0]) ? v.map(function (p) { return p[1]; }).join(" ") : v[1]) : (v === null ? "" : String(v)); }
   var head = document.createElement("tr");
   cols.forEach(function (c, i) {
-    var th = document.createElement("th"); th.textContent = c.title; th.title = c.label;
+    var th = document.createElement("th"); th.textContent = c.title.replace(/([_@])/g, "\u200b$1"); th.title = c.label;  // breaks at _ and @
     th.onclick = function () { asc = sortCol === i ? !asc : true; sortCol = i; page = 0; update(); };
     head.appendChild(th);
   });

@@ -89,7 +89,8 @@ def _columns(table: Any) -> list[str]:
 
 def _top_table(table: Any, cols: list[str], unit_of: dict[str, str], n: int) -> str:
     ranked = table[table["rank"].notna()].head(n) if "rank" in table.columns else table.head(n)
-    head = "".join(f"<th>{html.escape(_heading(c))}</th>" for c in cols if c != "flags")
+    head = "".join(f"<th>{html.escape(_heading(c)).replace('_', '&#8203;_').replace('@', '&#8203;@')}</th>"
+                   for c in cols if c != "flags")
     body = []
     for _, r in ranked.iterrows():
         cells = []
@@ -265,10 +266,10 @@ h2 { margin-top: 1.6em; border-bottom: 1px solid #ddd; }
 table { border-collapse: collapse; font-size: 13px; }
 th, td { padding: 3px 8px; border-bottom: 1px solid #e4e4e4; text-align: left; white-space: nowrap; }
 td.num { text-align: right; font-variant-numeric: tabular-nums; }
-th { background: #f6f6f6; position: sticky; top: 0; }
+th { background: #f6f6f6; position: sticky; top: 0; white-space: normal; vertical-align: bottom; min-width: 3em; }
 #board th { cursor: pointer; user-select: none; }
 #board th.asc::after { content: " \\25B2"; } #board th.desc::after { content: " \\25BC"; }
-td.flags { white-space: normal; max-width: 260px; }
+td.flags { white-space: normal; max-width: 220px; }
 .badge { display: inline-block; padding: 1px 6px; margin: 1px 2px; border-radius: 8px; font-size: 11px;
          color: #fff; white-space: nowrap; }
 .badge.amber { background: #b26a00; } .badge.red { background: #c62828; } .badge.grey { background: #666; }

@@ -11,6 +11,7 @@ import time
 import urllib.error
 import urllib.parse
 import urllib.request
+from pathlib import Path
 
 import pytest
 from synthetic import board, new_run, open_store
@@ -55,35 +56,99 @@ def chromium() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
+#: Injected into a copy of the page by the tests (never part of the report): after load, the page's
+#: height and the widths of its tables, as attributes of <body> that --dump-dom shows.
+MEASURE = """<script>window.addEventListener("load", function () { setTimeout(function () {
+  var b = document.body, board = document.getElementById("board"), top = document.querySelector("table.top");
+  b.setAttribute("data-height", document.documentElement.scrollHeight);
+  b.setAttribute("data-board-width", board ? board.scrollWidth : 0);
+  b.setAttribute("data-top-width", top ? top.scrollWidth : 0);
+  b.setAttribute("data-row-height", board && board.tBodies[0].rows.length ?
+    Math.max.apply(null, Array.prototype.map.call(board.tBodies[0].rows, function (r) { return r.offsetHeight; })) : 0);
+}, 0); });</script>"""
+
+
+def browse(page, tmp_path, *, width=1400, screenshot=None):
+    """``(dom, attributes)`` of ``page`` rendered by headless Chromium at ``width`` px; a full-page screenshot
+    to ``screenshot`` when given. Skips when Chromium is missing."""
+    browser = chromium()
+    if browser is None:
+        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
+    measured = tmp_path / f"measured-{page.name}"
+    measured.write_text(page.read_text().replace("</body>", MEASURE + "</body>"))
+    base = [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
+            "--disable-component-update", "--disable-sync", f"--user-data-dir={tmp_path / 'chromium-profile'}",
+            "--hide-scrollbars", "--virtual-time-budget=30000"]
+    dom = subprocess.run([*base, f"--window-size={width},1000", "--dump-dom", measured.as_uri()],
+                         capture_output=True, text=True, timeout=300)
+    assert dom.returncode == 0, dom.stderr[-2000:]
+    attrs = {k: int(v) for k, v in re.findall(r'data-(height|board-width|top-width|row-height)="(\d+)"', dom.stdout)}
+    if screenshot is not None:
+        shot = subprocess.run([*base, f"--window-size={width},{attrs['height']}", f"--screenshot={screenshot}",
+                               page.as_uri()], capture_output=True, text=True, timeout=300)
+        assert shot.returncode == 0 and screenshot.stat().st_size > 10_000, shot.stderr[-2000:]
+    return dom.stdout, attrs
+
+
 def test_report_is_self_contained_and_its_plots_render(db, tmp_path, harness_cli):
     out = harness_cli("report", "--db", db, "-o", tmp_path / "report.html")
     assert out.returncode == 0, out.stderr
     text = (tmp_path / "report.html").read_text()
-    # Self-contained: plotly.js inlined, no tag that loads anything when the file is viewed.
-    assert external_references(text) == [] and "Plotly.newPlot" in text
-    assert "quality gate: top1 retained 0.7292 &lt; 0.99" in text
-    browser = chromium()
-    if browser is None:
-        pytest.skip("chromium is not installed (apt-get install chromium); .ci/run installs it")
-    profile = tmp_path / "chromium-profile"
-    dom = subprocess.run(
-        [browser, "--headless", "--no-sandbox", "--disable-gpu", "--no-first-run", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", f"--user-data-dir={profile}", "--virtual-time-budget=15000",
-         "--dump-dom", (tmp_path / "report.html").as_uri()],
-        capture_output=True, text=True, timeout=120)
-    assert dom.returncode == 0, dom.stderr[-2000:]
-    html = dom.stdout
+    # Self-contained: plotly.js and the table script inlined, no tag that loads anything when the file is viewed.
+    assert external_references(text) == [] and "Plotly.newPlot" in text and "board-data" in text
+    assert "quality gate: top1 retained 0.7292 &lt; 0.99" in text and "&lt;NA&gt;" not in text and "<NA>" not in text
+    html, attrs = browse(tmp_path / "report.html", tmp_path, screenshot=tmp_path / "report.png")
     # Each plot div, as rendered: plotly draws one <path class="point"> per marker into the SVG.
     plots = dict(re.findall(r'<div id="([a-z0-9_-]+)" class="plotly-graph-div[^"]*"(.*?)</section>', html, re.S))
     assert set(plots) == {"pareto-latency-onnxruntime-cpu", "pareto-latency-torch-cpu", "pareto-size",
                           "history-p50_ms", "history-top1"}
     points = {name: len(re.findall(r'class="point"', body)) for name, body in plots.items()}
     assert all("main-svg" in body for body in plots.values())
+    # History: an overview per backend (3 runs each) and a panel per ranked entry (8 of them, 3 runs each).
     assert points == {"pareto-latency-onnxruntime-cpu": 5, "pareto-latency-torch-cpu": 5, "pareto-size": 10,
-                      "history-p50_ms": 3 * 10, "history-top1": 3 * 10}
-    # The frontier trace and the flagged trace are drawn, with their legends.
+                      "history-p50_ms": 2 * 3 + 8 * 3, "history-top1": 2 * 3 + 8 * 3}
+    assert re.findall(r'data-panels="(\d+)"', html) == ["10", "10"]
+    # The frontier trace and the flagged trace are drawn, with their legends; axes have titles with units.
     legend = re.findall(r'class="legendtext"[^>]*>([^<]+)<', plots["pareto-latency-onnxruntime-cpu"])
     assert legend == ["Pareto frontier", "dominated", "flagged (never ranked)"]
+    titles = re.findall(r'class="g-[xy]title"[^>]*>.*?<text[^>]*>([^<]+)<', plots["pareto-latency-torch-cpu"], re.S)
+    assert set(titles) == {"p50_ms at batch 1 (ms)", "top1 (fraction)"}
+    assert "run start (UTC)" in plots["history-p50_ms"] and "p50_ms / first run (ratio)" in plots["history-p50_ms"]
+    # The summary comes first, with the ranked top; the table is drawn by its script, flags as badges.
+    assert html.index('id="summary"') < html.index('id="plots"') < html.index('id="leaderboard"')
+    top = re.search(r'<table class="board top">(.*?)</table>', html, re.S).group(1)
+    assert [int(r) for r in re.findall(r"<tr><td[^>]*>(\d+)</td>", top)] == list(range(1, 9))
+    board = re.search(r'<table class="board" id="board">(.*?)</table>', html, re.S).group(1)
+    assert len(re.findall(r"<tr>", board)) == 1 + 10  # heading and every entry
+    assert len(re.findall(r'<span class="badge amber" title="quality gate: top1 retained 0.7292 &lt; 0.99">'
+                          r"quality gate</span>", board)) == 2
+    assert "rows 1-10 of 10" in html
+    # It fits 1400 px: the tables are narrower than the page, rows one line high.
+    assert 0 < attrs["board-width"] <= 1360 and 0 < attrs["top-width"] <= 1360 and attrs["row-height"] < 40, attrs
+
+
+def test_report_at_scale_keeps_the_page_short_and_points_to_serve(tmp_path, harness_cli):
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from generate import generate
+
+    db = tmp_path / "generated.db"
+    generate(db, artifacts=200, full_runs=4, partial_run=False)  # 400 entries per machine, 4 runs
+    out = harness_cli("report", "--db", db, "-o", tmp_path / "report.html")
+    assert out.returncode == 0, out.stderr
+    text = (tmp_path / "report.html").read_text()
+    from harness.report.html import build_report
+
+    small = build_report(db, table_rows=100)
+    assert "The table holds the first 100 of 400 entries" in small and "/generated/leaderboard?metric=top1" in small
+    html, attrs = browse(tmp_path / "report.html", tmp_path, screenshot=tmp_path / "report-scale.png")
+    # Small multiples, not one line per cell: two overview panels and 8 entries per history chart.
+    assert re.findall(r'data-panels="(\d+)"', html) == ["10", "10"] and text.count('data-cells="400"') == 2
+    board = re.search(r'<table class="board" id="board">(.*?)</table>', html, re.S).group(1)
+    assert len(re.findall(r"<tr>", board)) == 1 + 50 and "rows 1-50 of 400 (page 1 of 8)" in html
+    # The page's height does not grow with the entries: the issue saw 320,902 px at 4,000 entries.
+    assert attrs["height"] < 9000 and attrs["board-width"] <= 1360 and attrs["row-height"] < 40, attrs
 
 
 def _free_port() -> int:
