@@ -187,6 +187,7 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
         databases = _get(f"{base}/-/databases.json")
         assert databases[0]["is_mutable"] is False  # immutable: opened read-only, never written
         ranked = _get(f"{base}/leaderboard/leaderboard.json?metric=p50_ms&_shape=array")
+        assert [r["row"] for r in ranked] == list(range(1, 11)) and {r["total_rows"] for r in ranked} == {10}
         ort = [r for r in ranked if r["backend"] == "onnxruntime-cpu"]
         assert [r["rank"] for r in ort][:4] == [1, 2, 3, 4] and ort[-1]["rank"] is None
         assert ort[-1]["flags"].startswith("quality gate") and ort[0]["method_params"] == '{"sparsity": 0.3}'
@@ -221,3 +222,56 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
         log.close()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{base}/-/versions.json", timeout=2)
+
+
+def test_serve_pages_long_answers_and_refuses_writes_cleanly_on_a_generated_store(tmp_path):
+    pytest.importorskip("datasette", reason="datasette is the [serve] extra; .ci/run installs it")
+    import sys as _sys
+
+    _sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "bench"))
+    from generate import generate
+
+    from harness.report.serve import PAGE_ROWS
+
+    db = tmp_path / "leaderboard.db"
+    generate(db, artifacts=40, full_runs=12)
+    port = _free_port()
+    log = (tmp_path / "serve.log").open("wb")
+    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--db", str(db), "--port", str(port)],
+                            stdout=log, stderr=subprocess.STDOUT)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                _get(f"{base}/-/versions.json")
+                break
+            except (urllib.error.URLError, ConnectionError):
+                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
+                assert time.monotonic() < deadline, "datasette did not start"
+                time.sleep(0.3)
+        # Every metric row of run 12 against run 11 (threshold -1): more rows than one page holds.
+        query = f"{base}/leaderboard/regressions.json?base=11&new=12&threshold=-1&_shape=array"
+        first, second = _get(query), _get(query + "&page=2")
+        total = first[0]["total_rows"]
+        assert total > PAGE_ROWS and len(first) == PAGE_ROWS and len(second) == min(total - PAGE_ROWS, PAGE_ROWS)
+        assert [r["row"] for r in first + second] == list(range(1, len(first) + len(second) + 1))
+        objects = _get(query.replace("_shape=array", "_shape=objects"))
+        assert objects["truncated"] is False and len(objects["rows"]) == PAGE_ROWS  # a full page, nothing dropped
+        # The canned leaderboard and Pareto queries answer on the generated store.
+        ranked = _get(f"{base}/leaderboard/leaderboard.json?metric=top1&_shape=array")
+        # two backends on two machines: 40 artifacts on the first, 20 on the second
+        assert ranked[0]["rank"] == 1 and ranked[0]["total_rows"] == len(ranked) == 2 * 40 + 2 * 20
+        assert _get(f"{base}/leaderboard/pareto.json?maximize=top1&minimize=p50_ms&_shape=array")
+        # Writes of any kind: a clean 405, never a 500 with a traceback page.
+        for path in ("/leaderboard/leaderboard?metric=top1", "/leaderboard/runs", "/leaderboard", "/-/versions"):
+            request = urllib.request.Request(base + path, data=b"sql=DELETE+FROM+runs", method="POST")
+            with pytest.raises(urllib.error.HTTPError) as refused:
+                urllib.request.urlopen(request, timeout=10)
+            body = refused.value.read().decode()
+            assert refused.value.code == 405 and "read-only" in body and "Traceback" not in body, (path, body)
+            assert refused.value.headers["Allow"] == "GET, HEAD, OPTIONS"
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
