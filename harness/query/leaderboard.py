@@ -10,7 +10,6 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.query import adjudication
 from harness.query.columns import (
     IDENTITY,
     Catalogue,
@@ -118,8 +117,12 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
             where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
             args.append(backend)
         cells, measurements = _latest(conn, where, args)
-        # Verification verdicts are judged across every verifier of their benchmark, not cell by cell.
-        measurements = adjudication.apply(conn, measurements)
+        # Verification verdicts are judged across every verifier of their benchmark, not cell by cell. Only
+        # the verification suite records ``unsound``: without it the judge (and its imports) is not needed.
+        if not measurements.empty and (measurements["metric"] == "unsound").any():
+            from harness.query import adjudication
+
+            measurements = adjudication.apply(conn, measurements)
         catalogue = Catalogue.read(conn)
     finally:
         conn.close()

@@ -277,7 +277,7 @@ td.flags { white-space: normal; max-width: 220px; }
 .cards { display: flex; gap: 1em; flex-wrap: wrap; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 1em; min-width: 9em; }
 .card b { display: block; font-size: 1.6em; }
-.controls { margin: 0.5em 0; } .controls input[type=search] { width: 24em; padding: 3px; }
+.controls { margin: 0.5em 0; } .controls > * { margin-right: 0.8em; } .controls input[type=search] { width: 24em; padding: 3px; }
 p.more { background: #fff8e1; padding: 0.4em 0.8em; border-left: 3px solid #b26a00; }
 #plots { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1.5em; }
 section.plot { margin-top: 1em; min-width: 0; } section.plot.wide { grid-column: 1 / -1; }
