@@ -97,12 +97,17 @@ DISPLAY = ["verdict", "model", "dataset", "method", "method_params", "seed", "ba
 def _load(conn: Any, run_id: int, identity: bool) -> Any:
     import pandas as pd
 
-    cols = ("c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, c.seed, c.backend, "
-            "c.backend_params, " if identity else "")
+    # The long rows carry the cell id only; the cell's identity is read once per cell and joined (ten
+    # thousand cells, not a hundred thousand rows of repeated strings fetched through Python tuples).
     frame = pd.read_sql_query(
-        f"SELECT {cols}c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sample_set_id, m.flag "
+        "SELECT c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sample_set_id, m.flag "
         "FROM cells c JOIN measurements m ON m.cell_id = c.id WHERE c.run_id = ? AND c.status = 'ok'",
         conn, params=[run_id])
+    if identity:
+        cells = pd.read_sql_query(
+            "SELECT id AS cell_id, model, model_params, dataset, dataset_params, method, method_params, seed, backend, "
+            "backend_params FROM cells WHERE run_id = ? AND status = 'ok'", conn, params=[run_id])
+        frame = cells.merge(frame, on="cell_id", how="right")
     # Statistics computed from a cell's raw samples (p90, mean, throughput...) share that sample set.
     frame["samples_id"] = frame.groupby(["cell_id", "params"])["sample_set_id"].transform("max")
     return frame
