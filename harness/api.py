@@ -24,6 +24,7 @@ meaning is unclear out of its module is exported under a longer one (``load_vnnl
 # The imports are grouped by what an author needs, not sorted.
 # isort: off
 from harness import hookimpl
+from harness.plugin import hookspecs  # the hooks, each documented: help(harness.api.hookspecs)
 
 # ---- specs, parameters, contexts
 from harness.plugin.params import CPU_CORES, MachineLimit, Param, ParamError
@@ -121,6 +122,7 @@ from harness.verify.attack import stack_outputs, strong_pgd
 __all__ = [
     # registering plugins
     "hookimpl",
+    "hookspecs",
     "Param",
     "ParamError",
     "CPU_CORES",

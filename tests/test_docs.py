@@ -15,7 +15,7 @@ from string import Template
 import pytest
 
 from harness.api import TimingPlan
-from harness.devkit.scaffold import DESCRIPTIONS, names_for
+from harness.devkit.scaffold import description, names_for
 from harness.measure.timing import TimingResult
 from harness.plan.matrix import MATRIX_KEYS
 from harness.plan.suitefile import EXECUTION_SETTINGS, TOP_KEYS
@@ -244,7 +244,7 @@ def test_complete_examples_are_what_new_plugin_writes(kind, file):
     """The examples are the templates (which tests install, test and check), rendered for the name."""
     names = names_for(f"harness-example-{kind}")
     template = (ROOT / "harness" / "devkit" / "templates" / kind / f"{file}.tmpl").read_text()
-    rendered = Template(template).substitute(**names, kind=kind, description=DESCRIPTIONS[kind],
+    rendered = Template(template).substitute(**names, kind=kind, description=description(kind, names["name"]),
                                              harness_version="")
     assert blocks_after(KIND_PAGES[kind], f"<!-- template: {kind}/{file} -->") == rendered
 

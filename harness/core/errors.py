@@ -8,6 +8,9 @@ escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
+import difflib
+from collections.abc import Iterable
+
 
 class HarnessError(Exception):
     """Base of every error the harness raises on purpose."""
@@ -30,6 +33,16 @@ class UsageError(HarnessError):
         self.file, self.key, self.plugin = file, key, plugin
 
 
+def unknown_name(what: str, name: str, known: Iterable[str], none: str = "none") -> str:
+    """``unknown parameter 'sparsty': did you mean 'sparsity'? (known: ...)``: the message for a name that
+    is not among ``known``, with the nearest known name when one is close (:mod:`difflib`, as pluggy's
+    users know from a misspelled hook)."""
+    known = list(known)
+    close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if isinstance(name, str) else []
+    hint = f": did you mean {close[0]!r}?" if close else ""
+    return f"unknown {what} {name!r}{hint} (known: {', '.join(known) or none})"
+
+
 class UnknownName(UsageError, KeyError):
     """A name no plugin registered (``unknown method 'foo' (known: ...)``).
 
@@ -38,7 +51,7 @@ class UnknownName(UsageError, KeyError):
 
     def __init__(self, kind: str, name: str, known: list[str]) -> None:
         self.kind, self.name, self.known = kind, name, list(known)
-        super().__init__(f"unknown {kind} {name!r} (known: {', '.join(self.known) or 'none'})")
+        super().__init__(unknown_name(kind, name, self.known))
 
     def __str__(self) -> str:  # KeyError would quote the message
         return str(self.args[0]) if self.args else ""

@@ -27,13 +27,20 @@ from harness.core.errors import UsageError
 KINDS = ("method", "model", "dataset", "backend", "verifier")
 NAME_RE = re.compile(r"^[a-z][a-z0-9]*(?:[-_][a-z0-9]+)*$")
 
-DESCRIPTIONS = {
-    "method": "Layer-wise magnitude pruning: a method plugin for the harness",
-    "model": "A small MLP classifier: a model plugin for the harness",
-    "dataset": "Oriented stripes in noise (3 classes): a dataset plugin for the harness",
-    "backend": "ONNX Runtime on the CPU at a chosen graph-optimisation level: a backend plugin for the harness",
-    "verifier": "A random-sampling falsifier of VNN-LIB properties: a verifier plugin for the harness",
+#: What the template's code does, per kind: a working example the author replaces (the README says so).
+STARTERS = {
+    "method": "layer-wise magnitude pruning",
+    "model": "a small MLP classifier",
+    "dataset": "oriented stripes in noise (3 classes)",
+    "backend": "ONNX Runtime on the CPU at a chosen graph-optimisation level",
+    "verifier": "a random-sampling falsifier of VNN-LIB properties",
 }
+
+
+def description(kind: str, name: str) -> str:
+    """The generated distribution's description: the plugin itself, not the example its code starts from."""
+    return f"The {kind} {name} for the harness (a plugin made with harness new-plugin)"
+
 
 #: template path (under templates/) -> output path (under the new folder); ``{package}`` is filled in.
 COMMON = {
@@ -142,7 +149,8 @@ def new_plugin(name: str, kind: str, parent: str | os.PathLike = ".", *,
     """
     folder = Path(parent) / name
     names = _validate(name, kind, folder, plugins_dir)
-    values = {**names, "kind": kind, "description": DESCRIPTIONS[kind], "harness_version": __version__}
+    values = {**names, "kind": kind, "description": description(kind, names["name"]), "starter": STARTERS[kind],
+              "harness_version": __version__}
     root = _template_root()
     plan = dict(COMMON)
     plan.update({f"{kind}/{src}": dst for src, dst in PER_KIND.items() if (root / kind / src).is_file()})

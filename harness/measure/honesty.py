@@ -277,8 +277,8 @@ def claims_check(artifact: Any) -> Check:
     if fails:
         f = fails[0]
         message = (f"claim {f.claim} {f.claimed} not true of the artifact: measured {f.measured} ({f.format}, "
-                   f"{f.detail}); {claims_fix(f.claim, f.claimed, f.measured)}"
-                   + (f"; and {len(fails) - 1} more" if len(fails) > 1 else ""))
+                   f"{f.detail}): {claims_fix(f.claim, f.claimed, f.measured)}"
+                   + (f", and {len(fails) - 1} more" if len(fails) > 1 else ""))
         check = Check("claims", False, message, info)
     else:
         check = Check("claims", True, f"{len(report.checks)} claim check(s) hold", info)

@@ -68,6 +68,6 @@ def check(*, flops_per_sample: float | None, batch_size: int, latency_s: float, 
         if implied_bw > margin * out["peak_gbs"]:
             reasons.append(f"{implied_bw:,.1f} GB/s of weights implied, memory bandwidth {out['peak_gbs']:,.1f} GB/s")
     if reasons:
-        out["flag"] = ("faster than this machine can compute: " + "; ".join(reasons)
+        out["flag"] = ("faster than this machine can compute: " + ", and ".join(reasons)
                        + f" (more than {margin:g}x the attainable peak)")
     return out

@@ -20,7 +20,7 @@ from typing import Any
 from harness.core.identity import Component
 from harness.plan import pipeline
 from harness.plugin.manager import Registry
-from harness.plugin.params import Param, ParamError, expand_grid, validate
+from harness.plugin.params import Param, check_values, expand_grid, unknown_name
 
 #: The kind of thing each list of a table names.
 KIND_OF = {"models": "model", "datasets": "dataset", "methods": "method", "backends": "backend",
@@ -63,8 +63,9 @@ def names(items: Any) -> list[str]:
 
 
 def unknown(what: str, name: str, known: list[str]) -> str:
-    """The message for a name nobody registered, listing the known ones."""
-    return f"unknown {what} {name!r} (known: {', '.join(known) or 'none registered'})"
+    """The message for a name nobody registered: the nearest registered name when one is close (``did you
+    mean 'global-magnitude'?``, as for a misspelled hook), and the known ones."""
+    return unknown_name(what, name, known, none="none registered")
 
 
 @dataclass
@@ -82,7 +83,7 @@ class Lists:
         """A problem for each key of ``table`` that is not in ``known``."""
         for key in table:
             if key not in known:
-                self.problems.append((f"{where}.{key}", f"unknown key (known: {', '.join(known)})"))
+                self.problems.append((f"{where}.{key}", unknown_name("key", key, known)))
 
     def required(self, items: Any, key: str, why: str = "") -> list:
         """``items`` if it is a non-empty list; otherwise a problem (``why`` says who needs it) and ``[]``."""
@@ -117,8 +118,8 @@ class Lists:
             self.problems.append((ikey, unknown(kind, name, self.registry.names(kind))))
             return []
         schema = tuple(_SPEC_OF[kind](self.registry, name).params) + ((WEIGHTS_PARAM,) if kind == "model" else ())
-        checked = self._validate(schema, values, ikey)
-        if checked is None or not self._paths(schema, values, checked, ikey):
+        checked = self._checked(schema, values, ikey)
+        if checked is None:
             return []
         if kind == "model" and not checked.get("weights"):
             checked.pop("weights", None)  # not set: the model's own weights (and no key in its identity)
@@ -149,8 +150,8 @@ class Lists:
                                   "would mix"))
             return []
         spec = self.registry.verifier(name)
-        checked = self._validate(spec.params, values, ikey)
-        if checked is None or not self._paths(spec.params, values, checked, ikey):
+        checked = self._checked(spec.params, values, ikey)
+        if checked is None:
             return []
         return [Component(name, point) for point in expand_grid(spec.params, checked)]
 
@@ -184,8 +185,8 @@ class Lists:
         if source is None:
             self.problems.append((ikey, f"unknown benchmark source {name!r} (known: {', '.join(sources)})"))
             return []
-        checked = self._validate(source.params, values, ikey)
-        if checked is None or not self._paths(source.params, values, checked, ikey):
+        checked = self._checked(source.params, values, ikey)
+        if checked is None:
             return []
         # An optional path left unset is dropped, so adding one to a source keeps existing identities.
         paths = {p.name for p in source.params if p.path}
@@ -194,12 +195,14 @@ class Lists:
 
     # ------------------------------------------------------------------ parameters
 
-    def _validate(self, schema: tuple[Param, ...], values: dict, ikey: str) -> dict | None:
-        try:
-            return validate(schema, values, where=ikey)
-        except ParamError as exc:
-            self.problems.append((exc.key, exc.reason))
-            return None
+    def _checked(self, schema: tuple[Param, ...], values: dict, ikey: str) -> dict | None:
+        """The entry's values checked (every bad one a problem, not only the first) and its paths
+        (:meth:`_paths`; those of the values that passed are checked even when another value did not, so
+        one ``harness run`` reports both); ``None`` when anything is wrong."""
+        checked, errors = check_values(schema, values, where=ikey)
+        self.problems += [(exc.key, exc.reason) for exc in errors]
+        paths_ok = self._paths(schema, {k: v for k, v in values.items() if k in checked}, checked, ikey)
+        return None if errors or not paths_ok else checked
 
     def _paths(self, schema: tuple[Param, ...], given: Mapping, checked: dict, ikey: str) -> bool:
         """Every path parameter written in the entry made absolute against the suite file's folder and

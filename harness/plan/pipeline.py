@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.plugin.manager import Registry
-from harness.plugin.params import ParamError, expand_grid, validate
+from harness.plugin.params import check_values, expand_grid, unknown_name
 from harness.plugin.specs import ApplyContext, MethodSpec
 
 SEPARATOR = "+"
@@ -35,30 +35,33 @@ def expand(steps: Any, key: str, registry: Registry, problems: list[tuple[str, s
         problems.append((key, "a pipeline needs a list of two or more method entries"))
         return []
     per_step: list[list[dict]] = []
+    bad = False  # every step is checked, so that one run reports the problems of all of them
     for i, step in enumerate(steps):
         skey = f"{key}[{i}]"
         if isinstance(step, str):
             step = {"name": step}
         if not isinstance(step, dict) or not isinstance(step.get("name"), str):
             problems.append((skey, "each pipeline step is a method name or a table with a 'name'"))
-            return []
+            bad = True
+            continue
         if not registry.has("method", step["name"]):
-            known = ", ".join(registry.names("method")) or "none registered"
-            problems.append((skey, f"unknown method {step['name']!r} (known: {known})"))
-            return []
+            problems.append((skey, unknown_name("method", step["name"], registry.names("method"),
+                                                none="none registered")))
+            bad = True
+            continue
         spec = registry.method(step["name"])
         last = i == len(steps) - 1
         if not last and "torch" not in spec.produces:
             problems.append((skey, f"method {step['name']} produces {'/'.join(spec.produces)}: only the "
                                    "last step of a pipeline may leave torch"))
-            return []
+            bad = True
         values = {k: v for k, v in step.items() if k != "name"}
-        try:
-            checked = validate(spec.params, values, where=skey)
-        except ParamError as exc:
-            problems.append((exc.key, exc.reason))
-            return []
+        checked, errors = check_values(spec.params, values, where=skey)
+        problems += [(exc.key, exc.reason) for exc in errors]
+        bad = bad or bool(errors)
         per_step.append([{"name": step["name"], "params": point} for point in expand_grid(spec.params, checked)])
+    if bad:
+        return []
     name = SEPARATOR.join(s[0]["name"] for s in per_step)
     return [(name, {"steps": list(combo)}) for combo in itertools.product(*per_step)]
 

@@ -21,7 +21,7 @@ from harness.plan.matrix import matrix_cells
 from harness.plan.size import check_size, count_cells
 from harness.plan.verification import verification_cells
 from harness.plugin.manager import Registry
-from harness.plugin.params import Param, ParamError, validate
+from harness.plugin.params import Param, check_values, unknown_name, validate
 
 TOP_KEYS = {"name", "description", "version", "seeds", "matrix", "settings", "verification"}
 
@@ -103,7 +103,7 @@ def _top_level(data: dict, problems: Problems) -> Any:
     """Unknown top-level keys, the name, description and version checked; the name returned."""
     for key in data:
         if key not in TOP_KEYS:
-            problems.append((key, f"unknown key (known: {', '.join(sorted(TOP_KEYS))})"))
+            problems.append((key, unknown_name("key", key, sorted(TOP_KEYS))))
     name = data.get("name")
     if not isinstance(name, str) or not name:
         problems.append(("name", "is required and must be a non-empty string"))
@@ -141,13 +141,11 @@ def _settings(settings_in: Any, registry: Registry, problems: Problems) -> tuple
         elif registry.has("suite", sname):
             schema = registry.suite(sname).settings
         else:
-            known = ", ".join(["execution", *registry.names("suite")])
-            problems.append((key, f"unknown suite {sname!r} (known: {known})"))
+            problems.append((key, unknown_name("suite", sname, ["execution", *registry.names("suite")])))
             continue
-        try:
-            checked = validate(schema, values, where=key)
-        except ParamError as exc:
-            problems.append((exc.key, exc.reason))
+        checked, errors = check_values(schema, values, where=key)
+        problems += [(exc.key, exc.reason) for exc in errors]
+        if errors:
             continue
         if sname == "execution":
             execution = checked

@@ -98,11 +98,14 @@ def _dist_of(ep: Any) -> tuple[str | None, str | None]:
 
 
 def _unmarked_hooks(plugin: Any) -> list[str]:
-    """Functions named like registration hooks that lack ``@hookimpl`` (pluggy would ignore them)."""
+    """Functions named like registration hooks (or close to one: ``harness_regster_methods``) that lack
+    ``@hookimpl`` (pluggy would ignore them)."""
     marker = f"{ENTRY_POINT_GROUP}_impl"
+    hooks = list(HOOKS.values())
     names = []
     for attr in dir(plugin):
-        if attr.startswith("harness_register"):
+        if attr.startswith("harness_register") or (
+                attr.startswith("harness_") and difflib.get_close_matches(attr, hooks, n=1, cutoff=0.8)):
             try:
                 value = getattr(plugin, attr)
             except Exception:  # noqa: BLE001 - an attribute that cannot be read is not a hook
@@ -110,6 +113,29 @@ def _unmarked_hooks(plugin: Any) -> list[str]:
             if callable(value) and not hasattr(value, marker):
                 names.append(attr)
     return names
+
+
+#: Where authors read the hooks: the public API's module of hook specifications (``help(harness.api.hookspecs)``).
+HOOKS_MANUAL = "harness.api.hookspecs"
+
+
+def _unmarked_fix(unmarked: list[str]) -> str:
+    """What to do about functions that look like hooks but lack ``@hookimpl``: decorate a real hook; rename a
+    misspelled one as well (decorating it alone would only lead to the "unknown hook" error)."""
+    known = sorted(HOOKS.values())
+    fixes = []
+    for name in unmarked:
+        if name in known:
+            fixes.append(f"decorate {name} with @hookimpl")
+            continue
+        close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
+        if close:
+            fixes.append(f"{name} is no hook either (misspelled?): rename it {close[0]} and decorate it with "
+                         "@hookimpl")
+        else:
+            fixes.append(f"{name} is no hook either: rename it after one of {', '.join(known)} and decorate it "
+                         "with @hookimpl, or give a helper a name that does not start with harness_register")
+    return "; ".join(fixes)
 
 
 #: ``@hookimpl`` options that registration hooks do not accept (see "tryfirst, trylast and hook wrappers"
@@ -145,14 +171,14 @@ def _register_module(pm: pluggy.PluginManager, module: ModuleType, info: PluginI
     unmarked = _unmarked_hooks(module)
     if unmarked:
         raise PluginError(f"Plugin {info.label} defines {', '.join(unmarked)} without @hookimpl, so the harness "
-                          "would never call it: decorate it with @hookimpl (from harness.api import hookimpl)",
-                          plugin=info.label)
+                          f"would never call it: {_unmarked_fix(unmarked)} (from harness.api import hookimpl; "
+                          f"the hooks are documented in {HOOKS_MANUAL})", plugin=info.label)
     ordered = _ordering_options(module)
     if ordered:
         raise PluginError(f"Plugin {info.label} marks {', '.join(ordered)} with @hookimpl options that registration "
                           "hooks do not take: every plugin's registrations count and a name is registered once, so "
-                          "there is nothing to run first, last or around. Write a plain @hookimpl (see "
-                          "harness.plugin.hookspecs), or " + without(info), plugin=info.label)
+                          f"there is nothing to run first, last or around. Write a plain @hookimpl (see "
+                          f"{HOOKS_MANUAL}), or " + without(info), plugin=info.label)
     # Classes of a plugin's package may appear in the artifacts it builds (harness.core.safeload).
     trust_package(getattr(module, "__name__", None) or type(module).__module__)
     try:
@@ -283,7 +309,7 @@ def _unknown_hook_hint(pm: pluggy.PluginManager, plugin: Any) -> str:
         close = difflib.get_close_matches(name, known, n=1, cutoff=0.6)
         parts.append(f"{name!r}" + (f": did you mean {close[0]!r}?" if close else ""))
     return (f"{'; '.join(parts) or 'an unknown hook'}. The hooks are {', '.join(known)} "
-            "(documented in harness.plugin.hookspecs)")
+            f"(documented in {HOOKS_MANUAL})")
 
 
 def load_host(plugins_dir: str | os.PathLike | None = None, *, entry_points_enabled: bool = True,

@@ -13,7 +13,7 @@ from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any
 
-from harness.core.errors import UsageError
+from harness.core.errors import UsageError, unknown_name
 
 _REQUIRED = object()
 
@@ -170,30 +170,45 @@ def validate(params: Iterable[Param], values: Mapping[str, Any], where: str = ""
     List values of scalar parameters are kept as lists (each item checked): call
     :func:`expand_grid` to expand them. Unknown keys and missing required keys are
     errors. ``where`` prefixes the key in error messages (``matrix[0].methods[1]``).
+    Raises the first :class:`ParamError`; :func:`check_values` returns all of them.
     """
+    out, errors = check_values(params, values, where)
+    if errors:
+        raise errors[0]
+    return out
+
+
+def check_values(params: Iterable[Param], values: Mapping[str, Any], where: str = "") -> tuple[dict, list[ParamError]]:
+    """:func:`validate` that goes on past a bad value: ``(checked, errors)``, where ``checked`` holds every
+    value that passed and the defaults of those not given, and ``errors`` one :class:`ParamError` per bad
+    key, in the order of ``values`` (a suite file reports all of them together)."""
     params = tuple(params)
     by_name = {p.name: p for p in params}
     prefix = f"{where}." if where else ""
     out: dict[str, Any] = {}
+    errors: list[ParamError] = []
     for key, value in values.items():
         p = by_name.get(key)
-        if p is None:
-            known = ", ".join(sorted(by_name)) or "none"
-            raise ParamError(prefix + key, f"unknown parameter (known: {known})")
-        if isinstance(value, list) and p.type is not list:
-            if not p.grid:
-                raise ParamError(prefix + key, "does not take a list of values")
-            if not value:
-                raise ParamError(prefix + key, "an empty list expands to no runs")
-            out[key] = [p.check(v, f"{prefix}{key}[{i}]") for i, v in enumerate(value)]
-        else:
-            out[key] = p.check(value, prefix + key)
+        try:
+            if p is None:
+                raise ParamError(prefix + key, unknown_name("parameter", key, sorted(by_name)))
+            if isinstance(value, list) and p.type is not list:
+                if not p.grid:
+                    raise ParamError(prefix + key, "does not take a list of values")
+                if not value:
+                    raise ParamError(prefix + key, "an empty list expands to no runs")
+                out[key] = [p.check(v, f"{prefix}{key}[{i}]") for i, v in enumerate(value)]
+            else:
+                out[key] = p.check(value, prefix + key)
+        except ParamError as exc:
+            errors.append(exc)
     for p in params:
-        if p.name not in out:
+        if p.name not in out and p.name not in values:
             if p.required:
-                raise ParamError(prefix + p.name, "is required")
-            out[p.name] = p.default
-    return out
+                errors.append(ParamError(prefix + p.name, "is required"))
+            else:
+                out[p.name] = p.default
+    return out, errors
 
 
 def expand_grid(params: Iterable[Param], values: Mapping[str, Any]) -> list[dict]:
@@ -211,5 +226,5 @@ def expand_grid(params: Iterable[Param], values: Mapping[str, Any]) -> list[dict
     return [dict(zip(keys, combo)) for combo in itertools.product(*axes)]
 
 
-__all__ = ["CPU_CORES", "MachineLimit", "Param", "ParamError", "cpu_cores", "validate", "expand_grid"]
+__all__ = ["CPU_CORES", "MachineLimit", "Param", "ParamError", "check_values", "cpu_cores", "validate", "expand_grid"]
 

@@ -8,6 +8,7 @@ nothing of theirs, so the query layer's imports run one way.
 from __future__ import annotations
 
 import json
+import re
 from dataclasses import dataclass
 from typing import Any
 
@@ -26,6 +27,40 @@ PER_BATCH_CHECKS = ("check_test01",)
 #: A flag ``"SUITE only: why"`` (the latency suite's ``latency only: `` under emulation) keeps its row out
 #: of the rankings and frontiers over SUITE's metrics only; every other flag keeps it out of all of them.
 SCOPED = " only: "
+#: Between the flags of a row's ``flags`` text. A measurement's own flag may hold several flags joined by
+#: it (``unsound: ...; invalid witness: ...``); a piece that starts no flag of its own (``and 1 more``,
+#: written inside one flag by older versions) stays with the flag before it (:func:`split_flag`).
+FLAG_SEP = "; "
+_FLAG_START = re.compile(r"[A-Za-z][\w -]{0,40}: ")
+
+
+def split_flag(text: Any) -> list[str]:
+    """The flags in one flag text, each whole: ``"soundness: claim x; and 1 more"`` is one flag
+    (``"soundness: claim x, and 1 more"``), ``"unsound: ...; invalid witness: ..."`` two."""
+    if not isinstance(text, str) or not text:
+        return []
+    out: list[str] = []
+    for piece in text.split(FLAG_SEP):
+        if out and not _FLAG_START.match(piece):
+            out[-1] += ", " + piece
+        elif piece:
+            out.append(piece)
+    return out
+
+
+def flag_rank(flag: str) -> tuple:
+    """The order flags are shown in: those that keep a row out of every ranking (a failed check, a quality
+    gate, unsoundness) first, then ``unchecked: ...``, then those scoped to one suite (``latency only: ...``);
+    alphabetical within each."""
+    scoped = SCOPED in flag.split(": ", 1)[0] + ": "
+    return (2 if scoped else 1 if flag.startswith("unchecked: ") else 0, flag)
+
+
+def join_flags(texts: Any) -> str | None:
+    """The distinct flags of ``texts`` (flag texts, ``None`` skipped) as one ``flags`` text in
+    :func:`flag_rank` order, or ``None`` when there are none."""
+    flags = {f for t in texts for f in split_flag(t)}
+    return FLAG_SEP.join(sorted(flags, key=flag_rank)) or None
 
 
 def params_text(d: dict) -> str:
@@ -126,7 +161,7 @@ def excluded(flags: Any, columns: list[str], catalogue: Catalogue) -> Any:
     def out(text: Any) -> bool:
         if not isinstance(text, str) or not text:
             return False
-        return any(leaves_out(part) for part in text.split("; "))
+        return any(leaves_out(part) for part in split_flag(text))
 
     return flags.map(out).astype(bool)
 
@@ -159,13 +194,17 @@ def unchecked_flags(frame: Any, catalogue: Catalogue) -> Any:
     if not missing:
         return frame["flags"]
     flags = frame["flags"].astype(object).where(frame["flags"].notna(), None)
+    touched = pd.Series(False, index=frame.index)
     for check, (col, hit) in missing.items():
         name = check.removeprefix("check_")
         note = f"unchecked: {name} has no result (needed by {col})"
         current = flags.fillna("").astype(str)
         said = current.str.contains(f"unchecked: {name.split('@')[0]}", regex=False)  # the writer said why
         add = hit & ~said
-        flags = flags.mask(add & (current == ""), note).mask(add & (current != ""), current + "; " + note)
+        flags = flags.mask(add & (current == ""), note).mask(add & (current != ""), current + FLAG_SEP + note)
+        touched |= add
+    if touched.any():  # the notes take their place in the order every other flags text has
+        flags[touched] = flags[touched].map(lambda t: join_flags([t]))
     return flags
 
 

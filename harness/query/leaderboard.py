@@ -18,6 +18,7 @@ from harness.query.columns import (
     column_name,
     convert_distinct,
     excluded,
+    join_flags,
     label,
     metric_columns,
     params_text,
@@ -32,7 +33,13 @@ SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustne
 
 
 def results(db: str | Path, run_id: int | None = None) -> list[dict]:
-    """One record per measurement, with its cell's identity; the latest run when ``run_id`` is None."""
+    """One record per measurement, with its cell's identity; the latest run when ``run_id`` is None.
+
+    Each kind of parameter keeps its own field, so that no key of one hides a key of another (a method's
+    ``batch_size`` beside the latency suite's): ``model_params``, ``dataset_params``, ``method_params`` and
+    ``backend_params`` (the cell's), ``seed``, and ``measure_params`` (the measurement's own, the store's
+    ``measurements.params``: ``{"batch_size": 1}``). ``flag`` is why the value failed a gate, or ``None``.
+    """
     conn = open_readonly(db)
     try:
         if run_id is None:
@@ -46,21 +53,23 @@ def results(db: str | Path, run_id: int | None = None) -> list[dict]:
         conn.close()
     out = []
     for r in rows:
-        params = {**json.loads(r["method_params"]), "seed": r["seed"], **json.loads(r["params"])}
         out.append({
-            "run_id": r["run_id"], "model": r["model"], "dataset": r["dataset"], "method": r["method"],
-            "params": params, "backend": r["backend"], "backend_params": json.loads(r["backend_params"]),
-            "suite": r["suite"], "metric": r["metric"], "value": r["value"], "unit": r["unit"],
+            "run_id": r["run_id"], "model": r["model"], "model_params": json.loads(r["model_params"] or "{}"),
+            "dataset": r["dataset"], "dataset_params": json.loads(r["dataset_params"] or "{}"),
+            "method": r["method"], "method_params": json.loads(r["method_params"] or "{}"), "seed": r["seed"],
+            "backend": r["backend"], "backend_params": json.loads(r["backend_params"] or "{}"),
+            "suite": r["suite"], "metric": r["metric"], "measure_params": json.loads(r["params"] or "{}"),
+            "value": r["value"], "unit": r["unit"], "flag": r["flag"],
         })
     return out
 
 
 def runs(db: str | Path) -> list[dict]:
-    """Runs with their cell counts by status."""
+    """Runs with their tag and cell counts by status."""
     conn = open_readonly(db)
     try:
         rows = conn.execute("""
-            SELECT r.id, r.suite_name, r.status, r.started_at, r.finished_at, r.git_revision, r.machine_hash,
+            SELECT r.id, r.suite_name, r.tag, r.status, r.started_at, r.finished_at, r.git_revision, r.machine_hash,
                    sum(c.status = 'ok') AS ok, sum(c.status = 'skipped') AS skipped,
                    sum(c.status = 'failed') AS failed
             FROM runs r LEFT JOIN cells c ON c.run_id = r.id GROUP BY r.id ORDER BY r.id""").fetchall()
@@ -199,22 +208,23 @@ def _pivot(frame: Any, keys: list[str]) -> Any:
         return pd.DataFrame(columns=keys + ["flags"])
     wide = frame.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
     flagged = frame[frame["flag"].notna()]
-    flags = flagged.groupby(keys, dropna=False)["flag"].agg(lambda f: "; ".join(sorted(set(f)))).rename("flags")
+    flags = flagged.groupby(keys, dropna=False)["flag"].agg(join_flags).rename("flags")
     wide = wide.merge(flags.reset_index(), on=keys, how="left") if len(flags) else wide.assign(flags=None)
     wide["flags"] = wide["flags"].where(wide["flags"].notna(), None)
     return wide
 
 
 def _join_flags(a: Any, b: Any) -> str | None:
-    parts = sorted({p for f in (a, b) if isinstance(f, str) and f for p in f.split("; ")})
-    return "; ".join(parts) or None
+    return join_flags((a, b)) if isinstance(a, str) or isinstance(b, str) else None
 
 
 def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
     """Sort best first by ``column`` and number the rows in a ``rank`` column, within each machine.
 
-    Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) and rows without
-    a value are never ranked: their rank is empty and they come after the ranked rows of their machine.
+    Equal values share a rank, and the next value's rank counts the rows before it (competition ranking:
+    1, 2, 2, 4). Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) and
+    rows without a value are never ranked: their rank is empty and they come after the ranked rows of
+    their machine.
     A ``checks`` column names the checks that stand behind each ranked figure
     (:func:`harness.query.columns.checks_behind`).
     """
@@ -226,7 +236,9 @@ def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
     frame["_unranked"] = (~rankable).astype(int)
     frame = frame.sort_values(["machine", "_unranked", column], ascending=[True, True, not higher],
                               na_position="last", kind="stable")
-    ranks = frame[rankable.reindex(frame.index)].groupby("machine").cumcount() + 1
+    # Competition ranking ("1, 2, 2, 4"): equal values share the best rank of their group.
+    ranked = frame[rankable.reindex(frame.index)]
+    ranks = ranked.groupby("machine")[column].rank(method="min", ascending=not higher)
     frame.insert(0, "rank", ranks.reindex(frame.index).astype("Int64"))
     # Which checks stand behind each ranked figure (a ranked row has them all run and passed).
     behind = checks_behind(column, catalogue)
@@ -296,31 +308,52 @@ def render(rows: Any, fmt: str) -> str:
                 out[c] = out[c].map(lambda v: json.dumps(v, sort_keys=True))
         return out.to_csv(index=False)
     if fmt == "markdown":
-        return frame.to_markdown(index=False, floatfmt=".4g")
+        return _markdown(frame)
     if fmt == "table":
         return _table(frame)
     raise ValueError(f"unknown format {fmt!r}")
 
 
 def _fmt(v: Any) -> str:
+    """One value as the text formats (table, markdown) show it: missing values empty (never ``nan`` or
+    ``<NA>``), whole numbers whole (``76680``, not ``7.668e+04``), others to 4 significant digits but
+    never in exponent form from 10,000 on."""
+    import numpy as np
+
     if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
         return ""
+    if isinstance(v, (np.integer, np.floating)):
+        v = v.item()
     if isinstance(v, float):
-        return f"{v:.4g}"
+        if v.is_integer() and abs(v) < 1e15:
+            return str(int(v))
+        return f"{v:.0f}" if abs(v) >= 1e4 else f"{v:.4g}"
     if isinstance(v, dict):
         return params_text(v)
     return str(v)
 
 
+def _markdown(frame: Any) -> str:
+    """A GitHub Markdown table of ``frame``, every value through :func:`_fmt`; numeric columns aligned right."""
+    from pandas.api.types import is_numeric_dtype
+    from tabulate import tabulate
+
+    cells = [[_fmt(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
+    align = ["right" if is_numeric_dtype(frame[c]) else "left" for c in frame.columns]
+    return tabulate(cells, headers=[str(c) for c in frame.columns], tablefmt="pipe", disable_numparse=True,
+                    colalign=align or None)
+
+
 def _table(frame: Any) -> str:
     from rich.console import Console
     from rich.table import Table
+    from rich.text import Text
 
     table = Table(show_lines=False)
     for c in frame.columns:
         table.add_column(str(c), no_wrap=c in IDENTITY, overflow="fold")
     for row in frame.itertuples(index=False):
-        table.add_row(*(_fmt(v) for v in row))
+        table.add_row(*(Text(_fmt(v)) for v in row))  # Text: a "[...]" in a value is no rich markup
     console = Console(width=1000, record=True, file=io.StringIO())
     console.print(table)
     return console.export_text()

@@ -134,6 +134,17 @@ def _m005(db: sqlite_utils.Database) -> None:
     """)
 
 
+@migrations(name="m006_total_params_metric")
+def _m006(db: sqlite_utils.Database) -> None:
+    """The size suite's metric ``params`` is ``total_params``: ``params`` is also the JSON column of every
+    measurement (``WHERE metric = 'params'`` beside ``json_extract(params, ...)`` read as one thing)."""
+    db.execute("UPDATE measurements SET metric = 'total_params' WHERE metric = 'params' "
+               "AND cell_id IN (SELECT id FROM cells WHERE suite = 'size')")
+    db.execute("UPDATE OR IGNORE metrics SET name = 'total_params', "
+               "description = 'parameters of the artifact' WHERE name = 'params' AND suite = 'size'")
+    db.execute("DELETE FROM metrics WHERE name = 'params' AND suite = 'size'")
+
+
 _M005_GROUPED = ("model", "dataset", "method", "backend")
 _M005_CELL_COLUMNS = (
     "id", "run_id", "cell_key", "artifact_group", "artifact_key", "model", "model_params", "dataset",

@@ -101,10 +101,10 @@ def test_claims_and_size_figures_are_recorded(methods_run):
     nm = size[("n-m", '{"m": 4, "n": 2}')]
     assert nm["claims"]["n_m"] == "2:4"
     structured = size[("channel-l1", '{"sparsity": 0.5}')]
-    assert structured["params"] < dense["params"] / 2 and structured["theoretical_speedup"] > 2
+    assert structured["total_params"] < dense["total_params"] / 2 and structured["theoretical_speedup"] > 2
     assert structured["peak_memory_mb"] < dense["peak_memory_mb"]
     svd = size[("svd", '{"energy": 0.9, "rank": 0}')]
-    assert svd["params"] < dense["params"] and svd["claims"]["retained_energy"] == 0.9
+    assert svd["total_params"] < dense["total_params"] and svd["claims"]["retained_energy"] == 0.9
     pipe = next(v for (m, _), v in size.items() if m == "global-magnitude+finetune+kbit")
     assert pipe["claims"]["sparsity"] == 0.75 and pipe["claims"]["weight_bits"] == 4
     assert pipe["weight_sparsity"] >= 0.745 and pipe["bits_per_weight"] == 4

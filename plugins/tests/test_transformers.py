@@ -65,7 +65,7 @@ def test_minilm_fidelity_across_backends(tmp_path, harness_cli, suite_file):
     assert r["cells"][("int8-dynamic", "torch-cpu", "accuracy")][0] == "skipped"
     # 50% of the Linear weights are zero: the claim holds in the artifact (embeddings stay dense).
     assert 0.15 < 1 - v[("global-magnitude", None, "nonzero_params", "{}")] / v[
-        ("global-magnitude", None, "params", "{}")] < 0.5
+        ("global-magnitude", None, "total_params", "{}")] < 0.5
 
 
 @pytest.mark.slow
@@ -190,7 +190,7 @@ def test_bring_your_own_onnx(tmp_path, harness_cli, suite_file):
     assert cells[("dense", "torch-cpu", "accuracy")][0] == "skipped"
     # Counted from the ONNX initializers (there is no torch module): the weights and biases, plus
     # the Flatten's two-element shape constant.
-    assert v[("dense", None, "params", "{}")] == 64 * 32 + 32 + 32 * 10 + 10 + 2
+    assert v[("dense", None, "total_params", "{}")] == 64 * 32 + 32 + 32 * 10 + 10 + 2
     # Untrained weights: about chance, and int8 close to its dense ONNX.
     dense_top1 = v[("dense", "onnxruntime-cpu", "top1", "{}")]
     assert abs(v[("int8-dynamic", "onnxruntime-cpu", "top1", "{}")] - dense_top1) < 0.1

@@ -72,15 +72,16 @@ def test_results_records_have_the_documented_shape(smoke):
     out = cli("results", "--db", db, "--format", "json")
     assert out.returncode == 0, out.stderr
     records = json.loads(out.stdout)
-    keys = {"run_id", "model", "dataset", "method", "params", "backend", "suite", "metric", "value", "unit"}
-    assert all(keys <= set(r) for r in records)
+    keys = {"run_id", "model", "model_params", "dataset", "dataset_params", "method", "method_params", "seed",
+            "backend", "backend_params", "suite", "metric", "measure_params", "value", "unit", "flag"}
+    assert all(keys == set(r) for r in records)
     lat = [r for r in records if r["metric"] == "p50_ms"]
-    assert {r["params"]["batch_size"] for r in lat} == {1, 32}
-    assert all(r["params"]["seed"] == 0 for r in records)
-    sparsities = {r["params"].get("sparsity") for r in records if r["method"] == "global-magnitude"}
+    assert {r["measure_params"]["batch_size"] for r in lat} == {1, 32}
+    assert all(r["seed"] == 0 for r in records)
+    sparsities = {r["method_params"].get("sparsity") for r in records if r["method"] == "global-magnitude"}
     assert sparsities == {0.5, 0.9}
     csv = cli("results", "--db", db, "--format", "csv")
-    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("run_id,model,dataset,method,params")
+    assert csv.returncode == 0 and csv.stdout.splitlines()[0].startswith("run_id,model,model_params,dataset,")
 
 
 def test_latency_statistics_come_from_the_stored_raw_samples(smoke):

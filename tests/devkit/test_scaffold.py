@@ -205,3 +205,18 @@ def test_dir_option_and_summary(tmp_path):
     assert (tmp_path / "sub/dir/harness-elsewhere/harness_elsewhere/plugin.py").is_file()
     assert "pip install -e sub/dir/harness-elsewhere" in proc.stdout
     assert "harness run sub/dir/harness-elsewhere/suite.toml" in proc.stdout
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_the_readme_and_description_describe_the_new_plugin_not_its_example(tmp_path, kind):
+    from harness.devkit.scaffold import STARTERS, new_plugin
+
+    folder = new_plugin(f"harness-acme-{kind}", kind, tmp_path).folder
+    meta = tomllib.loads((folder / "pyproject.toml").read_text())
+    assert meta["project"]["description"] == f"The {kind} acme-{kind} for the harness (a plugin made with harness " \
+                                             "new-plugin)"
+    readme = (folder / "README.md").read_text()
+    assert readme.splitlines()[2] == meta["project"]["description"] + "."
+    assert f"wrote it from the template's working\nexample, {STARTERS[kind]}, to be replaced by yours" in readme
+    plugin = (folder / f"harness_acme_{kind}" / "plugin.py").read_text()
+    assert plugin.startswith(f'"""The {kind} acme-{kind} for the harness')

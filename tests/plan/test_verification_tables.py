@@ -117,7 +117,8 @@ def test_a_bad_truth_file_is_an_error_of_the_suite_file(registry, tmp_path):
     ({"verifiers": []}, "verification[0].verifiers", "is required: a non-empty list"),
     ({"suites": ["accuracy"]}, "verification[0].suites[0]", "does not run on verification benchmarks"),
     ({"methods": ["magnitude"]}, "verification[0].methods[0]", "unknown method 'magnitude'"),
-    ({"models": ["mlp"]}, "verification[0].models", "unknown key (known: benchmarks, methods, verifiers, suites)"),
+    ({"models": ["mlp"]}, "verification[0].models",
+     "unknown key 'models': did you mean 'methods'? (known: benchmarks, methods, verifiers, suites)"),
 ])
 def test_verification_table_errors(registry, tmp_path, table, key, reason):
     found = problems({"verification": [verification(**table)]}, registry, tmp_path)

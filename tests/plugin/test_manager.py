@@ -225,7 +225,7 @@ def test_typed_lookup_of_an_unknown_name_is_a_usage_error_listing_the_known(harn
     with pytest.raises(UnknownName) as info:
         host.registry.method("c-meth")
     assert isinstance(info.value, UsageError) and isinstance(info.value, KeyError)
-    assert str(info.value) == "unknown method 'c-meth' (known: a-meth, b-meth, dense)"
+    assert str(info.value) == "unknown method 'c-meth': did you mean 'b-meth'? (known: a-meth, b-meth, dense)"
     assert (info.value.kind, info.value.name, info.value.known) == ("method", "c-meth", ["a-meth", "b-meth", "dense"])
     with pytest.raises(UnknownName, match=r"unknown model 'x' \(known: none\)"):
         host.registry.model("x")

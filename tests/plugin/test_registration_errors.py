@@ -163,7 +163,7 @@ def test_ordering_options_are_refused_as_the_manual_says(harness_host, plugin_di
     assert 'Plugin "ordered" (directory: ' in msg
     assert f"marks harness_register_methods({option}=True) with @hookimpl options that registration hooks do " \
            "not take" in msg
-    assert "Write a plain @hookimpl (see harness.plugin.hookspecs), or run without it with " \
+    assert "Write a plain @hookimpl (see harness.api.hookspecs), or run without it with " \
            f"{DISABLE_ENV}=ordered" in msg
 
 
@@ -329,3 +329,25 @@ def test_cli_prints_the_lesson_without_a_traceback(harness_cli, plugin_dir):
     assert proc.returncode == 2
     assert "did you mean 'harness_register_backends'?" in proc.stderr
     assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize("name", ["harness_register_method", "harness_regster_methods"])
+def test_a_misspelled_hook_without_hookimpl_gets_both_fixes_at_once(harness_host, plugin_dir, name):
+    """Decorating a misspelled hook would only lead to the next error (unknown hook): the first one says both."""
+    plugin_dir.write("typo", f"""
+        from harness.api import MethodSpec
+
+        def {name}(register):
+            register(MethodSpec(name="never-seen", apply=lambda ctx: ctx.module))
+    """)
+    msg = error(harness_host, plugins_dir=plugin_dir.path)
+    assert f"defines {name} without @hookimpl, so the harness would never call it" in msg
+    assert f"{name} is no hook either (misspelled?): rename it harness_register_methods and decorate it " \
+           "with @hookimpl" in msg
+    assert "documented in harness.api.hookspecs" in msg
+
+
+def test_the_hooks_manual_the_messages_name_is_public():
+    import harness.api
+
+    assert harness.api.hookspecs.harness_register_methods.__doc__

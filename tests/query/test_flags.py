@@ -47,7 +47,7 @@ def test_a_plugin_suite_flags_a_row_through_the_worker(harness_cli, plugin_dir, 
                          "WHERE m.metric = 'claim_ok' ORDER BY c.method").fetchall()
     conn.close()
     assert flags == [("dense", None), ("random", "soundness: claimed sparsity 0.5, measured 0.1")]
-    board = json.loads(harness_cli("leaderboard", "--db", db, "--sort", "params", "--format", "json").stdout)
+    board = json.loads(harness_cli("leaderboard", "--db", db, "--sort", "total_params", "--format", "json").stdout)
     by_method = {r["method"]: r for r in board}
     assert by_method["random"]["flags"] == "soundness: claimed sparsity 0.5, measured 0.1"
     assert by_method["random"]["rank"] is None and by_method["dense"]["rank"] == 1

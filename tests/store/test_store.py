@@ -20,7 +20,8 @@ def test_blank_database_gets_full_schema(memory_store):
     assert {"results", "latest_cells", "latest_results"} <= set(db.view_names())
     names = [m.name for m in migrations.applied(db)]
     assert names == ["m001_runs_cells_measurements", "m002_result_views", "m003_run_tags",
-                     "m004_measurement_flags", "m005_latest_per_machine_and_query_indexes"]
+                     "m004_measurement_flags", "m005_latest_per_machine_and_query_indexes",
+                     "m006_total_params_metric"]
     assert "tag" in db["runs"].columns_dict and "flag" in db["measurements"].columns_dict
 
 

@@ -143,8 +143,8 @@ def run(ctx: CellContext) -> list[Measurement]:
                          "processes": processes, **result.info})
             flag = None
             if info.get("emulated"):
-                flag = ("latency only: timed under emulation (qemu-user), not a hardware figure; "
-                        "outputs and accuracy are real")
+                flag = ("latency only: timed under emulation (qemu-user), not a hardware figure "
+                        "(outputs and accuracy are real)")
             tail_flag = None
             # What the samples are, from the inner loop count (a backend's own loop may not say).
             info["samples"] = "per query" if result.inner_loops == 1 else f"block means of {result.inner_loops} calls"

@@ -25,13 +25,13 @@ from harness.api import (
 )
 
 METRICS = (
-    MetricSpec("params", "count", False, "parameters of the artifact"),
+    MetricSpec("total_params", "count", False, "parameters of the artifact"),
     MetricSpec("nonzero_params", "count", False, "parameters that are not zero"),
-    MetricSpec("sparsity", "fraction", None, "1 - nonzero_params / params, over every parameter"),
+    MetricSpec("sparsity", "fraction", None, "1 - nonzero_params / total_params, over every parameter"),
     MetricSpec("weight_sparsity", "fraction", None,
                "share of zeros in the weight kernels and matrices (tensors of 2+ dimensions): the scope "
                "of pruning methods' sparsity claims"),
-    MetricSpec("compression_ratio", "ratio", True, "params / nonzero_params (ShrinkBench)"),
+    MetricSpec("compression_ratio", "ratio", True, "total_params / nonzero_params (ShrinkBench)"),
     MetricSpec("onnx_bytes", "bytes", False, "size of the serialized ONNX model"),
     MetricSpec("gzip_bytes", "bytes", False, "size of the ONNX model gzipped (level 9)"),
     MetricSpec("flops", "FLOPs", False, "dense FLOPs of one sample's forward pass (torch.utils.flop_counter)"),
@@ -64,7 +64,7 @@ def run(ctx: CellContext) -> list[Measurement]:
     params, nz = counts["params"], counts["nonzero_params"]
     info = {"counted_from": counted_from, "formats": list(art.formats), "claims": art.manifest.get("claims")}
     out = [
-        Measurement("params", params, "count", info=info),
+        Measurement("total_params", params, "count", info=info),
         Measurement("nonzero_params", nz, "count", info=info),
         Measurement("sparsity", 1 - nz / params if params else None, "fraction", info=info),
         Measurement("weight_sparsity", 1 - counts["nonzero_weights"] / counts["weights"] if counts["weights"]

@@ -82,7 +82,7 @@ def check_claims(ctx: CellContext) -> list[Measurement]:
     if fails:
         f = fails[0]
         flag = (f"soundness: claim {f.claim} {f.claimed} not true of the artifact: measured {f.measured} "
-                f"({f.format}, {f.detail})" + (f"; and {len(fails) - 1} more" if len(fails) > 1 else ""))
+                f"({f.format}, {f.detail})" + (f", and {len(fails) - 1} more" if len(fails) > 1 else ""))
     info = {"claims": ctx.artifact.manifest.get("claims"), "checks": [c.as_dict() for c in report.checks],
             "unchecked": report.unchecked}
     return [Measurement("claims_ok", float(report.ok), "bool", info=info, flag=flag),

@@ -82,7 +82,7 @@ def _plugin_clauses(host: Host, target: Target, emit: Callable[[CheckResult], No
             emit(CheckResult(subject, "loads and registers", PASS, listed))
         else:
             emit(CheckResult(subject, "loads and registers", FAIL,
-                             "registers nothing: implement a harness_register_* hook (see harness.plugin.hookspecs), "
+                             "registers nothing: implement a harness_register_* hook (see harness.api.hookspecs), "
                              "decorated with @hookimpl from harness.api, that calls register(spec)"))
         emit(CheckResult(subject, "import is light", *_light_import(info.location or "")))
         tasks += [{"kind": kind, "name": n, "subject": f"{kind} {n}"} for kind, n in things]

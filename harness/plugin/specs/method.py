@@ -16,7 +16,8 @@ from harness.plugin.specs.data import Splits
 
 @dataclass(frozen=True)
 class ApplyContext:
-    """Handed to :attr:`MethodSpec.apply`.
+    """Handed to :attr:`MethodSpec.apply`. Frozen: a field cannot be reassigned (``ctx.module = m`` raises
+    :class:`dataclasses.FrozenInstanceError`): return the new module; what a field holds may change in place.
 
     :param module: the dense model (a private copy: change it in place or build a new one): a torch
         module, or, for a model that provides ``onnx`` (and methods that consume it), the
