@@ -43,7 +43,7 @@ EXPECTED = {
                  "cifar10", "mnist"},
     "methods": {"random", "global-magnitude", "layer-magnitude", "int8-dynamic", "int8-static", "gradient",
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
-                "mixed-precision", "svd"},
+                "mixed-precision", "svd", "matmul-nbits"},
     "backends": {"torch-cpu", "torch-sparse-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
     "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"},
 }
