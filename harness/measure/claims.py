@@ -19,8 +19,8 @@ measured on every format of the artifact (the torch module, and the ONNX file as
 - ``weight_bits``: at most ``2 ** bits`` distinct values (``max_levels_per_channel`` if given) per
   quantization group: each output channel (``granularity`` ``per-channel``, the default),
   ``per-tensor``, or a ``quantization_group`` size. With ``symmetric: true`` the values must lie
-  on a grid symmetric about zero of ``2 ** (bits - 1) - 1`` levels a side. With ``weight_scope:
-  "quantized weights"`` only the weights stored quantized count (``MatMulNBits`` codes, unpacked). ONNX artifacts are read
+  on a grid symmetric about zero of ``2 ** (bits - 1) - 1`` levels a side. ``weight_scope: "quantized
+  weights"``: only weights stored quantized count (``MatMulNBits`` codes, unpacked). ONNX artifacts are read
   through their quantized initializers (the weight inputs of ``ConvInteger``, ``MatMulInteger``,
   ``QLinear*`` and ``DequantizeLinear``, zero points honoured).
 - ``weight_bits_mean_max``: the weight-weighted mean of each tensor's bits (log2 of its most
@@ -49,7 +49,7 @@ SCOPES = ("weights", "conv+linear weights", "all parameters")
 DEFAULT_SCOPE = "weights"
 #: The scope N:M methods state (the layers the pattern fits).
 NM_SCOPE_PREFIX = "conv+linear weights whose input size"
-#: ``weight_scope`` of methods quantizing some layers only (MatMulNBits leaves convs float): the weights stored quantized.
+#: ``weight_scope`` of methods quantizing some layers only (MatMulNBits leaves convs float).
 QUANTIZED_SCOPE = "quantized weights"
 #: Keys that qualify a claim rather than make one.
 QUALIFIERS = ("sparsity_scope", "weight_scope", "granularity", "quantization_group", "symmetric",

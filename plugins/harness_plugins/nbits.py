@@ -108,8 +108,9 @@ def apply_matmul_nbits(ctx: ApplyContext) -> Path:
     bits, block = int(ctx.params["bits"]), int(ctx.params["block_size"])
     algorithm = str(ctx.params["algorithm"])
     if bits not in ALGORITHMS[algorithm]:
-        raise ValueError(f"matmul-nbits: algorithm {algorithm!r} quantizes to {'/'.join(map(str, ALGORITHMS[algorithm]))}"
-                         f" bits in onnxruntime's MatMulNBitsQuantizer, not {bits}")
+        widths = "/".join(map(str, ALGORITHMS[algorithm]))
+        raise ValueError(f"matmul-nbits: algorithm {algorithm!r} quantizes to {widths} bits in onnxruntime's "
+                         f"MatMulNBitsQuantizer, not {bits}")
     if block & (block - 1):
         raise ValueError(f"matmul-nbits: block_size must be a power of two >= 16 (MatMulNBits), got {block}")
     work = Path(ctx.workdir)
