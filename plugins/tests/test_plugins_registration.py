@@ -37,7 +37,7 @@ ENTRY_POINTS = {
 }
 
 EXPECTED = {
-    "models": {"mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
+    "models": {"mlp", "lenet5", "resnet-small", "wide-mlp", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
                "hf-classifier", "hf-causal-lm", "tiny-lm", "onnx-file"},
     "datasets": {"digits", "synthetic", "imagefolder", "text-lm", "text-embedding", "text-classification",
                  "cifar10", "mnist"},
