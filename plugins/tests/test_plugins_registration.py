@@ -44,7 +44,7 @@ EXPECTED = {
     "methods": {"random", "global-magnitude", "layer-magnitude", "int8-dynamic", "int8-static", "gradient",
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
                 "mixed-precision", "svd", "matmul-nbits"},
-    "backends": {"torch-cpu", "torch-sparse-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
+    "backends": {"torch-cpu", "torch-sparse-cpu", "onnxruntime-cpu", "torch-cuda", "torch-cuda-kernels", "wasm", "arm"},
     "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"},
 }
 
