@@ -169,8 +169,8 @@ TORCH_CUDA_KERNELS = BackendSpec(
     name="torch-cuda-kernels", session=open_session, accepts=("torch",), available=torch_cuda.available,
     fingerprint=fingerprint, resources=lambda params: {"GPU": 1},
     params=(*torch_cuda.TORCH_CUDA.params,
-            Param("kernels", str, default="semi-structured", choices=KERNELS,
-                  help="semi-structured: 2:4 Linear weights via to_sparse_semi_structured (fp16/bf16); "
-                       "int8: int8 weights and activations via torch._int_mm")),
+            Param("kernels", str, default="int8", choices=KERNELS,
+                  help="int8: int8 weights and activations via torch._int_mm (artifacts claiming <= 8 bits); "
+                       "semi-structured: 2:4 Linear weights via to_sparse_semi_structured (fp16/bf16)")),
     description="torch-cuda with 2:4 semi-structured sparse or int8 (torch._int_mm) kernels on the Linear layers",
 )
