@@ -168,3 +168,38 @@ def test_matmul_nbits_refuses_what_onnxruntime_cannot(apply_ctx, h):
     net = nn.Sequential(nn.Flatten(), nn.Linear(64, 10)).eval()
     with pytest.raises(ValueError, match="rtn"):
         MATMUL_NBITS.apply(apply_ctx(net, h.defaults(MATMUL_NBITS, bits=8, algorithm="rtn")))
+
+
+@pytest.mark.parametrize("bits", [4, 8])
+def test_matmul_nbits_runs_in_onnxruntime_web(bits, apply_ctx, h):
+    """onnxruntime-web's wasm build has the MatMulNBits kernel: the packed file runs in Node and agrees
+    with native onnxruntime (skipped without node and npm, a failure under CI)."""
+    import os
+    import shutil
+
+    import numpy as np
+    import onnxruntime as ort
+    from torch import nn
+
+    from harness.api import RunnerSession
+    from harness_plugins.backends.wasm import ensure_installed
+
+    if shutil.which("node") is None or shutil.which("npm") is None:
+        if os.environ.get("CI"):
+            pytest.fail("CI must exercise this: node and npm are not on PATH")
+        pytest.skip("node and npm are not on PATH")
+    import torch
+
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Flatten(), nn.Linear(64, 256), nn.ReLU(), nn.Linear(256, 10)).eval()
+    out = MATMUL_NBITS.apply(apply_ctx(net, h.defaults(MATMUL_NBITS, bits=bits)))
+    x = np.random.default_rng(0).random((4, 1, 8, 8), dtype=np.float32)
+    native = ort.InferenceSession(str(out), providers=["CPUExecutionProvider"])
+    ref = native.run(None, {native.get_inputs()[0].name: x})[0]
+    where = ensure_installed()
+    session = RunnerSession(["node", str(where / "runner.mjs")], out.read_bytes(), 1, cwd=str(where))
+    try:
+        got = session.run(x)
+    finally:
+        session.close()
+    assert np.allclose(got, ref, atol=1e-5, rtol=1e-4)
