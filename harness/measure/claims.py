@@ -19,7 +19,8 @@ measured on every format of the artifact (the torch module, and the ONNX file as
 - ``weight_bits``: at most ``2 ** bits`` distinct values (``max_levels_per_channel`` if given) per
   quantization group: each output channel (``granularity`` ``per-channel``, the default),
   ``per-tensor``, or a ``quantization_group`` size. With ``symmetric: true`` the values must lie
-  on a grid symmetric about zero of ``2 ** (bits - 1) - 1`` levels a side. ONNX artifacts are read
+  on a grid symmetric about zero of ``2 ** (bits - 1) - 1`` levels a side. ``weight_scope: "quantized
+  weights"``: only weights stored quantized count (``MatMulNBits`` codes, unpacked). ONNX artifacts are read
   through their quantized initializers (the weight inputs of ``ConvInteger``, ``MatMulInteger``,
   ``QLinear*`` and ``DequantizeLinear``, zero points honoured).
 - ``weight_bits_mean_max``: the weight-weighted mean of each tensor's bits (log2 of its most
@@ -48,6 +49,8 @@ SCOPES = ("weights", "conv+linear weights", "all parameters")
 DEFAULT_SCOPE = "weights"
 #: The scope N:M methods state (the layers the pattern fits).
 NM_SCOPE_PREFIX = "conv+linear weights whose input size"
+#: ``weight_scope`` of methods quantizing some layers only (MatMulNBits leaves convs float).
+QUANTIZED_SCOPE = "quantized weights"
 #: Keys that qualify a claim rather than make one.
 QUALIFIERS = ("sparsity_scope", "weight_scope", "granularity", "quantization_group", "symmetric",
               "max_levels_per_channel", "weight_bits_choices", "weight_bits_per_tensor", "rank_scope",
@@ -276,6 +279,8 @@ class _Checker:
         granularity = self.claims.get("quantization_group", self.claims.get("granularity", "per-channel"))
         limit = int(self.claims.get("max_levels_per_channel", 2 ** bits))
         tensors = [t for t in self.all if t.kind == "conv+linear"]
+        if self.claims.get("weight_scope") == QUANTIZED_SCOPE:
+            tensors = [t for t in tensors if t.quantized]
         worst, where = 0, ""
         for t in tensors:
             most = max(len(np.unique(g)) for g in _groups(t, granularity))
@@ -315,6 +320,8 @@ class _Checker:
         if self.fmt != "onnx":
             return  # element types are the ONNX file's; a torch module holds floats
         tensors = [t for t in self.all if t.kind == "conv+linear"]
+        if self.claims.get("weight_scope") == QUANTIZED_SCOPE:
+            tensors = [t for t in tensors if t.quantized]
         dtypes = sorted({str(t.values.dtype) for t in tensors})
         quantized = sum(t.quantized for t in tensors)
         self.add("weight_dtype", claimed, "/".join(dtypes), dtypes == [str(claimed)],

@@ -131,6 +131,9 @@ class OnnxReader(Reader):
 
         found: dict[str, Tensor] = {}
         for node in g.node:
+            if node.op_type == "MatMulNBits" and len(node.input) > 1 and node.input[1] in inits:
+                found[node.input[1]] = _nbits_tensor(node, numpy_helper.to_array(inits[node.input[1]]))
+                continue
             if node.op_type not in WEIGHT_INPUTS:
                 continue
             idx, axis = WEIGHT_INPUTS[node.op_type]
@@ -165,3 +168,26 @@ class OnnxReader(Reader):
                 continue  # shapes and indices, not parameters
             out.append(Tensor(layer=name, values=arr, kind="other weight" if arr.ndim >= 2 else "bias"))
         return out
+
+
+def _nbits_tensor(node: Any, packed: Any) -> Tensor:
+    """The codes of a ``MatMulNBits`` weight (onnxruntime's contrib operator), unpacked to ``(N, K)``.
+
+    ``packed`` is ``uint8 [N, K / block_size, block_size * bits / 8]``, codes packed low bits first; the
+    layer's scales (and zero points) live in separate inputs, so the tensor is the codes themselves, as
+    stored: at most ``2 ** bits`` distinct values per block of ``block_size`` inputs.
+    """
+    import numpy as np
+    from onnx import helper
+
+    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
+    bits, k, n = int(attrs.get("bits", 4)), int(attrs["K"]), int(attrs["N"])
+    per_byte = 8 // bits
+    flat = packed.reshape(n, -1).astype(np.uint8)
+    codes = np.stack([(flat >> (bits * i)) & ((1 << bits) - 1) for i in range(per_byte)], axis=-1)
+    codes = codes.reshape(n, -1)[:, :k]
+    name = node.input[1]
+    layer = name
+    for suffix in ("_Q4", "_Q8", "_Q2", "_quantized", "_matmul", ".weight"):
+        layer = layer.removesuffix(suffix)
+    return Tensor(layer=layer, values=codes, axis=0, zero=float(1 << (bits - 1)), quantized=True)

@@ -1,4 +1,4 @@
-"""The generic rules a study's findings are judged by: statistics over seeds, and four kinds of finding.
+"""The generic rules a study's findings are judged by: statistics over seeds, and five kinds of finding.
 
 A finding is data, declared in a findings file beside the suite file of the study that tests it
 (``suites/pruning-study.findings.toml``): its claim, source, rule text, and one of these kinds with
@@ -13,6 +13,10 @@ the methods, metrics and values it names. Nothing here knows a method by name.
   ``metric`` largest) and its ``metric`` is not lower than ``versus``'s.
 - ``gain``: on one backend, at the largest batch size, every ``gain`` method's mean ``metric`` (a ratio
   to the baseline) is a real gain and no ``no_gain`` method's is.
+- ``break-even``: per model, backend (those in ``backends``, or all) and each of ``methods``, at the
+  largest batch size, the smallest ``sweep`` value from which every higher value's ``metric`` is a real
+  gain (mean above ``real_gain``, 2-SE interval above 1); the claim holds where that value is at least
+  ``at_least`` (or no swept value pays off), and at most ``at_most`` (a value must pay off).
 
 Two means differ when their gap exceeds twice the standard error of the difference.
 """
@@ -239,12 +243,45 @@ def gain(frame: Any, f: Finding, spec: dict) -> None:
         f.checks = []
 
 
+def real_gain(s: Stat, real: float) -> bool:
+    """A real gain: mean above ``real`` and its 2-SE interval above 1."""
+    return s.mean > real and s.mean - 2 * s.se > 1
+
+
+def break_even(frame: Any, f: Finding, spec: dict) -> None:
+    """Per model, backend and method, at the largest batch, the smallest swept value from which every higher
+    one is a real gain; the claim holds where it is at least ``at_least`` or never reached (see the module)."""
+    metric, key, real = spec["metric"], spec["sweep"], spec["real_gain"]
+    least, most = spec.get("at_least"), spec.get("at_most")
+    backends = spec.get("backends")
+    for (model, _dataset, backend), rows in _groups(frame, metric):
+        if backends and backend not in backends:
+            continue
+        for method in spec["methods"]:
+            part = rows[rows["method"] == method]
+            if part.empty:
+                continue
+            bs = part["batch_size"].max()
+            part = part[part["batch_size"] == bs]
+            stats = {v: stat(part, metric, **{key: v}) for v in sorted(set(part[key].dropna()))}
+            shown = ", ".join(f"{v:g}: {s.text(2)}" for v, s in stats.items() if s is not None)
+            gains = [v for v, s in stats.items() if s is not None and real_gain(s, real)]
+            even = next((v for v in stats if all(w in gains for w in stats if w >= v)), None)
+            where = f"{model} on {backend}, batch {int(bs)}, {method}"
+            if even is None:
+                f.checks.append((most is None, f"{where}: no real gain at any {key} ({metric} {shown})"))
+            else:
+                ok = (least is None or even >= least) and (most is None or even <= most)
+                f.checks.append((ok, f"{where}: break-even {key} {even:g} ({metric} {shown})"))
+
+
 #: Each kind's rule and the keys its table must hold (besides ``key``, ``claim``, ``source``, ``rule``).
 KINDS = {
     "higher": (higher, ("a", "b", "sweep", "metric")),
     "gate": (gate, ("metric", "gate", "select", "text")),
     "front": (front, ("method", "sweep", "metric", "size", "target", "versus")),
     "gain": (gain, ("metric", "backend", "sweep", "real_gain", "gain", "gain_kind", "no_gain", "no_gain_kind")),
+    "break-even": (break_even, ("metric", "sweep", "real_gain", "methods")),
 }
 
 
@@ -258,6 +295,8 @@ def check_spec(spec: dict, where: str) -> None:
     missing = [k for k in needed if k not in spec]
     if kind == "higher" and "at_least" not in spec and "values" not in spec:
         missing.append("at_least or values")
+    if kind == "break-even" and "at_least" not in spec and "at_most" not in spec:
+        missing.append("at_least or at_most")
     if missing:
         raise QueryError(f"{where}: finding {spec.get('key', '?')!r} ({kind}) needs {', '.join(missing)}",
                          file=where, key="findings")

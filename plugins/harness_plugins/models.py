@@ -1,5 +1,5 @@
-"""Models: ``mlp``, ``lenet5`` and ``resnet-small``, with seeded reference training recipes, and the
-torchvision-compatible ``resnet18``, ``resnet50`` and ``mobilenet_v2`` (your weights, or seeded).
+"""Models: ``mlp``, ``lenet5``, ``resnet-small`` and ``wide-mlp``, with seeded reference training recipes,
+and the torchvision-compatible ``resnet18``, ``resnet50`` and ``mobilenet_v2`` (your weights, or seeded).
 
 The torch modules live in :mod:`harness_plugins.nets`, imported inside ``build`` only, so
 loading this plugin does not import torch.
@@ -74,6 +74,33 @@ def build_mobilenet_v2(ctx: ModelContext) -> Any:
     return nets.MobileNetV2(tuple(ctx.input_shape), _num_classes("mobilenet_v2", ctx))
 
 
+def build_wide_mlp(ctx: ModelContext) -> Any:
+    """A wide MLP: flatten, ``depth`` square Linear+ReLU layers of ``width`` (after one input projection),
+    linear classifier: layers large enough (4096 x 4096 by default) that sparse and low-bit kernels are
+    measured rather than dispatch overhead."""
+    import math
+
+    from torch import nn
+
+    width, depth = int(ctx.params["width"]), int(ctx.params["depth"])
+    layers: list[Any] = [nn.Flatten(), nn.Linear(math.prod(ctx.input_shape), width), nn.ReLU()]
+    for _ in range(depth - 1):
+        layers += [nn.Linear(width, width), nn.ReLU()]
+    layers.append(nn.Linear(width, _num_classes("wide-mlp", ctx)))
+    return nn.Sequential(*layers)
+
+
+def train_wide_mlp(module: Any, ctx: ModelContext) -> dict:
+    """Train a ``wide-mlp`` for ``epochs`` epochs (Adam 1e-3, batch 64); ``epochs=0`` keeps the seeded
+    initialisation (latency work)."""
+    epochs = int(ctx.params["epochs"])
+    if epochs == 0:
+        return {"epochs": 0, "note": "seeded initialisation kept (epochs=0)"}
+    if ctx.splits is None or not ctx.splits.labelled:
+        raise ValueError("wide-mlp: training needs a labelled dataset (or epochs=0)")
+    return train_classifier(module, ctx.splits, seed=ctx.seed, epochs=epochs, lr=1e-3, batch_size=64)
+
+
 def _train(name: str, module: Any, ctx: ModelContext) -> dict:
     """Train ``module`` in place with the shared seeded trainer and ``name``'s recipe."""
     if ctx.splits is None or not ctx.splits.labelled:
@@ -124,6 +151,16 @@ RESNET18 = ModelSpec(
 )
 
 
+WIDE_MLP = ModelSpec(
+    name="wide-mlp", build=build_wide_mlp, train=train_wide_mlp,
+    weights="trained for `epochs` on the train split (seeded, cached), or seeded initialisation (epochs=0)",
+    params=(Param("width", int, default=4096, min=1, help="units of each hidden layer"),
+            Param("depth", int, default=3, min=1, help="hidden Linear+ReLU layers"),
+            Param("epochs", int, default=2, min=0, help="training epochs; 0: seeded initialisation")),
+    description="flatten -> depth x (Linear(width) -> ReLU) -> Linear(num_classes): matmuls large enough for "
+                "sparse and low-bit kernels to show",
+)
+
 TORCHVISION_WEIGHTS = "seeded initialisation, or a torchvision state_dict file (weights = \"...\")"
 
 RESNET50 = ModelSpec(
@@ -141,6 +178,7 @@ MOBILENET_V2 = ModelSpec(
 
 @hookimpl
 def harness_register_models(register):
-    """Register ``mlp``, ``lenet5``, ``resnet-small``, ``resnet18``, ``resnet50`` and ``mobilenet_v2``."""
-    for spec in (MLP, LENET5, RESNET_SMALL, RESNET18, RESNET50, MOBILENET_V2):
+    """Register ``mlp``, ``lenet5``, ``resnet-small``, ``wide-mlp``, ``resnet18``, ``resnet50`` and
+    ``mobilenet_v2``."""
+    for spec in (MLP, LENET5, RESNET_SMALL, WIDE_MLP, RESNET18, RESNET50, MOBILENET_V2):
         register(spec)

@@ -160,6 +160,10 @@ INT8_STATIC = MethodSpec(
 
 @hookimpl
 def harness_register_methods(register):
-    """Register ``int8-dynamic`` and ``int8-static``."""
+    """Register ``int8-dynamic``, ``int8-static`` and ``matmul-nbits`` (:mod:`harness_plugins.nbits`, registered
+    here so the distribution's entry points stay as they are)."""
+    from harness_plugins.nbits import MATMUL_NBITS
+
     register(INT8_DYNAMIC)
     register(INT8_STATIC)
+    register(MATMUL_NBITS)

@@ -37,14 +37,14 @@ ENTRY_POINTS = {
 }
 
 EXPECTED = {
-    "models": {"mlp", "lenet5", "resnet-small", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
+    "models": {"mlp", "lenet5", "resnet-small", "wide-mlp", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
                "hf-classifier", "hf-causal-lm", "tiny-lm", "onnx-file"},
     "datasets": {"digits", "synthetic", "imagefolder", "text-lm", "text-embedding", "text-classification",
                  "cifar10", "mnist"},
     "methods": {"random", "global-magnitude", "layer-magnitude", "int8-dynamic", "int8-static", "gradient",
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
-                "mixed-precision", "svd"},
-    "backends": {"torch-cpu", "onnxruntime-cpu", "torch-cuda", "wasm", "arm"},
+                "mixed-precision", "svd", "matmul-nbits"},
+    "backends": {"torch-cpu", "torch-sparse-cpu", "onnxruntime-cpu", "torch-cuda", "torch-cuda-kernels", "wasm", "arm"},
     "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"},
 }
 

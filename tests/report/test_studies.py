@@ -184,3 +184,40 @@ def test_a_bad_findings_file_is_a_usage_error_naming_it(tmp_path, text, message)
     with pytest.raises(QueryError, match=message) as err:
         report(db, [path])
     assert str(path) in str(err.value) and err.value.file == str(path)
+
+
+BREAK_EVEN = SUITES / "break-even-study.findings.toml"
+
+
+def _break_even_board(path, csr_from: float, bsr_from: float | None):
+    """Speedups over dense at batch 32: global-magnitude pays off from ``csr_from`` on torch-sparse-cpu,
+    never on torch-cpu; block from ``bsr_from`` (``None``: never)."""
+    b = Board(path)
+    for s in (0.5, 0.8, 0.9, 0.95, 0.98):
+        csr = [2.0, 2.1, 2.05] if s >= csr_from else [0.5, 0.55, 0.52]
+        bsr = [1.6, 1.7, 1.65] if bsr_from is not None and s >= bsr_from else [0.9, 1.0, 0.95]
+        b.add("global-magnitude", {"sparsity": s}, "latency", csr, "speedup", backend="torch-sparse-cpu",
+              batch_size=32)
+        b.add("global-magnitude", {"sparsity": s}, "latency", [1.0, 0.99, 1.01], "speedup", backend="torch-cpu",
+              batch_size=32)
+        b.add("block", {"sparsity": s, "block_rows": 4, "block_cols": 4}, "latency", bsr, "speedup",
+              backend="torch-sparse-cpu", batch_size=32)
+    b.close()
+
+
+@pytest.mark.parametrize("csr_from,bsr_from,expected", [
+    (0.9, 0.8, {"unstructured-needs-90": "reproduced", "block-breaks-even-earlier": "reproduced"}),
+    (0.5, None, {"unstructured-needs-90": "partly reproduced (1 of 2 comparisons)",
+                 "block-breaks-even-earlier": "not reproduced"}),
+])
+def test_break_even_verdicts_follow_the_data(csr_from, bsr_from, expected, tmp_path):
+    """The break-even sparsity is the lowest from which every higher one is a real gain; a dense backend
+    that never pays off is consistent with 'needs more than 90%', a block method that never does is not."""
+    db = tmp_path / "s.db"
+    _break_even_board(db, csr_from, bsr_from)
+    result = {f.key: f for f in findings(load(db), [BREAK_EVEN])}
+    assert {k: result[k].verdict for k in expected} == expected
+    assert result["4bit-size-optimal"].verdict == "not measured"
+    texts = [t for _, t in result["unstructured-needs-90"].checks]
+    assert any(f"torch-sparse-cpu, batch 32, global-magnitude: break-even sparsity {csr_from:g}" in t for t in texts)
+    assert any("torch-cpu, batch 32, global-magnitude: no real gain" in t for t in texts)

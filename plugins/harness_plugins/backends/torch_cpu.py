@@ -75,5 +75,10 @@ TORCH_CPU = BackendSpec(
 
 @hookimpl
 def harness_register_backends(register):
-    """Register ``torch-cpu``."""
+    """Register ``torch-cpu`` and its sparse-kernel variant ``torch-sparse-cpu``
+    (:mod:`harness_plugins.backends.torch_sparse`, registered here so the distribution's entry points stay as
+    they are)."""
+    from harness_plugins.backends.torch_sparse import TORCH_SPARSE_CPU
+
     register(TORCH_CPU)
+    register(TORCH_SPARSE_CPU)

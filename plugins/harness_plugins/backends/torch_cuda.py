@@ -264,5 +264,9 @@ TORCH_CUDA = BackendSpec(
 
 @hookimpl
 def harness_register_backends(register):
-    """Register ``torch-cuda``."""
+    """Register ``torch-cuda`` and its compression-kernel variant ``torch-cuda-kernels``
+    (:mod:`harness_plugins.backends.cuda_kernels`, registered here so the entry points stay as they are)."""
+    from harness_plugins.backends.cuda_kernels import TORCH_CUDA_KERNELS
+
     register(TORCH_CUDA)
+    register(TORCH_CUDA_KERNELS)
