@@ -87,6 +87,7 @@ def main() -> int:
     parser.add_argument("--jobs", type=int, default=1, help="instances run at once (1 for time figures)")
     parser.add_argument("--out", type=Path, default=None, help="write every verdict as JSON here")
     parser.add_argument("--limit", type=int, default=0, help="only the first N instances")
+    parser.add_argument("--only", default="", help="only these instances, e.g. 1_1:prop_1,3_6:prop_2")
     args = parser.parse_args()
     clone = Path(os.environ.get("HARNESS_VNNCOMP2021", DEFAULT_CLONE))
     if not clone.exists():
@@ -99,6 +100,9 @@ def main() -> int:
     from harness.verify.vnnlib import load
 
     instances = INSTANCES[: args.limit or None]
+    if args.only:
+        wanted = {tuple(item.split(":")) for item in args.only.split(",")}
+        instances = [inst for inst in instances if inst[:2] in wanted]
     host = load_host()
     work = Path(tempfile.mkdtemp(prefix="acasxu-"))
     fetch(clone, {network(n) for n, _, _ in instances} | {f"{p}.vnnlib" for _, p, _ in instances}, work)

@@ -75,6 +75,15 @@ def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start
     """Complete: a falsifier's warm start, then input splitting with CROWN down to sub-boxes the MILP
     (HiGHS) decides exactly (:mod:`.split`), within the timeout. Without ``split`` (or on a network
     with max-pools) the MILP takes each input box whole, as before."""
+    from threadpoolctl import threadpool_limits
+
+    # One BLAS thread: the bounds are many small matrix products, which threads only slow down (on a
+    # shared machine, several times over); one verifier process per instance is the unit of parallelism.
+    with threadpool_limits(limits=1, user_api="blas"):
+        return _verify_milp(onnx_path, vnnlib_path, timeout_s, warm_start, split)
+
+
+def _verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start: bool, split: bool) -> dict:
     from harness_plugins.verifiers.milp import verify_box
     from harness_plugins.verifiers.network import Unsupported
     from harness_plugins.verifiers.split import search, splittable
@@ -85,13 +94,15 @@ def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start
     except Unsupported as exc:
         return _unsupported(exc)
     replays = _replayer(onnx_path, prop)
+    chain = splittable(net)
     if warm_start:  # a counterexample PGD finds in a second or two spares the whole search
-        found, _ = _attack(onnx_path, vnnlib_path, timeout_s, 50, tuple((s, 100) for s in (0.25, 0.1, 0.02)), 0,
-                           loaded=(net, boxes, outputs))
+        schedule = tuple((s, 100) for s in (0.25, 0.1, 0.02))
+        found = _np_attack(net, boxes, outputs, schedule) if chain else \
+            _attack(onnx_path, vnnlib_path, timeout_s, 50, schedule, 0, loaded=(net, boxes, outputs))[0]
         if found is not None and found.get("result") == "violated" and replays(found["witness"]["x"]):
             found["info"] = {**found.get("info", {}), "by": "warm start (pgd)"}
             return found
-    if split and splittable(net):
+    if split and chain:
         res = search(net, boxes, outputs, deadline, replays,
                      lambda lo, hi, terms, dl: verify_box(net, lo, hi, terms, dl),
                      _batch_attack(net, outputs) if warm_start else None)
@@ -112,20 +123,35 @@ def verify_milp(onnx_path: Path, vnnlib_path: Path, timeout_s: float, warm_start
     return {"result": undecided or "holds", "info": infos[0] if len(infos) == 1 else {"boxes": infos}}
 
 
+def _np_attack(net: Any, boxes: list, outputs: list, schedule: tuple) -> dict | None:
+    """The warm start on an affine / ReLU chain, in numpy (:mod:`.npattack`, no torch import): a
+    ``violated`` result with its witness, or ``None``."""
+    import numpy as np
+
+    from harness_plugins.verifiers.npattack import pgd, stack
+
+    a, b = stack(outputs)
+    lo, hi = np.stack([box[0] for box in boxes]), np.stack([box[1] for box in boxes])
+    x, m = pgd(net, lo, hi, a, b, restarts=50, schedule=schedule, rng=np.random.default_rng(0))
+    k = int(m.argmin())
+    if m[k] <= 0:
+        out = net.forward(x[k])[0]
+        if any(np.all(oa @ out <= ob) for oa, ob in outputs):
+            return {"result": "violated", "witness": _witness(x[k], out), "info": {"margin": float(m[k])}}
+    return None
+
+
 def _batch_attack(net: Any, outputs: list) -> Any:
-    """``attack(lower, upper)``: a short PGD in each of a batch of sub-boxes, its best points."""
-    import torch
+    """``attack(lower, upper)``: a short PGD in each of a batch of sub-boxes, its best points (numpy)."""
+    import numpy as np
 
-    from harness_plugins.verifiers.torchnet import to_torch
+    from harness_plugins.verifiers.npattack import pgd, stack
 
-    torch.set_num_threads(1)
-    forward, generator = to_torch(net), torch.Generator().manual_seed(1)
-    a, b = stack_outputs(outputs, torch.float64)
+    a, b = stack(outputs)
+    rng = np.random.default_rng(1)
 
     def attack(lower: Any, upper: Any) -> Any:
-        lo, hi = torch.tensor(lower), torch.tensor(upper)
-        x, _ = strong_pgd(forward, lo, hi, a, b, restarts=4, schedule=((0.25, 10), (0.05, 10)), generator=generator)
-        return x.numpy()
+        return pgd(net, lower, upper, a, b, restarts=4, schedule=((0.25, 10), (0.05, 10)), rng=rng)[0]
 
     return attack
 

@@ -27,11 +27,15 @@ import numpy as np
 
 from harness_plugins.verifiers.bounds import relu_relaxation
 from harness_plugins.verifiers.network import Affine, Network, Relu
+from harness_plugins.verifiers.symbolic import forward_bounds
 
+#: A conjunction counts as ruled out on a box only when a row's lower bound clears its threshold by
+#: more than this (floating-point rounding in the bounds, which are computed in float64).
+MARGIN = 1e-9
 #: Sub-boxes bounded together per round.
 BATCH = 64
 #: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split.
-MILP_UNSTABLE = 16
+MILP_UNSTABLE = 0
 #: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
 #: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
 MILP_WIDTH = 1e-4
@@ -65,12 +69,15 @@ def _backward(net: Network, lam: np.ndarray, upto: int, relax: dict, lower: np.n
     return value, lam
 
 
-def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[list, dict]:
+def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray, prior: list | None = None) -> tuple[list, dict]:
     """CROWN bounds of every op's input for a batch of boxes ``(B, n)``: ``(bounds, relaxations)``.
 
     ``bounds[i]`` is ``(lo, hi)`` of ``ops[i]``'s input (then the output), as
     :func:`harness_plugins.verifiers.bounds.crown_bounds` lists them for one box; each pre-activation
-    is CROWN's bound intersected with the interval through the preceding affine map.
+    is CROWN's bound intersected with the interval through the preceding affine map, and with
+    ``prior`` (sound bounds in the same layout, e.g. :func:`.symbolic.forward_bounds`) when given.
+    With ``prior``, CROWN's backward pass runs only for the neurons ``prior`` leaves unstable in
+    some box of the batch: a neuron it shows stable everywhere keeps its (exact) relaxation.
     """
     bounds: list = [(lower, upper)]
     relax: dict = {}
@@ -80,12 +87,22 @@ def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray) -> tuple[lis
             mid, rad = (hi + lo) / 2, (hi - lo) / 2
             c, r = mid @ op.w.T + op.b, rad @ np.abs(op.w).T
             lo, hi = c - r, c + r
+            if prior is not None:
+                lo, hi = np.maximum(lo, prior[i + 1][0]), np.minimum(hi, prior[i + 1][1])
+                hi = np.maximum(hi, lo)
             if i + 1 < len(net.ops) and i > 0:  # a pre-activation below other ReLUs: CROWN tightens it
                 n = op.w.shape[0]
-                eye = np.concatenate([np.eye(n), -np.eye(n)])
-                value, _ = _backward(net, np.broadcast_to(eye, (len(lower), 2 * n, n)), i + 1, relax, lower, upper)
-                lo, hi = np.maximum(lo, value[:, :n]), np.minimum(hi, -value[:, n:])
-                hi = np.maximum(hi, lo)
+                cols = np.nonzero(((lo < 0) & (hi > 0)).any(axis=0))[0] if prior is not None else np.arange(n)
+                if len(cols):
+                    eye = np.eye(n)[cols]
+                    rows = np.concatenate([eye, -eye])
+                    value, _ = _backward(net, np.broadcast_to(rows, (len(lower), *rows.shape)), i + 1, relax,
+                                         lower, upper)
+                    m = len(cols)
+                    lo, hi = lo.copy(), hi.copy()
+                    lo[:, cols] = np.maximum(lo[:, cols], value[:, :m])
+                    hi[:, cols] = np.minimum(hi[:, cols], -value[:, m:])
+                    hi = np.maximum(hi, lo)
         else:
             relax[i] = relu_relaxation(lo, hi)
             lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
@@ -103,6 +120,19 @@ def _unstable(bounds: list, net: Network) -> np.ndarray:
     return count
 
 
+def _settled(net: Network, lower: np.ndarray, upper: np.ndarray, active: list[list[int]], outputs: list,
+             relax: dict) -> np.ndarray:
+    """Per box, whether the bounds of ``relax`` rule out every one of its ``active`` conjunctions."""
+    open_ = np.zeros(len(lower), dtype=bool)
+    for t, (a, b) in enumerate(outputs):
+        mine = np.array([t in act for act in active])
+        if not mine.any():
+            continue
+        value, _ = _backward(net, np.broadcast_to(a, (len(lower), *a.shape)), len(net.ops), relax, lower, upper)
+        open_ |= mine & ((value - b).max(axis=1) <= MARGIN)
+    return ~open_
+
+
 def search(net: Network, boxes: list, outputs: list, deadline: float, replays: Callable[[np.ndarray], bool],
            milp: Callable[..., dict], attack: Callable[[np.ndarray, np.ndarray], np.ndarray] | None = None) -> dict:
     """Branch and bound over ``boxes`` against the output conjunctions ``outputs``; a result dict.
@@ -113,7 +143,7 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
     """
     terms = list(range(len(outputs)))
     queue: list[tuple[np.ndarray, np.ndarray, list[int], int]] = [(lo, hi, terms, 0) for lo, hi in boxes]
-    stats = {"boxes": 0, "milp": 0, "splits": 0, "max_queue": len(queue)}
+    stats = {"boxes": 0, "by_forward": 0, "milp": 0, "splits": 0, "max_queue": len(queue)}
     timed_out = False
     while queue:
         if time.monotonic() > deadline:
@@ -122,7 +152,14 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
         batch, queue = queue[-BATCH:], queue[:-BATCH]
         lower = np.stack([b[0] for b in batch])
         upper = np.stack([b[1] for b in batch])
-        bounds, relax = crown_batch(net, lower, upper)
+        # Cheap forward bounds first: the sub-boxes they settle need no backward pass for every layer.
+        prior, prelax = forward_bounds(net, lower, upper)
+        keep = ~_settled(net, lower, upper, [b[2] for b in batch], outputs, prelax)
+        stats["by_forward"] += int((~keep).sum())
+        if not keep.any():
+            continue
+        batch, lower, upper = [b for b, k in zip(batch, keep) if k], lower[keep], upper[keep]
+        bounds, relax = crown_batch(net, lower, upper, [(lo[keep], hi[keep]) for lo, hi in prior])
         unstable = _unstable(bounds, net)
         stats["boxes"] += len(batch)
         # Per conjunction, CROWN on its rows for the whole batch; the input-space coefficients guide
@@ -133,7 +170,7 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
         for t in terms:
             a, b = outputs[t]
             value, lam = _backward(net, np.broadcast_to(a, (len(batch), *a.shape)), len(net.ops), relax, lower, upper)
-            margin = (value - b).max(axis=1)  # > 0: some row rules the conjunction out on that box
+            margin = (value - b).max(axis=1) - MARGIN  # > 0: some row rules the conjunction out on that box
             row = (value - b).argmax(axis=1)
             best = lam[np.arange(len(batch)), row]  # (B, n0): the row that came closest to a proof
             candidates.append(np.where(best > 0, lower, upper))  # the corner minimising that row's bound
