@@ -42,6 +42,8 @@
             var s = document.createElement("span"); s.className = "badge " + ({"quality gate": "amber", "soundness": "red", "unsound": "red", "latency only": "blue"}[p[0]] || "grey");
             s.textContent = p[0]; s.title = p[1]; td.appendChild(s);
           });
+        } else if (c.name === "method_params" || c.name === "backend_params") {
+          td.className = "wrap"; td.textContent = text(v).replace(/,/g, ",\u200b");  // long parameters wrap
         } else { td.textContent = text(v); if (c.num) td.className = "num"; }
         tr.appendChild(td);
       });

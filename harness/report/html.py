@@ -101,7 +101,8 @@ def _top_table(table: Any, cols: list[str], unit_of: dict[str, str], n: int) -> 
             unit = unit_of.get(c.split("@", 1)[0])
             text = _number(v, unit) if unit is not None and c not in _IDENTITY and c != "rank" else (
                 "" if _plain(v) is None else str(_plain(v)))
-            cells.append(f'<td class="{"num" if unit is not None or c == "rank" else ""}">{html.escape(text)}</td>')
+            css = "num" if unit is not None or c == "rank" else "wrap" if c.endswith("_params") else ""
+            cells.append(f'<td class="{css}">{html.escape(text).replace(",", ",&#8203;")}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="board top"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -270,6 +271,7 @@ th { background: #f6f6f6; position: sticky; top: 0; white-space: normal; vertica
 #board th { cursor: pointer; user-select: none; }
 #board th.asc::after { content: " \\25B2"; } #board th.desc::after { content: " \\25BC"; }
 td.flags { white-space: normal; max-width: 220px; }
+td.wrap { white-space: normal; max-width: 190px; }
 .badge { display: inline-block; padding: 1px 6px; margin: 1px 2px; border-radius: 8px; font-size: 11px;
          color: #fff; white-space: nowrap; }
 .badge.amber { background: #b26a00; } .badge.red { background: #c62828; } .badge.grey { background: #666; }
@@ -277,7 +279,8 @@ td.flags { white-space: normal; max-width: 220px; }
 .cards { display: flex; gap: 1em; flex-wrap: wrap; }
 .card { border: 1px solid #ddd; border-radius: 6px; padding: 0.5em 1em; min-width: 9em; }
 .card b { display: block; font-size: 1.6em; }
-.controls { margin: 0.5em 0; } .controls > * { margin-right: 0.8em; } .controls input[type=search] { width: 24em; padding: 3px; }
+.controls { margin: 0.5em 0; } .controls > * { margin-right: 0.8em; }
+.controls input[type=search] { width: 24em; padding: 3px; }
 p.more { background: #fff8e1; padding: 0.4em 0.8em; border-left: 3px solid #b26a00; }
 #plots { display: grid; grid-template-columns: 1fr 1fr; gap: 0 1.5em; }
 section.plot { margin-top: 1em; min-width: 0; } section.plot.wide { grid-column: 1 / -1; }
