@@ -113,3 +113,25 @@ def test_train_refuses_unlabelled(model_ctx, h):
                        splits=splits)
     with pytest.raises(ValueError, match="labelled"):
         MLP.train(h.build(MLP, ctx), ctx)
+
+
+def test_wide_mlp_shape_and_training_switch(h, digits):
+    """wide-mlp has depth square hidden layers of width; epochs=0 keeps the seeded weights, epochs=1 trains."""
+    import torch
+
+    from harness_plugins.models import WIDE_MLP
+
+    ctx = _ctx(WIDE_MLP, h, (1, 8, 8), width=96, depth=3, epochs=0)
+    module = h.build(WIDE_MLP, ctx)
+    linears = [m for m in module.modules() if isinstance(m, torch.nn.Linear)]
+    assert [tuple(m.weight.shape) for m in linears] == [(96, 64), (96, 96), (96, 96), (10, 96)]
+    before = [p.detach().clone() for p in module.parameters()]
+    assert WIDE_MLP.train(module, ctx)["epochs"] == 0
+    assert all(torch.equal(a, b) for a, b in zip(before, module.parameters()))
+    trained = ModelContext(params=h.defaults(WIDE_MLP, width=96, depth=2, epochs=1), input_shape=(1, 8, 8),
+                           num_classes=10, seed=0, splits=digits)
+    module = h.build(WIDE_MLP, trained)
+    WIDE_MLP.train(module, trained)
+    with torch.no_grad():
+        top1 = float((module.eval()(torch.from_numpy(digits.test.x)).argmax(1).numpy() == digits.test.y).mean())
+    assert top1 > 0.5
