@@ -54,8 +54,8 @@ BUILTIN_SUITES = ["accuracy", "latency", "size", "soundness", "verification", "r
                   "energy"]
 #: A built-in plugin is named after its module; a suite name with a hyphen lives in a module with "_".
 PLUGIN_OF = {"robustness-shift": "robustness_shift"}
-BUILTINS = {**{PLUGIN_OF.get(name, name): {"suite": [name]} for name in BUILTIN_SUITES}, "vnncomp": {"verifier": ["vnncomp"]},
-            "dense": {"method": ["dense"]}}
+BUILTINS = {**{PLUGIN_OF.get(name, name): {"suite": [name]} for name in BUILTIN_SUITES},
+            "vnncomp": {"verifier": ["vnncomp"]}, "dense": {"method": ["dense"]}}
 
 
 def _noop(*args, **kwargs):
