@@ -1,4 +1,6 @@
-"""``harness report``: one self-contained HTML file with the leaderboard, Pareto plots and history charts.
+"""``harness report``: one self-contained HTML file with the leaderboard, Pareto plots, capacity-density
+curves (a dense family's fitted accuracy against parameters, with the compressed models beside it) and
+history charts.
 
 Plots are plotly figures with plotly.js inlined once (no network when the file is viewed); each
 point's hover text names the model, method and parameters. The leaderboard and the plots use
@@ -74,6 +76,36 @@ def _history_figure(frame: Any, title: str) -> Any:
     return fig, len(frame)
 
 
+def _density_figures(board: Any) -> list[tuple[str, str, Any, int]]:
+    """One plot per dense family (:mod:`harness.query.density`): the family's points, its fitted curve, and the
+    compressed models at their nonzero parameters, each hover naming its capacity density."""
+    import plotly.graph_objects as go
+
+    from harness.query import density
+
+    groups, fits = density.families(board)
+    out = []
+    for key, (metric, fit) in sorted(fits.items()):
+        rows = board[[g == key for g in groups]]
+        rows = rows[rows["nonzero_params"].notna() & rows[metric].notna()]
+        fig = go.Figure()
+        xs, ys = density.curve_points(fit, metric)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"fitted dense curve ({fit.points} points)"))
+        for name, part in rows.groupby("method", sort=True):
+            hover = [f"{h}<br>capacity density {d:.3g}" if d == d else f"{h}<br>capacity density: none"
+                     for h, d in zip(_hover(part), part.get("capacity_density", part[metric] * float("nan")))]
+            fig.add_trace(go.Scatter(x=part["nonzero_params"].tolist(), y=part[metric].tolist(), mode="markers",
+                                     name=str(name), hovertext=hover, hoverinfo="text+x+y",
+                                     marker={"size": 9, "symbol": "diamond" if name == "dense" else "circle"}))
+        arch, dataset, backend = key[0], key[1], key[2]
+        fig.update_layout(title=f"{metric} against nonzero parameters: {arch} on {dataset}, {backend}",
+                          xaxis_title="nonzero parameters", yaxis_title=metric, xaxis_type="log",
+                          template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        out.append((f"density-{arch}-{dataset}-{backend}", f"Capacity density: {arch} on {dataset} ({backend})",
+                    fig, len(rows)))
+    return out
+
+
 def build_report(db: str | Path, *, machine: str | None = None) -> str:
     """The report's HTML text."""
     from harness.query.columns import metric_columns, resolve_column
@@ -100,6 +132,7 @@ def build_report(db: str | Path, *, machine: str | None = None) -> str:
         fig, n = _scatter_figure(board, size, acc, x_max=False, y_max=True, by="backend",
                                  title=f"{acc} against {size} (one frontier per backend)")
         sections.append(("pareto-size", "Accuracy against size", fig, n))
+    sections += _density_figures(board)
     for metric, batch, heading in ((LATENCY, 1, "History: median latency at batch 1"),
                                    (ACCURACY, None, "History: top-1 accuracy")):
         try:

@@ -33,18 +33,13 @@ METRICS = (
 )
 
 
-def _errors(ctx: CellContext, x, y, bs: int) -> tuple[float, dict]:
-    """Top-1 error of the backend's outputs on ``x``, and the session's info."""
+def _error(session, x, y, bs: int) -> float:
+    """Top-1 error of the session's outputs on ``x``."""
     import numpy as np
 
-    session = ctx.open_session()
-    try:
-        outs = [np.asarray(session.run(take(x, slice(i, i + bs)))) for i in range(0, batch_len(x), bs)]
-        info = dict(session.info)
-    finally:
-        session.close()
+    outs = [np.asarray(session.run(take(x, slice(i, i + bs)))) for i in range(0, batch_len(x), bs)]
     logits = np.concatenate([o.reshape(len(o), -1) for o in outs])
-    return 1.0 - float(metrics.topk_correct(logits, y, 1).mean()), info
+    return 1.0 - float(metrics.topk_correct(logits, y, 1).mean())
 
 
 def run(ctx: CellContext) -> list[Measurement]:
@@ -64,11 +59,15 @@ def run(ctx: CellContext) -> list[Measurement]:
     x, y = test.x[:n], test.y[:n]
     lo, hi = float(splits.train.x.min()), float(splits.train.x.max())
     bs, seed = ctx.settings["batch_size"], int(ctx.cell.get("seed") or 0)
-    clean, info = _errors(ctx, x, y, bs)
-    per = {}  # corruption -> errors at severities 1..5
-    for name in corruptions.CORRUPTIONS:
-        per[name] = [_errors(ctx, corruptions.corrupt(x, name, s, seed, (lo, hi)), y, bs)[0]
-                     for s in corruptions.SEVERITIES]
+    session = ctx.open_session()
+    try:
+        clean, info = _error(session, x, y, bs), dict(session.info)
+        per = {}  # corruption -> errors at severities 1..5
+        for name in corruptions.CORRUPTIONS:
+            per[name] = [_error(session, corruptions.corrupt(x, name, s, seed, (lo, hi)), y, bs)
+                         for s in corruptions.SEVERITIES]
+    finally:
+        session.close()
     info.update({"n": int(n), "batch_size": bs, "seed": seed, "value_range": [lo, hi],
                  "severities": list(corruptions.SEVERITIES), "library": "numpy + scipy.ndimage"})
     out = [Measurement("shift_error", clean, "fraction", params={"corruption": "none"}, info=info)]

@@ -1,0 +1,189 @@
+"""Capacity density: what a compressed model is worth in dense parameters.
+
+After the densing law (Xiao et al. 2024) and the scaling-law papers (Rosenfeld et al. 2020, Kaplan et
+al. 2020): over a family of **dense** models of one architecture at several widths (``mlp`` at hidden
+8-512, say) on one dataset and backend, the error is fitted against the parameter count with a
+saturating power law, ``err(N) = e_inf + k * (N / N0) ** -alpha`` (``err`` is 1 - top-1, or the
+nats of perplexity), by ``scipy.optimize.curve_fit``, whose covariance gives the fit's uncertainty.
+A compressed model's **effective parameter count** is the dense size whose fitted error equals its
+own; its **capacity density** is that over its nonzero parameters: above 1, it is worth more than a
+dense model of its size. The interval comes from 2,000 draws of the fit's parameters from the normal
+its covariance describes (seeded: the same data give the same interval); 2.5 and 97.5 percentiles.
+
+An error at or below the fitted asymptote ``e_inf`` has no effective size (no dense model reaches
+it); an effective size more than :data:`EXTRAPOLATE` times outside the family's range is not
+reported either. Both are left empty, never guessed.
+
+The leaderboard adds ``effective_params``, ``capacity_density`` and its interval to every row of a
+model whose family was measured (:func:`add_columns`); studies add the same as long rows.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any
+
+#: Columns the leaderboard gains (higher is better for each), as the metric catalogue lists them.
+COLUMNS = ("effective_params", "capacity_density", "capacity_density_lo", "capacity_density_hi")
+#: How far outside the family's parameter range an effective size is still reported.
+EXTRAPOLATE = 4.0
+#: The fewest distinct dense sizes a curve is fitted to.
+MIN_SIZES = 3
+DRAWS = 2000
+
+
+def error_of(metric: str, value: float) -> float:
+    """The fitted quantity: ``1 - top1``, or the nats of a perplexity (``log perplexity``)."""
+    return 1.0 - value if metric == "top1" else math.log(value)
+
+
+@dataclass(frozen=True)
+class Fit:
+    """A fitted error curve ``e_inf + k * (N / n0) ** -alpha`` over dense sizes ``lo`` to ``hi``."""
+
+    e_inf: float
+    k: float
+    alpha: float
+    cov: Any  # 3x3 covariance of (e_inf, k, alpha); infinite where curve_fit could not estimate it
+    n0: float
+    lo: float
+    hi: float
+    points: int
+
+    def error(self, n: Any) -> Any:
+        """The fitted error at ``n`` parameters."""
+        return self.e_inf + self.k * (n / self.n0) ** -self.alpha
+
+    def _invert(self, err: float, e_inf: float, k: float, alpha: float) -> float:
+        if err <= e_inf or k <= 0 or alpha <= 0:
+            return math.inf
+        return self.n0 * ((err - e_inf) / k) ** (-1.0 / alpha)
+
+    def effective(self, err: float) -> float | None:
+        """The dense size whose fitted error is ``err`` (``None``: beyond the asymptote or the range)."""
+        n = self._invert(err, self.e_inf, self.k, self.alpha)
+        return n if self.lo / EXTRAPOLATE <= n <= self.hi * EXTRAPOLATE else None
+
+    def interval(self, err: float) -> tuple[float | None, float | None]:
+        """2.5 and 97.5 percentiles of the effective size over draws of the fit's parameters."""
+        import numpy as np
+
+        if not np.all(np.isfinite(self.cov)):
+            return None, None
+        rng = np.random.default_rng(0)
+        draws = rng.multivariate_normal([self.e_inf, self.k, self.alpha], self.cov, size=DRAWS,
+                                        check_valid="ignore")
+        sizes = np.array([self._invert(err, *d) for d in draws])
+        lo, hi = np.percentile(sizes, [2.5, 97.5])
+        return (float(lo) if math.isfinite(lo) else None), (float(hi) if math.isfinite(hi) else None)
+
+
+def fit(sizes: Any, errors: Any) -> Fit | None:
+    """The curve through dense ``(sizes, errors)`` (one point per model and seed); ``None`` with fewer than
+    :data:`MIN_SIZES` distinct sizes or when the fit does not converge."""
+    import warnings
+
+    import numpy as np
+    from scipy.optimize import OptimizeWarning, curve_fit
+
+    n = np.asarray(sizes, dtype=float)
+    e = np.asarray(errors, dtype=float)
+    keep = np.isfinite(n) & np.isfinite(e) & (n > 0)
+    n, e = n[keep], e[keep]
+    if len(set(n.tolist())) < MIN_SIZES or len(n) < 4:
+        return None
+    n0 = float(n.min())
+
+    def curve(x, e_inf, k, alpha):
+        return e_inf + k * (x / n0) ** -alpha
+
+    floor = max(float(e.min()), 0.0)
+    p0 = [floor / 2, max(float(e.max()) - floor / 2, 1e-3), 0.5]
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore", OptimizeWarning)  # an inestimable covariance: intervals left empty
+            popt, pcov = curve_fit(curve, n, e, p0=p0, bounds=([0.0, 0.0, 1e-3], [floor + 1e-12, np.inf, 5.0]),
+                                   maxfev=20000)
+    except (RuntimeError, ValueError):
+        return None
+    return Fit(float(popt[0]), float(popt[1]), float(popt[2]), pcov, n0, n0, float(n.max()), int(len(n)))
+
+
+def density_of(f: Fit, err: float, nonzero: float) -> dict[str, float | None]:
+    """``effective_params``, ``capacity_density`` and its interval for one model."""
+    eff = f.effective(err)
+    lo, hi = f.interval(err) if eff is not None else (None, None)
+    per = nonzero if nonzero and nonzero > 0 else None
+    return {"effective_params": eff,
+            "capacity_density": eff / per if eff is not None and per else None,
+            "capacity_density_lo": lo / per if lo is not None and per else None,
+            "capacity_density_hi": hi / per if hi is not None and per else None}
+
+
+def family_fits(points: Any) -> dict[tuple, tuple[str, Fit]]:
+    """``{group: (metric, fit)}`` from ``points``: a frame with ``group`` (a tuple), ``dense`` (bool),
+    ``nonzero``, ``metric`` and ``value``; one fit per group whose dense rows span enough sizes."""
+    out = {}
+    for group, part in points[points["dense"]].groupby("group", sort=False):
+        metric = part["metric"].iloc[0]
+        f = fit(part["nonzero"], [error_of(metric, v) for v in part["value"]])
+        if f is not None:
+            out[group] = (metric, f)
+    return out
+
+
+def quality_metric(columns: Any) -> str | None:
+    """The task metric a frame scores by: ``top1``, else ``perplexity``, else none."""
+    return next((m for m in ("top1", "perplexity") if m in columns), None)
+
+
+def families(wide: Any) -> tuple[list[tuple], dict[tuple, tuple[str, Fit]]]:
+    """Each leaderboard row's family (architecture, dataset, backend, its parameters, machine), and the fit of
+    every family whose dense rows span enough sizes: ``(groups, {group: (metric, fit)})``."""
+    import pandas as pd
+
+    metric = quality_metric(wide.columns)
+    if metric is None or "nonzero_params" not in wide.columns or wide.empty:
+        return [], {}
+    keys = ["dataset", "backend", "backend_params", "machine"]
+    base = wide["model"].astype(str).str.split("(", n=1).str[0]
+    group = [tuple(r) for r in pd.concat([base.rename("arch"), wide[keys]], axis=1).astype(str).itertuples(index=False)]
+    points = pd.DataFrame({"group": group, "dense": (wide["method"] == "dense").to_numpy(),
+                           "nonzero": wide["nonzero_params"].to_numpy(), "metric": metric,
+                           "value": wide[metric].to_numpy()}, index=wide.index)
+    points = points[points["nonzero"].notna() & points["value"].notna()]
+    return group, family_fits(points)
+
+
+def add_columns(wide: Any) -> Any:
+    """The leaderboard frame with :data:`COLUMNS` for the rows of every model whose dense family was measured
+    (the ``dense`` rows of one architecture at several sizes, same dataset, backend and machine); unchanged
+    when there is none."""
+    import pandas as pd
+
+    group, fits = families(wide)
+    if not fits:
+        return wide
+    metric = quality_metric(wide.columns)
+    values = {c: [None] * len(wide) for c in COLUMNS}
+    for i, (g, nz, v) in enumerate(zip(group, wide["nonzero_params"], wide[metric])):
+        if g in fits and pd.notna(nz) and pd.notna(v):
+            m, f = fits[g]
+            for c, x in density_of(f, error_of(m, float(v)), float(nz)).items():
+                values[c][i] = x
+    out = wide.copy()
+    at = list(out.columns).index("flags") if "flags" in out.columns else len(out.columns)
+    for offset, c in enumerate(COLUMNS):
+        out.insert(at + offset, c, pd.to_numeric(pd.Series(values[c], index=out.index), errors="coerce"))
+    return out
+
+
+def curve_points(f: Fit, metric: str, count: int = 60) -> tuple[list[float], list[float]]:
+    """``(sizes, values)`` of ``metric`` (top-1 or perplexity) along the fitted curve over the family's range
+    (log-spaced), for a plot."""
+    import numpy as np
+
+    sizes = np.geomspace(f.lo, f.hi, count)
+    err = f.error(sizes)
+    return sizes.tolist(), (1.0 - err if metric == "top1" else np.exp(err)).tolist()
