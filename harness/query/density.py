@@ -75,7 +75,8 @@ class Fit:
         draws = rng.multivariate_normal([self.e_inf, self.k, self.alpha], self.cov, size=DRAWS,
                                         check_valid="ignore")
         sizes = np.array([self._invert(err, *d) for d in draws])
-        lo, hi = np.percentile(sizes, [2.5, 97.5])
+        # No interpolation: draws past the asymptote are infinite, and inf - inf is no number.
+        lo, hi = np.percentile(sizes, 2.5, method="lower"), np.percentile(sizes, 97.5, method="higher")
         return (float(lo) if math.isfinite(lo) else None), (float(hi) if math.isfinite(hi) else None)
 
 

@@ -14,8 +14,9 @@ the methods, metrics and values it names. Nothing here knows a method by name.
 - ``gain``: on one backend, at the largest batch size, every ``gain`` method's mean ``metric`` (a ratio
   to the baseline) is a real gain and no ``no_gain`` method's is.
 - ``matched``: for every pair of ``methods``, the two configurations whose mean ``match`` metric (clean
-  top-1) is closest, within ``tolerance``, have a ``level`` mean ``metric`` (``expect = "level"``) or
-  a different one (``expect = "differ"``): equal accuracy, equal robustness?
+  top-1) is closest, within ``tolerance`` (and at least ``at_least``, so that models at chance are not
+  compared), have a ``level`` mean ``metric`` (``expect = "level"``) or a different one
+  (``expect = "differ"``): equal accuracy, equal robustness?
 - ``exceeds``: every configuration of the ``above`` methods has a mean ``metric`` above ``threshold``
   (its 2-SE interval too) and none of the ``not_above`` methods' has, at the selected ``sweep`` values.
 
@@ -265,7 +266,7 @@ def matched(frame: Any, f: Finding, spec: dict) -> None:
             keys = part[["method", "method_params"]].drop_duplicates()
             same = acc.merge(keys, on=["method", "method_params"])
             a, r = Stat.of(same["value"]), Stat.of(part["value"])
-            if a is not None and r is not None:
+            if a is not None and r is not None and a.mean >= spec.get("at_least", -math.inf):
                 found[part["method"].iloc[0]].append((name, a, r))
         for i, ma in enumerate(methods):
             for mb in methods[i + 1:]:
@@ -286,6 +287,7 @@ def exceeds(frame: Any, f: Finding, spec: dict) -> None:
     """Which methods' configurations have ``metric`` above ``threshold`` (see the module)."""
     metric, threshold, key = spec["metric"], float(spec["threshold"]), spec["sweep"]
     kinds = {**{m: True for m in spec["above"]}, **{m: False for m in spec["not_above"]}}
+    judged = set()
     for (model, _dataset, backend), rows in _groups(frame, metric):
         rows = rows[rows["method"].isin(list(kinds))]
         for name, part in _configs(rows).items():
@@ -293,10 +295,17 @@ def exceeds(frame: Any, f: Finding, spec: dict) -> None:
             s = Stat.of(part["value"])
             if s is None or value is None or value != value or value not in spec["values"]:
                 continue
+            judged.add((model, backend, name))
             above = s.mean > threshold and s.mean - 2 * s.se > threshold
             f.checks.append((above == kinds[part["method"].iloc[0]],
                              f"{model} on {backend}: {name}: {metric} {s.text(2)} "
                              f"({'above' if above else 'not above'} {threshold:g})"))
+    # Configurations measured (``measured``: the metric every cell has) but without ``metric``: say so.
+    present = frame[(frame["metric"] == spec.get("measured", "top1")) & frame["method"].isin(list(kinds))]
+    for (model, _dataset, backend), rows in present.groupby(["model", "dataset", "backend"], sort=True):
+        for name, part in _configs(rows).items():
+            if part[key].iloc[0] in spec["values"] and (model, backend, name) not in judged:
+                f.notes.append(f"{model} on {backend}: {name}: no {metric} (not judged)")
 
 
 #: Each kind's rule and the keys its table must hold (besides ``key``, ``claim``, ``source``, ``rule``).
