@@ -2,17 +2,23 @@
 
 After the densing law (Xiao et al. 2024) and the scaling-law papers (Rosenfeld et al. 2020, Kaplan et
 al. 2020): over a family of **dense** models of one architecture at several widths (``mlp`` at hidden
-8-512, say) on one dataset and backend, the error is fitted against the parameter count with a
-saturating power law, ``err(N) = e_inf + k * (N / N0) ** -alpha`` (``err`` is 1 - top-1, or the
-nats of perplexity), by ``scipy.optimize.curve_fit``, whose covariance gives the fit's uncertainty.
+1-128, say) on one dataset and backend, the error is fitted against the parameter count by
+``scipy.optimize.curve_fit``, whose covariance gives the fit's uncertainty. The curve is a power law
+in an envelope, as Rosenfeld et al.'s: ``err(N) = e_inf + (e0 - e_inf) / (1 + (N / Nc) ** alpha)``
+(``err`` is 1 - top-1, or the nats of perplexity): near ``e0`` (chance) for the smallest models,
+``e_inf + (e0 - e_inf) (Nc / N) ** alpha`` past the knee ``Nc``, ``e_inf`` at the plateau. (A
+plain power law ``e_inf + k N ** -alpha`` cannot bend at chance, and on digits put the family's own
+widths 8 and 16 at a density near 3.) The dense models' own densities are the fit's check: the
+studies report shows them.
 A compressed model's **effective parameter count** is the dense size whose fitted error equals its
 own; its **capacity density** is that over its nonzero parameters: above 1, it is worth more than a
 dense model of its size. The interval comes from 2,000 draws of the fit's parameters from the normal
 its covariance describes (seeded: the same data give the same interval); 2.5 and 97.5 percentiles.
 
-An error at or below the fitted asymptote ``e_inf`` has no effective size (no dense model reaches
-it); an effective size more than :data:`EXTRAPOLATE` times outside the family's range is not
-reported either. Both are left empty, never guessed.
+An error at or below the fitted plateau ``e_inf`` has no effective size (no dense model reaches it;
+on a plateau accuracy no longer tells sizes apart), nor one at or above ``e0`` (chance); an effective
+size more than :data:`EXTRAPOLATE` times outside the family's range is not reported either. All are
+left empty, never guessed.
 
 The leaderboard adds ``effective_params``, ``capacity_density`` and its interval to every row of a
 model whose family was measured (:func:`add_columns`); studies add the same as long rows.
@@ -40,29 +46,31 @@ def error_of(metric: str, value: float) -> float:
 
 @dataclass(frozen=True)
 class Fit:
-    """A fitted error curve ``e_inf + k * (N / n0) ** -alpha`` over dense sizes ``lo`` to ``hi``."""
+    """A fitted error curve ``e_inf + (e0 - e_inf) / (1 + (N / exp(log_nc)) ** alpha)`` over dense sizes
+    ``lo`` to ``hi``."""
 
     e_inf: float
-    k: float
+    e0: float
+    log_nc: float
     alpha: float
-    cov: Any  # 3x3 covariance of (e_inf, k, alpha); infinite where curve_fit could not estimate it
-    n0: float
+    cov: Any  # 4x4 covariance of (e_inf, e0, log_nc, alpha); infinite where curve_fit could not estimate it
     lo: float
     hi: float
     points: int
 
     def error(self, n: Any) -> Any:
         """The fitted error at ``n`` parameters."""
-        return self.e_inf + self.k * (n / self.n0) ** -self.alpha
+        return _curve(n, self.e_inf, self.e0, self.log_nc, self.alpha)
 
-    def _invert(self, err: float, e_inf: float, k: float, alpha: float) -> float:
-        if err <= e_inf or k <= 0 or alpha <= 0:
-            return math.inf
-        return self.n0 * ((err - e_inf) / k) ** (-1.0 / alpha)
+    @staticmethod
+    def _invert(err: float, e_inf: float, e0: float, log_nc: float, alpha: float) -> float:
+        if not e_inf < err < e0 or alpha <= 0:
+            return math.inf if err <= e_inf else 0.0
+        return math.exp(log_nc + math.log((e0 - e_inf) / (err - e_inf) - 1.0) / alpha)
 
     def effective(self, err: float) -> float | None:
-        """The dense size whose fitted error is ``err`` (``None``: beyond the asymptote or the range)."""
-        n = self._invert(err, self.e_inf, self.k, self.alpha)
+        """The dense size whose fitted error is ``err`` (``None``: at the plateau or chance, or out of range)."""
+        n = self._invert(err, self.e_inf, self.e0, self.log_nc, self.alpha)
         return n if self.lo / EXTRAPOLATE <= n <= self.hi * EXTRAPOLATE else None
 
     def interval(self, err: float) -> tuple[float | None, float | None]:
@@ -72,12 +80,19 @@ class Fit:
         if not np.all(np.isfinite(self.cov)):
             return None, None
         rng = np.random.default_rng(0)
-        draws = rng.multivariate_normal([self.e_inf, self.k, self.alpha], self.cov, size=DRAWS,
+        draws = rng.multivariate_normal([self.e_inf, self.e0, self.log_nc, self.alpha], self.cov, size=DRAWS,
                                         check_valid="ignore")
         sizes = np.array([self._invert(err, *d) for d in draws])
-        # No interpolation: draws past the asymptote are infinite, and inf - inf is no number.
+        # No interpolation: draws past the plateau are infinite, and inf - inf is no number.
         lo, hi = np.percentile(sizes, 2.5, method="lower"), np.percentile(sizes, 97.5, method="higher")
-        return (float(lo) if math.isfinite(lo) else None), (float(hi) if math.isfinite(hi) else None)
+        return (float(lo) if 0 < lo < math.inf else None), (float(hi) if 0 < hi < math.inf else None)
+
+
+def _curve(n: Any, e_inf: float, e0: float, log_nc: float, alpha: float) -> Any:
+    import numpy as np
+
+    z = np.clip(alpha * (np.log(n) - log_nc), -50.0, 50.0)  # (N / Nc) ** alpha without overflow
+    return e_inf + (e0 - e_inf) / (1.0 + np.exp(z))
 
 
 def fit(sizes: Any, errors: Any) -> Fit | None:
@@ -92,23 +107,19 @@ def fit(sizes: Any, errors: Any) -> Fit | None:
     e = np.asarray(errors, dtype=float)
     keep = np.isfinite(n) & np.isfinite(e) & (n > 0)
     n, e = n[keep], e[keep]
-    if len(set(n.tolist())) < MIN_SIZES or len(n) < 4:
+    if len(set(n.tolist())) < MIN_SIZES or len(n) < 5:
         return None
-    n0 = float(n.min())
-
-    def curve(x, e_inf, k, alpha):
-        return e_inf + k * (x / n0) ** -alpha
-
-    floor = max(float(e.min()), 0.0)
-    p0 = [floor / 2, max(float(e.max()) - floor / 2, 1e-3), 0.5]
+    floor, top = max(float(e.min()), 0.0), float(e.max())
+    log_lo, log_hi = math.log(n.min()), math.log(n.max())
+    p0 = [floor / 2, top, (log_lo + log_hi) / 2, 1.0]
+    bounds = ([0.0, floor + 1e-9, log_lo - 5, 0.05], [floor + 1e-9, max(top, 1.0) * 2, log_hi + 5, 10.0])
     try:
         with warnings.catch_warnings():
             warnings.simplefilter("ignore", OptimizeWarning)  # an inestimable covariance: intervals left empty
-            popt, pcov = curve_fit(curve, n, e, p0=p0, bounds=([0.0, 0.0, 1e-3], [floor + 1e-12, np.inf, 5.0]),
-                                   maxfev=20000)
+            popt, pcov = curve_fit(_curve, n, e, p0=p0, bounds=bounds, maxfev=20000)
     except (RuntimeError, ValueError):
         return None
-    return Fit(float(popt[0]), float(popt[1]), float(popt[2]), pcov, n0, n0, float(n.max()), int(len(n)))
+    return Fit(*(float(v) for v in popt), pcov, float(n.min()), float(n.max()), int(len(n)))
 
 
 def density_of(f: Fit, err: float, nonzero: float) -> dict[str, float | None]:

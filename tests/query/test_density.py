@@ -10,8 +10,8 @@ from harness.query import density
 SIZES = [100, 200, 400, 800, 1600, 3200]
 
 
-def _curve(n, e_inf=0.02, k=0.5, alpha=0.7):
-    return e_inf + k * (np.asarray(n, dtype=float) / 100) ** -alpha
+def _curve(n, e_inf=0.02, e0=0.9, nc=300.0, alpha=1.5):
+    return e_inf + (e0 - e_inf) / (1 + (np.asarray(n, dtype=float) / nc) ** alpha)
 
 
 def test_fit_recovers_a_known_curve_and_inverts_it():
@@ -19,7 +19,8 @@ def test_fit_recovers_a_known_curve_and_inverts_it():
     sizes = SIZES * 3
     f = density.fit(sizes, _curve(sizes) + noise)
     assert f is not None and f.points == 18
-    assert f.alpha == pytest.approx(0.7, abs=0.1) and f.e_inf == pytest.approx(0.02, abs=0.02)
+    assert f.alpha == pytest.approx(1.5, rel=0.1) and f.e_inf == pytest.approx(0.02, abs=0.01)
+    assert math.exp(f.log_nc) == pytest.approx(300, rel=0.1) and f.e0 == pytest.approx(0.9, abs=0.05)
     # the dense size whose error is the curve's error at 1000 parameters is about 1000
     eff = f.effective(float(_curve(1000)))
     assert eff == pytest.approx(1000, rel=0.1)
@@ -35,13 +36,14 @@ def test_fit_recovers_a_known_curve_and_inverts_it():
 def test_no_size_beyond_the_asymptote_or_far_outside_the_family():
     f = density.fit(SIZES * 2, list(_curve(SIZES)) * 2)
     assert f.effective(f.e_inf - 0.001) is None  # no dense model reaches it
+    assert f.effective(f.e0 + 0.001) is None  # at chance: no size
     assert f.effective(float(_curve(10))) is None  # ten times below the smallest dense model
     assert f.effective(float(_curve(50))) is not None  # within EXTRAPOLATE of the range
     assert density.density_of(f, f.e_inf / 2, 100) == {c: None for c in density.COLUMNS}
 
 
 def test_too_few_sizes_fit_nothing():
-    assert density.fit([100, 100, 200, 200], [0.2, 0.21, 0.1, 0.11]) is None
+    assert density.fit([100, 100, 200, 200, 200], [0.2, 0.21, 0.1, 0.11, 0.1]) is None
     assert density.error_of("top1", 0.9) == pytest.approx(0.1)
     assert density.error_of("perplexity", math.e) == pytest.approx(1.0)
 

@@ -79,7 +79,7 @@ def test_matched_compares_the_closest_configurations(tmp_path, equal):
 
 def _density_board(path, good: bool):
     b = Board(path)
-    curve = {n: 0.98 - 0.5 * (n / 100) ** -0.7 for n in WIDTHS.values()}
+    curve = {n: 0.98 - 0.88 / (1 + (n / 300) ** 1.5) for n in WIDTHS.values()}
     for width, n in WIDTHS.items():
         b.add("dense", {}, "accuracy", [curve[n] - 0.001, curve[n], curve[n] + 0.001], "top1",
               model_params={"hidden": width})
