@@ -82,7 +82,13 @@ class Fit:
         rng = np.random.default_rng(0)
         draws = rng.multivariate_normal([self.e_inf, self.e0, self.log_nc, self.alpha], self.cov, size=DRAWS,
                                         check_valid="ignore")
-        sizes = np.array([self._invert(err, *d) for d in draws])
+        e_inf, e0, log_nc, alpha = draws.T
+        inside = (e_inf < err) & (err < e0) & (alpha > 0)
+        with np.errstate(all="ignore"):  # outside, the formula is not used
+            ratio = np.where(inside, (e0 - e_inf) / np.where(inside, err - e_inf, 1.0) - 1.0, 1.0)
+            sizes = np.exp(np.clip(log_nc + np.log(np.maximum(ratio, 1e-300)) / np.where(inside, alpha, 1.0),
+                                   -700, 700))
+        sizes = np.where(inside, sizes, np.where(err <= e_inf, np.inf, 0.0))
         # No interpolation: draws past the plateau are infinite, and inf - inf is no number.
         lo, hi = np.percentile(sizes, 2.5, method="lower"), np.percentile(sizes, 97.5, method="higher")
         return (float(lo) if 0 < lo < math.inf else None), (float(hi) if 0 < hi < math.inf else None)
