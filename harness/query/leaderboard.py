@@ -112,7 +112,8 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
             args.append(machine_hash)
         for key, value in (("model", model), ("dataset", dataset), ("method", method)):
             if value is not None and "(" not in value:  # a bare name: filter in SQL, inside the view
-                where.append(f"{key} = ?")
+                # dense rows stay until the density columns are computed from them (filtered below)
+                where.append(f"{key} = ?" if key != "method" else "(method = ? OR method = 'dense')")
                 args.append(value)
         if backend is not None and "(" not in backend:
             where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend

@@ -108,8 +108,15 @@ def test_exceeds_judges_capacity_density_from_the_fitted_family(tmp_path, good):
 
 
 def test_the_html_report_plots_the_density_curve(tmp_path):
+    from harness.query.leaderboard import leaderboard
+
     db = tmp_path / "d.db"
     _density_board(db, True)
+    # filtering on a method keeps its family for the fit, then shows only the method's rows
+    board = leaderboard(db, method="lottery-ticket", sort="capacity_density")
+    assert set(board["method"]) == {"lottery-ticket"}
+    assert board["capacity_density"].to_numpy() == pytest.approx(2.0, rel=0.1)
+    assert board["rank"].notna().all()  # higher is better, from the catalogue
     page = build_report(db)
     assert "Capacity density: mlp on digits (onnxruntime-cpu)" in page
     assert "fitted dense curve (18 points)" in page and "capacity_density" in page
