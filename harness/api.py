@@ -76,6 +76,10 @@ from harness.measure.peak import cpu_peak, cuda_peak, last_level_cache_bytes
 from harness.measure.roofline import MARGIN as ROOFLINE_MARGIN
 from harness.measure.roofline import check as roofline_check
 
+# ---- energy counters (RAPL, NVML), read directly; unavailable says why
+from harness.measure.energy import EnergyCounter, EnergyUnavailable, nvml_counter, rapl_counter
+from harness.measure.energy import counter_for as energy_counter
+
 # ---- remote runners (the runner protocol)
 from harness.measure.remote import RunnerError, RunnerSession, runner_files
 
@@ -180,6 +184,12 @@ __all__ = [
     "last_level_cache_bytes",
     "ROOFLINE_MARGIN",
     "roofline_check",
+    # energy counters
+    "EnergyCounter",
+    "EnergyUnavailable",
+    "energy_counter",
+    "nvml_counter",
+    "rapl_counter",
     # remote runners
     "RunnerError",
     "RunnerSession",

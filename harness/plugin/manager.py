@@ -52,6 +52,8 @@ DEFAULT_PLUGINS = (
     "harness.builtins.suites.soundness",
     "harness.builtins.suites.verification",
     "harness.builtins.suites.robustness",
+    "harness.builtins.suites.robustness_shift",
+    "harness.builtins.suites.energy",
     "harness.builtins.vnncomp",
     "harness.builtins.dense",
 )

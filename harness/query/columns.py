@@ -63,6 +63,11 @@ def join_flags(texts: Any) -> str | None:
     return FLAG_SEP.join(sorted(flags, key=flag_rank)) or None
 
 
+#: Metrics the query layer computes from stored ones (``harness.query.density``): ``{name: (from, higher)}``.
+DERIVED = {"effective_params": ("density", True), "capacity_density": ("density", True),
+           "capacity_density_lo": ("density", True), "capacity_density_hi": ("density", True)}
+
+
 def params_text(d: dict) -> str:
     """``{"sparsity": 0.5}`` -> ``sparsity=0.5``: parameters as the leaderboard shows them."""
     if set(d) == {"steps"} and isinstance(d["steps"], list):  # a pipeline: each step's parameters, in order
@@ -134,10 +139,14 @@ class Catalogue:
 
     @classmethod
     def read(cls, conn: Any) -> Catalogue:
-        """The catalogue of an open leaderboard connection."""
+        """The catalogue of an open leaderboard connection, with the metrics the query layer derives
+        (:data:`DERIVED`)."""
         rows = conn.execute("SELECT name, suite, higher_is_better FROM metrics").fetchall()
-        return cls(suites={r[0]: r[1] for r in rows},
-                   higher={r[0]: None if r[2] is None else bool(r[2]) for r in rows})
+        suites = {name: suite for name, (suite, _) in DERIVED.items()}
+        higher = {name: up for name, (_, up) in DERIVED.items()}
+        suites.update({r[0]: r[1] for r in rows})
+        higher.update({r[0]: None if r[2] is None else bool(r[2]) for r in rows})
+        return cls(suites=suites, higher=higher)
 
     def direction(self, column: str) -> bool | None:
         """Whether higher is better for the metric of ``column`` (``None``: the catalogue does not say)."""

@@ -10,6 +10,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from harness.query import density
 from harness.query.columns import (
     IDENTITY,
     Catalogue,
@@ -120,7 +121,8 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
             args.append(machine_hash)
         for key, value in (("model", model), ("dataset", dataset), ("method", method)):
             if value is not None and "(" not in value:  # a bare name: filter in SQL, inside the view
-                where.append(f"{key} = ?")
+                # dense rows stay until the density columns are computed from them (filtered below)
+                where.append(f"{key} = ?" if key != "method" else "(method = ? OR method = 'dense')")
                 args.append(value)
         if backend is not None and "(" not in backend:
             where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
@@ -139,6 +141,8 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
         return pd.DataFrame(columns=IDENTITY + ["flags"])
     wide = _widen(cells, measurements)
     wide["flags"] = unchecked_flags(wide, catalogue)
+    # Capacity density needs the whole dense family of each architecture: before any filter on a row.
+    wide = density.add_columns(wide)
     for key, value in (("model", model), ("dataset", dataset), ("backend", backend), ("method", method)):
         if value is not None:
             wide = wide[wide[key] == value]
@@ -258,7 +262,7 @@ def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend"
 
 #: Metrics shown by the table view unless ``--columns`` says otherwise (one per suite question).
 HEADLINE = ("top1", "top1_delta", "p50_ms@b1", "p90_ms@b1", "throughput_sps", "weight_sparsity", "gzip_bytes",
-            "theoretical_speedup", "certified_accuracy", "score", "unsound")
+            "theoretical_speedup", "certified_accuracy", "score", "unsound", "capacity_density")
 
 
 def select_columns(frame: Any, columns: str | None) -> Any:

@@ -17,6 +17,12 @@ the methods, metrics and values it names. Nothing here knows a method by name.
   largest batch size, the smallest ``sweep`` value from which every higher value's ``metric`` is a real
   gain (mean above ``real_gain``, 2-SE interval above 1); the claim holds where that value is at least
   ``at_least`` (or no swept value pays off), and at most ``at_most`` (a value must pay off).
+- ``matched``: for every pair of ``methods``, the two configurations whose mean ``match`` metric (clean
+  top-1) is closest, within ``tolerance`` (and at least ``at_least``, so that models at chance are not
+  compared), have a ``level`` mean ``metric`` (``expect = "level"``) or a different one
+  (``expect = "differ"``): equal accuracy, equal robustness?
+- ``exceeds``: every configuration of the ``above`` methods has a mean ``metric`` above ``threshold``
+  (its 2-SE interval too) and none of the ``not_above`` methods' has, at the selected ``sweep`` values.
 
 Two means differ when their gap exceeds twice the standard error of the difference.
 """
@@ -275,6 +281,69 @@ def break_even(frame: Any, f: Finding, spec: dict) -> None:
                 f.checks.append((ok, f"{where}: break-even {key} {even:g} ({metric} {shown})"))
 
 
+def _configs(rows: Any) -> dict[str, Any]:
+    """``{"global-magnitude sparsity=0.5": rows}``: one entry per configuration (label and swept values)."""
+    out: dict[str, Any] = {}
+    for (label, sp, bits), part in rows.groupby(["label", "sparsity", "bits"], sort=True, dropna=False):
+        swept = "".join(f" {k}={v:g}" for k, v in (("sparsity", sp), ("bits", bits)) if v == v and v is not None)
+        out[label + swept] = part
+    return out
+
+
+def matched(frame: Any, f: Finding, spec: dict) -> None:
+    """Method pairs at (nearly) equal ``match`` compared on ``metric`` (see the module)."""
+    metric, match, tol, methods = spec["metric"], spec["match"], float(spec["tolerance"]), spec["methods"]
+    expect = spec.get("expect", "level")
+    clean = frame[frame["metric"] == match]
+    for (model, dataset, backend), rows in _groups(frame, metric):
+        acc = clean[(clean["model"] == model) & (clean["dataset"] == dataset) & (clean["backend"] == backend)]
+        found: dict[str, list] = {m: [] for m in methods}
+        for name, part in _configs(rows[rows["method"].isin(methods)]).items():
+            keys = part[["method", "method_params"]].drop_duplicates()
+            same = acc.merge(keys, on=["method", "method_params"])
+            a, r = Stat.of(same["value"]), Stat.of(part["value"])
+            if a is not None and r is not None and a.mean >= spec.get("at_least", -math.inf):
+                found[part["method"].iloc[0]].append((name, a, r))
+        for i, ma in enumerate(methods):
+            for mb in methods[i + 1:]:
+                pairs = [(abs(ca[1].mean - cb[1].mean), ca, cb) for ca in found[ma] for cb in found[mb]
+                         if abs(ca[1].mean - cb[1].mean) <= tol]
+                if not pairs:
+                    if found[ma] and found[mb]:
+                        f.notes.append(f"{model} on {backend}: no {ma} and {mb} configurations within {tol:g} {match}")
+                    continue
+                _, (na, aa, ra), (nb, ab, rb) = min(pairs, key=lambda p: (p[0], -p[1][1].mean))
+                outcome = compare_means(ra, rb)
+                ok = outcome == "level" if expect == "level" else outcome != "level"
+                f.checks.append((ok, f"{model} on {backend}: {na} ({match} {aa.text()}) vs {nb} ({match} "
+                                     f"{ab.text()}): {metric} {ra.text()} vs {rb.text()}: {ma} is {outcome}"))
+
+
+def exceeds(frame: Any, f: Finding, spec: dict) -> None:
+    """Which methods' configurations have ``metric`` above ``threshold`` (see the module)."""
+    metric, threshold, key = spec["metric"], float(spec["threshold"]), spec["sweep"]
+    kinds = {**{m: True for m in spec["above"]}, **{m: False for m in spec["not_above"]}}
+    judged = set()
+    for (model, _dataset, backend), rows in _groups(frame, metric):
+        rows = rows[rows["method"].isin(list(kinds))]
+        for name, part in _configs(rows).items():
+            value = part[key].iloc[0]
+            s = Stat.of(part["value"])
+            if s is None or value is None or value != value or value not in spec["values"]:
+                continue
+            judged.add((model, backend, name))
+            above = s.mean > threshold and s.mean - 2 * s.se > threshold
+            f.checks.append((above == kinds[part["method"].iloc[0]],
+                             f"{model} on {backend}: {name}: {metric} {s.text(2)} "
+                             f"({'above' if above else 'not above'} {threshold:g})"))
+    # Configurations measured (``measured``: the metric every cell has) but without ``metric``: say so.
+    present = frame[(frame["metric"] == spec.get("measured", "top1")) & frame["method"].isin(list(kinds))]
+    for (model, _dataset, backend), rows in present.groupby(["model", "dataset", "backend"], sort=True):
+        for name, part in _configs(rows).items():
+            if part[key].iloc[0] in spec["values"] and (model, backend, name) not in judged:
+                f.notes.append(f"{model} on {backend}: {name}: no {metric} (not judged)")
+
+
 #: Each kind's rule and the keys its table must hold (besides ``key``, ``claim``, ``source``, ``rule``).
 KINDS = {
     "higher": (higher, ("a", "b", "sweep", "metric")),
@@ -282,6 +351,8 @@ KINDS = {
     "front": (front, ("method", "sweep", "metric", "size", "target", "versus")),
     "gain": (gain, ("metric", "backend", "sweep", "real_gain", "gain", "gain_kind", "no_gain", "no_gain_kind")),
     "break-even": (break_even, ("metric", "sweep", "real_gain", "methods")),
+    "matched": (matched, ("metric", "match", "tolerance", "methods")),
+    "exceeds": (exceeds, ("metric", "threshold", "sweep", "values", "above", "not_above")),
 }
 
 

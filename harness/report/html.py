@@ -1,4 +1,5 @@
-"""``harness report``: one self-contained HTML file, summary first, then plots, the full table and the runs.
+"""``harness report``: one self-contained HTML file, summary first, then plots (Pareto, capacity-density
+curves, history), the full table and the runs.
 
 Layout, top to bottom: a summary (entries, ranked, flagged by kind, machine, runs) with the ranked top
 :data:`TOP_N` by accuracy; the Pareto plots and history small multiples (:mod:`harness.report.plots`,
@@ -20,7 +21,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.query.refs import QueryError
-from harness.report.plots import PLOT_CONFIG, axis_title, history, history_rows, scatter, units
+from harness.report.plots import PLOT_CONFIG, axis_title, density_figures, history, history_rows, scatter, units
 
 ACCURACY = "top1"
 LATENCY = "p50_ms"
@@ -142,6 +143,7 @@ def build_report(db: str | Path, *, machine: str | None = None, top: int = TOP_N
         fig, n = scatter(board, size, acc, x_max=False, y_max=True, by="backend", unit_of=unit_of,
                          title=f"{acc} against {size} (one frontier per backend)")
         sections.append(("pareto-size", "Accuracy against size", fig, f'data-points="{n}"'))
+    sections += [(div_id, heading, fig, f'data-points="{n}"') for div_id, heading, fig, n in density_figures(board)]
 
     table = rank(board, acc, higher=True, catalogue=catalogue) if acc else board
     entries = [tuple(r) for r in table[table["rank"].notna()][["model", "method", "method_params", "backend"]]

@@ -201,3 +201,33 @@ def history(overview: Any, series: list, metric: str, column: str, unit_of: dict
     fig.update_annotations(font_size=11)
     _style(fig, height=250 * n_rows + 60, margin={"l": 70, "r": 20, "t": 40, "b": 50}, meta={"title": title})
     return fig, len(titles)
+
+
+def density_figures(board: Any) -> list[tuple[str, str, Any, int]]:
+    """One plot per dense family (:mod:`harness.query.density`): the family's points, its fitted curve, and the
+    compressed models at their nonzero parameters, each hover naming its capacity density."""
+    import plotly.graph_objects as go
+
+    from harness.query import density
+
+    groups, fits = density.families(board)
+    out = []
+    for key, (metric, fit) in sorted(fits.items()):
+        rows = board[[g == key for g in groups]]
+        rows = rows[rows["nonzero_params"].notna() & rows[metric].notna()]
+        fig = go.Figure()
+        xs, ys = density.curve_points(fit, metric)
+        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"fitted dense curve ({fit.points} points)"))
+        for name, part in rows.groupby("method", sort=True):
+            hover = [f"{h}<br>capacity density {d:.3g}" if d == d else f"{h}<br>capacity density: none"
+                     for h, d in zip(_hover(part), part.get("capacity_density", part[metric] * float("nan")))]
+            fig.add_trace(go.Scatter(x=part["nonzero_params"].tolist(), y=part[metric].tolist(), mode="markers",
+                                     name=str(name), hovertext=hover, hoverinfo="text+x+y",
+                                     marker={"size": 9, "symbol": "diamond" if name == "dense" else "circle"}))
+        arch, dataset, backend = key[0], key[1], key[2]
+        fig.update_layout(title=f"{metric} against nonzero parameters: {arch} on {dataset}, {backend}",
+                          xaxis_title="nonzero parameters", yaxis_title=metric, xaxis_type="log",
+                          template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        out.append((f"density-{arch}-{dataset}-{backend}", f"Capacity density: {arch} on {dataset} ({backend})",
+                    fig, len(rows)))
+    return out

@@ -56,14 +56,18 @@ def _label(method: str, params: dict) -> str:
 
 def load(db: str | Path) -> Any:
     """Every latest measurement, one row each, with ``label``, ``sparsity``, ``bits``, ``batch_size`` and its
-    stored ``info`` (JSON text)."""
+    stored ``info`` (JSON text), and the capacity density rows derived from them (:func:`with_density`).
+    A model measured at several parameter values (a family of widths) is named with them:
+    ``mlp(hidden=64)``."""
     import pandas as pd
+
+    from harness.query.columns import label as model_label
 
     conn = open_readonly(db)
     try:
         frame = pd.read_sql_query(
-            "SELECT model, dataset, method, method_params, seed, backend, backend_params, suite, metric, value, "
-            "params AS mparams, info FROM latest_results", conn)
+            "SELECT model, model_params, dataset, method, method_params, seed, backend, backend_params, suite, "
+            "metric, value, params AS mparams, info FROM latest_results", conn)
     finally:
         conn.close()
     params = frame["method_params"].map(json.loads)
@@ -72,7 +76,48 @@ def load(db: str | Path) -> Any:
         frame[key] = [_sweep_value(p, key) for p in params]
     frame["batch_size"] = frame["mparams"].map(lambda s: json.loads(s).get("batch_size"))
     frame["backend"] = frame["backend"].fillna("")
-    return frame
+    frame["architecture"] = frame["model"]
+    several = frame.groupby("model")["model_params"].nunique()
+    family = frame["model"].isin(several[several > 1].index)
+    frame.loc[family, "model"] = [model_label(m, p) for m, p in zip(frame.loc[family, "model"],
+                                                                      frame.loc[family, "model_params"])]
+    return with_density(frame)
+
+
+def with_density(frame: Any) -> Any:
+    """``frame`` with ``capacity_density`` and ``effective_params`` rows (suite ``density``) for every
+    accuracy row of an architecture whose dense family was measured (:mod:`harness.query.density`)."""
+    import pandas as pd
+
+    from harness.query import density
+
+    metric = density.quality_metric(set(frame["metric"]))
+    if metric is None:
+        return frame
+    keys = ["architecture", "model_params", "dataset", "method", "method_params", "seed"]
+    quality = frame[frame["metric"] == metric]
+    nonzero = frame[frame["metric"] == "nonzero_params"][keys + ["value"]].drop_duplicates(keys)
+    both = quality.merge(nonzero.rename(columns={"value": "nonzero"}), on=keys)
+    if both.empty:
+        return frame
+    both = both.assign(group=list(zip(both["architecture"], both["dataset"], both["backend"])),
+                       dense=both["method"] == "dense")
+    fits = density.family_fits(both)
+    rows = []
+    for r in both.itertuples(index=False):
+        if r.group not in fits:
+            continue
+        m, f = fits[r.group]
+        got = density.density_of(f, density.error_of(m, r.value), r.nonzero)
+        for name in ("effective_params", "capacity_density"):
+            if got[name] is not None:
+                info = json.dumps({"lo": got["capacity_density_lo"], "hi": got["capacity_density_hi"]})
+                rows.append({**r._asdict(), "suite": "density", "metric": name, "value": got[name], "info": info,
+                             "mparams": "{}", "batch_size": None})
+    if not rows:
+        return frame
+    extra = pd.DataFrame(rows).drop(columns=["group", "dense", "nonzero"])
+    return pd.concat([frame, extra], ignore_index=True)
 
 
 def runs(db: str | Path) -> list[dict]:

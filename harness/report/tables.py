@@ -3,8 +3,9 @@ findings file: its heading, its kind and the methods and metrics it names.
 
 - ``sweep``: rows (model, backend, method); one column per value of the swept parameter ``sweep``,
   and the ``baseline`` method's value in its own column.
-- ``configs``: ``metrics`` (``[name, digits]`` pairs) of the listed ``methods``, one row per configuration;
-  ``drop`` names columns to leave out.
+- ``configs``: ``metrics`` (``[name, digits]`` pairs) of the listed ``methods``, one row per configuration
+  (``sweeps``: the swept parameters that tell configurations apart, default ``["bits"]``); ``drop`` names
+  columns to leave out.
 - ``speedup``: ``metric`` (a ratio to ``baseline``) per batch size beside the ``beside`` metric, for every
   method but the baseline.
 """
@@ -59,16 +60,19 @@ def speedup_table(frame: Any, metric: str, beside: str, baseline: str, key: str 
     return pd.DataFrame(out)
 
 
-def configs_table(frame: Any, methods: Iterable[str], metrics: Iterable[tuple[str, int]]) -> Any:
-    """``metrics`` (name, digits) of the given methods, one row per configuration (mean ± std over seeds)."""
+def configs_table(frame: Any, methods: Iterable[str], metrics: Iterable[tuple[str, int]],
+                  sweeps: Iterable[str] = ("bits",)) -> Any:
+    """``metrics`` (name, digits) of the given methods, one row per configuration (its label and the values of
+    the ``sweeps`` parameters; mean ± std over seeds)."""
     import pandas as pd
 
     methods = set(methods)
     rows = frame[frame["method"].isin(methods)]
     out = []
-    keys = ["model", "label", "bits"]
-    for (model, label, bits), part in rows.groupby(keys, sort=True, dropna=False):
-        row = {"model": model, "method": label, "bits": "" if bits is None or bits != bits else f"{bits:g}"}
+    sweeps = list(sweeps)
+    for (model, label, *values), part in rows.groupby(["model", "label", *sweeps], sort=True, dropna=False):
+        row = {"model": model, "method": label}
+        row.update({k: "" if v is None or v != v else f"{v:g}" for k, v in zip(sweeps, values)})
         for metric, digits in metrics:
             s = Stat.of(part[part["metric"] == metric]["value"])
             row[metric] = s.text(digits) if s else ""
@@ -100,5 +104,5 @@ def table(frame: Any, spec: dict) -> Any:
         return sweep_table(frame, spec["metric"], spec["sweep"], spec["baseline"])
     if kind == "speedup":
         return speedup_table(frame, spec["metric"], spec["beside"], spec["baseline"])
-    out = configs_table(frame, spec["methods"], [tuple(m) for m in spec["metrics"]])
+    out = configs_table(frame, spec["methods"], [tuple(m) for m in spec["metrics"]], spec.get("sweeps", ("bits",)))
     return out.drop(columns=spec.get("drop", []), errors="ignore")
