@@ -122,7 +122,7 @@ def test_size_figures_match_the_artifact(smoke):
         by.setdefault((r["method"], r["method_params"]), {})[r["metric"]] = r["value"]
     g90 = by[("global-magnitude", '{"sparsity": 0.9}')]
     dense = by[("dense", "{}")]
-    assert g90["params"] == dense["params"]
+    assert g90["total_params"] == dense["total_params"]
     assert g90["theoretical_speedup"] == pytest.approx(g90["flops"] / g90["nonzero_flops"])
     assert g90["theoretical_speedup"] > 2 and dense["theoretical_speedup"] == 1
     assert by[("int8-dynamic", '{"per_channel": false, "reduce_range": false}')]["onnx_bytes"] < dense["onnx_bytes"]
@@ -134,7 +134,7 @@ def test_size_figures_match_the_artifact(smoke):
     weights = [m.weight for m in module.modules() if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
     zeros = sum(int((w == 0).sum()) for w in weights)
     assert zeros / sum(w.numel() for w in weights) == pytest.approx(0.9, abs=0.005)
-    assert g90["params"] - g90["nonzero_params"] == zeros
+    assert g90["total_params"] - g90["nonzero_params"] == zeros
 
 
 def test_leaderboard_queries(smoke):
