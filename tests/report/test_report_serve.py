@@ -117,7 +117,8 @@ def test_report_is_self_contained_and_its_plots_render(db, tmp_path, harness_cli
     # The summary comes first, with the ranked top; the table is drawn by its script, flags as badges.
     assert html.index('id="summary"') < html.index('id="plots"') < html.index('id="leaderboard"')
     top = re.search(r'<table class="board top">(.*?)</table>', html, re.S).group(1)
-    assert [int(r) for r in re.findall(r"<tr><td[^>]*>(\d+)</td>", top)] == list(range(1, 9))
+    # Each entry's accuracy is the same on both backends: tied pairs share a rank (competition ranking).
+    assert [int(r) for r in re.findall(r"<tr><td[^>]*>(\d+)</td>", top)] == [1, 1, 3, 3, 5, 5, 7, 7]
     board = re.search(r'<table class="board" id="board">(.*?)</table>', html, re.S).group(1)
     assert len(re.findall(r"<tr>", board)) == 1 + 10  # heading and every entry
     assert len(re.findall(r'<span class="badge amber" title="quality gate: top1 retained 0.7292 &lt; 0.99">'
