@@ -13,6 +13,10 @@ fake-quantized float weights; this method measures what the grid costs and saves
 ``Gemm`` with a constant weight (alpha = beta = 1, no transposed input) is first rewritten as
 ``MatMul`` (+ ``Add`` for the bias) on the transposed weight: the same arithmetic. Convolutions stay
 float (the operator is a matrix product); the claims are about the weights stored quantized.
+
+Speed depends on ``accuracy_level``: at 0 (weight-only, fp32 compute) onnxruntime 1.32's CPU kernel ran a
+3 x 2048 MLP no faster than fp32 at batch 32 and 8-bit weights fell to a slow path (0.1-0.3x); at 4 (int8
+activations quantized inside the kernel) 4- and 8-bit both ran about 2x faster (2 shared cores, contended).
 """
 
 from __future__ import annotations
