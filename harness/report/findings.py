@@ -1,4 +1,4 @@
-"""The generic rules a study's findings are judged by: statistics over seeds, and four kinds of finding.
+"""The generic rules a study's findings are judged by: statistics over seeds, and five kinds of finding.
 
 A finding is data, declared in a findings file beside the suite file of the study that tests it
 (``suites/pruning-study.findings.toml``): its claim, source, rule text, and one of these kinds with
@@ -13,6 +13,9 @@ the methods, metrics and values it names. Nothing here knows a method by name.
   ``metric`` largest) and its ``metric`` is not lower than ``versus``'s.
 - ``gain``: on one backend, at the largest batch size, every ``gain`` method's mean ``metric`` (a ratio
   to the baseline) is a real gain and no ``no_gain`` method's is.
+- ``matched``: for each of ``pairs`` (two configurations, each a method and parameter values, matched by
+  the study, e.g. at equal parameter counts), the first's mean ``metric`` is ``better`` (``higher`` or
+  ``lower``) than the second's; ``size`` names a metric shown beside each (the parameters it matched on).
 
 Two means differ when their gap exceeds twice the standard error of the difference.
 """
@@ -239,12 +242,46 @@ def gain(frame: Any, f: Finding, spec: dict) -> None:
         f.checks = []
 
 
+def _configuration(rows: Any, sel: dict) -> Any:
+    """The rows of one configuration: ``sel["method"]`` with each other key's value among its parameters
+    (top level, or any pipeline step's)."""
+    part = rows[rows["method"] == sel["method"]]
+
+    def fits(text: str) -> bool:
+        params = json.loads(text)
+        scopes = [params] + [step.get("params", {}) for step in params.get("steps", [])]
+        return all(any(scope.get(k) == v for scope in scopes) for k, v in sel.items() if k != "method")
+
+    return part[part["method_params"].map(fits)] if len(part) else part
+
+
+def matched(frame: Any, f: Finding, spec: dict) -> None:
+    """Matched configurations, pair by pair (see the module)."""
+    metric, better, size = spec["metric"], spec["better"], spec.get("size")
+
+    def shown(sel: dict) -> str:
+        return sel["method"] + "".join(f" {k}={v}" for k, v in sel.items() if k != "method")
+
+    for (model, dataset, backend), rows in _groups(frame, metric):
+        sizes = frame[(frame["metric"] == size) & (frame["model"] == model) & (frame["dataset"] == dataset)]
+        for first, second in spec["pairs"]:
+            sa, sb = (Stat.of(_configuration(rows, sel)["value"]) for sel in (first, second))
+            if sa is None or sb is None:
+                continue
+            na, nb = (Stat.of(_configuration(sizes, sel)["value"]) if size else None for sel in (first, second))
+            at = f" ({size} {na.mean:.0f} vs {nb.mean:.0f})" if na and nb else ""
+            outcome = compare_means(sa, sb)
+            f.checks.append((outcome == better, f"{model} on {backend}: {shown(first)} {sa.text(4)} vs {shown(second)} "
+                                                f"{sb.text(4)} ({metric}){at}: the first is {outcome}"))
+
+
 #: Each kind's rule and the keys its table must hold (besides ``key``, ``claim``, ``source``, ``rule``).
 KINDS = {
     "higher": (higher, ("a", "b", "sweep", "metric")),
     "gate": (gate, ("metric", "gate", "select", "text")),
     "front": (front, ("method", "sweep", "metric", "size", "target", "versus")),
     "gain": (gain, ("metric", "backend", "sweep", "real_gain", "gain", "gain_kind", "no_gain", "no_gain_kind")),
+    "matched": (matched, ("metric", "better", "pairs")),
 }
 
 
@@ -258,6 +295,12 @@ def check_spec(spec: dict, where: str) -> None:
     missing = [k for k in needed if k not in spec]
     if kind == "higher" and "at_least" not in spec and "values" not in spec:
         missing.append("at_least or values")
+    if kind == "matched" and "better" in spec and spec["better"] not in ("higher", "lower"):
+        missing.append("better = 'higher' or 'lower'")
+    if kind == "matched" and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(c, dict) and "method" in c
+                                                                                  for c in p)
+                                     for p in spec.get("pairs", [])):
+        missing.append("pairs as [[{ method = ... }, { method = ... }], ...]")
     if missing:
         raise QueryError(f"{where}: finding {spec.get('key', '?')!r} ({kind}) needs {', '.join(missing)}",
                          file=where, key="findings")

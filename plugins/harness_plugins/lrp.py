@@ -127,7 +127,7 @@ def layer_relevance(module: Any, x: Any) -> dict[str, float]:
     layers = named_layers(work)
     with torch.no_grad():
         target = work(x).argmax(1)
-    relevance = LayerLRP(work, [layer for _, layer in layers]).attribute(x.clone(), target=target)
+    relevance = LayerLRP(work, [layer for _, layer in layers]).attribute(x.clone().requires_grad_(), target=target)
     scores = {name: float(r.detach().abs().flatten(1).sum(1).mean()) for (name, _), r in zip(layers, relevance)}
     total = sum(scores.values())
     if not total > 0:

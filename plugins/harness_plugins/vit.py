@@ -135,6 +135,6 @@ class ViT(nn.Module):
                                           align_corners=False)
         tokens = self.patch_embed(x)
         cls = self.cls_token.expand(tokens.shape[0], -1, -1)
-        x = self.add_pos(torch.cat((cls, tokens), dim=1), self.pos_embed.expand(tokens.shape[0], -1, -1))
+        x = self.add_pos(torch.cat((cls, tokens), dim=1), self.pos_embed)
         x = self.norm(self.blocks(x))
         return self.head(x[:, 0])
