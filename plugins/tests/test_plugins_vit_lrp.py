@@ -35,7 +35,7 @@ def test_vit_has_timm_names_and_loads_a_state_dict_file_safely(vit, tmp_path, di
     import numpy as np
     import torch
 
-    from harness.core.safeload import load_state
+    from harness.api import load_state_dict
 
     state = vit.state_dict()
     assert TIMM_KEYS <= set(state)
@@ -44,7 +44,7 @@ def test_vit_has_timm_names_and_loads_a_state_dict_file_safely(vit, tmp_path, di
     fresh = copy.deepcopy(vit)
     for p in fresh.parameters():
         p.data.zero_()
-    fresh.load_state_dict(load_state(path, what="vit weights"))
+    fresh.load_state_dict(load_state_dict(path, what="vit weights"))
     x = torch.from_numpy(np.ascontiguousarray(digits.test.x[:16]))
     with torch.no_grad():
         assert torch.equal(fresh(x), vit(x))
