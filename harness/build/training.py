@@ -69,12 +69,14 @@ def train_classifier(module: Any, splits: Splits, *, seed: int, epochs: int = 30
 
 
 def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300, lr: float = 3e-3,
-                    batch_size: int = 32, weight_decay: float = 0.0) -> dict:
+                    batch_size: int = 32, weight_decay: float = 0.0,
+                    after_step: Callable[[int], None] | None = None) -> dict:
     """Train a causal LM in place with AdamW on next-token cross-entropy over ``splits.train``.
 
     ``module(input_ids) -> (N, T, vocab)`` logits; ``splits.train.x["input_ids"]`` holds fixed-length
     token windows. Deterministic for a seed on CPU (seeded batches, one thread, deterministic
-    algorithms). Returns ``{"steps", "train_loss", "test_perplexity"}`` for the record.
+    algorithms). ``after_step(step)`` runs after every optimizer step under ``torch.no_grad()``, as in
+    :func:`train_classifier`. Returns ``{"steps", "train_loss", "test_perplexity"}`` for the record.
     """
     import math
 
@@ -87,7 +89,7 @@ def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300,
         sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=max(1, steps))
         module.train()
         loss = torch.tensor(0.0)
-        for _ in range(steps):
+        for step in range(1, steps + 1):
             batch = ids[torch.randint(0, len(ids), (batch_size,), generator=gen)]
             logits = module(batch)
             loss = torch.nn.functional.cross_entropy(logits[:, :-1].reshape(-1, logits.shape[-1]),
@@ -96,6 +98,9 @@ def train_causal_lm(module: Any, splits: Splits, *, seed: int, steps: int = 300,
             loss.backward()
             opt.step()
             sched.step()
+            if after_step is not None:
+                with torch.no_grad():
+                    after_step(step)
         module.eval()
         with torch.no_grad():
             test = torch.from_numpy(np.ascontiguousarray(splits.test.x["input_ids"], dtype=np.int64))

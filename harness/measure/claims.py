@@ -28,6 +28,7 @@ measured on every format of the artifact (the torch module, and the ONNX file as
 - ``weight_dtype``: the element type of the ONNX file's quantized weights.
 - ``max_rank``: every factored layer (two conv or linear layers in a row with nothing between)
   has an inner width of at most the claim.
+- ``max_bond_dimension``, ``tt_layer_params``: tensor-train layers, :mod:`harness.measure.tensor_trains`.
 - ``activation_bits`` and ``format: "QDQ"``: the ONNX graph quantizes activations with
   ``QuantizeLinear`` to that many bits, in QuantizeLinear/DequantizeLinear pairs.
 
@@ -41,6 +42,7 @@ import math
 from dataclasses import dataclass, field
 from typing import Any
 
+from harness.measure import tensor_trains
 from harness.measure.weights import OnnxReader, Reader, Tensor, TorchReader
 
 #: How far a measured share may be from a claimed one: 0.5 percentage points.
@@ -54,9 +56,10 @@ QUANTIZED_SCOPE = "quantized weights"
 #: Keys that qualify a claim rather than make one.
 QUALIFIERS = ("sparsity_scope", "weight_scope", "granularity", "quantization_group", "symmetric",
               "max_levels_per_channel", "weight_bits_choices", "weight_bits_per_tensor", "rank_scope",
-              "block_layout", "channel_rule", "structured")
+              "block_layout", "channel_rule", "structured", "tt_cores", "bond_scope")
 MEASURED = ("sparsity", "layer_sparsity", "channel_sparsity", "n_m", "block_shape", "comparison_group",
-            "weight_bits", "weight_bits_mean_max", "weight_dtype", "max_rank", "activation_bits", "format")
+            "weight_bits", "weight_bits_mean_max", "weight_dtype", "max_rank", "activation_bits", "format",
+            *tensor_trains.CLAIMS)
 
 
 @dataclass
@@ -336,6 +339,11 @@ class _Checker:
                  f"{len(pairs)} factored layers" + (f"; {'; '.join(bad[:3])}" if bad else "")
                  + ("" if pairs else ": none found (two conv or linear layers in a row)"))
 
+    def tensor_trains(self, key: str, claimed: Any) -> None:
+        layers = self.reader.tensor_trains()
+        for check in tensor_trains.checks(layers, key, claimed) if layers is not None else ():
+            self.add(*check)
+
     def activations(self, key: str, claimed: Any) -> None:
         graph = self.reader.graph()
         if graph is None:
@@ -371,17 +379,16 @@ def check_claims(claims: dict, readers: list[Reader], reference_channels: dict |
             if key not in MEASURED:
                 continue
             try:
-                if key in ("activation_bits", "format"):
-                    checker.activations(key, claimed)
-                else:
-                    getattr(checker, key)(claimed)
+                by_key = {"activation_bits": checker.activations, "format": checker.activations,
+                          **dict.fromkeys(tensor_trains.CLAIMS, checker.tensor_trains)}
+                by_key[key](key, claimed) if key in by_key else getattr(checker, key)(claimed)
             except (TypeError, ValueError) as exc:
                 report.checks.append(Check(key, reader.format, claimed, None, False, f"cannot read the claim: {exc}"))
     for key in MEASURED:
         if key in claims and not report.of(key) and key not in report.unchecked:
+            torch_only = "factored layers are told apart on a torch module; the artifact has none"
             report.unchecked[key] = {"weight_dtype": "element types are read from an ONNX file; the artifact has none",
-                                     "max_rank": "factored layers are told apart on a torch module; the artifact "
-                                                 "has none",
+                                     "max_rank": torch_only, **dict.fromkeys(tensor_trains.CLAIMS, torch_only),
                                      }.get(key, "the artifact's formats do not show it (activations are quantized "
                                                 "in an ONNX graph)")
     return report

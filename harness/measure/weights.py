@@ -56,6 +56,11 @@ class Reader:
         """``{layer: output channels}`` of conv and linear layers, or ``None``."""
         return None
 
+    def tensor_trains(self) -> list[tuple[str, list[tuple[int, ...]], int]] | None:
+        """``(name, core shapes, parameters)`` of each tensor-train layer (a module whose parameter list
+        ``cores`` holds 4-D tensors), or ``None`` when the format cannot tell."""
+        return None
+
     def graph(self) -> Any:
         """The ONNX graph, for activation claims (``None`` for a torch module)."""
         return None
@@ -96,6 +101,17 @@ class TorchReader(Reader):
                                                                                    for c in children):
                 pairs.append((name, int(children[0].weight.shape[0])))
         return pairs
+
+    def tensor_trains(self) -> list[tuple[str, list[tuple[int, ...]], int]]:
+        import torch
+
+        out = []
+        for name, sub in self.module.named_modules():
+            cores = getattr(sub, "cores", None)
+            if isinstance(cores, torch.nn.ParameterList) and len(cores) and all(c.dim() == 4 for c in cores):
+                out.append((name, [tuple(int(v) for v in c.shape) for c in cores],
+                            sum(p.numel() for p in sub.parameters())))
+        return out
 
     def output_channels(self) -> dict[str, int]:
         from harness.measure.analysis import output_channels

@@ -1,4 +1,4 @@
-"""The generic rules a study's findings are judged by: statistics over seeds, and five kinds of finding.
+"""The generic rules a study's findings are judged by: statistics over seeds, and the kinds of finding.
 
 A finding is data, declared in a findings file beside the suite file of the study that tests it
 (``suites/pruning-study.findings.toml``): its claim, source, rule text, and one of these kinds with
@@ -23,6 +23,9 @@ the methods, metrics and values it names. Nothing here knows a method by name.
   (``expect = "differ"``): equal accuracy, equal robustness?
 - ``exceeds``: every configuration of the ``above`` methods has a mean ``metric`` above ``threshold``
   (its 2-SE interval too) and none of the ``not_above`` methods' has, at the selected ``sweep`` values.
+- ``paired``: for each of ``pairs`` (two configurations, each a method and parameter values, matched by
+  the study, e.g. at equal parameter counts), the first's mean ``metric`` is ``better`` (``higher`` or
+  ``lower``) than the second's; ``size`` names a metric shown beside each (the parameters it matched on).
 
 Two means differ when their gap exceeds twice the standard error of the difference.
 """
@@ -30,109 +33,13 @@ Two means differ when their gap exceeds twice the standard error of the differen
 from __future__ import annotations
 
 import json
-import math
-import statistics
-from collections.abc import Iterable
-from dataclasses import dataclass, field
 from typing import Any
 
-from harness.query.pareto import non_dominated
 from harness.query.refs import QueryError
+from harness.report.means import Finding, Stat, _groups, _selected, compare_means, pareto_front, stat
+from harness.report.sweeps import break_even, exceeds, matched, paired
 
-
-@dataclass(frozen=True)
-class Stat:
-    """A metric over seeds: mean, sample standard deviation (0 with one seed) and count."""
-
-    mean: float
-    std: float
-    n: int
-
-    @classmethod
-    def of(cls, values: Iterable[float]) -> Stat | None:
-        """The statistics of ``values`` (``None`` when there are none)."""
-        vals = [float(v) for v in values if v is not None and not (isinstance(v, float) and math.isnan(v))]
-        if not vals:
-            return None
-        return cls(statistics.fmean(vals), statistics.stdev(vals) if len(vals) > 1 else 0.0, len(vals))
-
-    @property
-    def se(self) -> float:
-        """Standard error of the mean."""
-        return self.std / math.sqrt(self.n)
-
-    def text(self, digits: int = 3) -> str:
-        """``0.912 ± 0.013`` (the mean alone for one seed)."""
-        if self.n < 2:
-            return f"{self.mean:.{digits}f}"
-        return f"{self.mean:.{digits}f} ± {self.std:.{digits}f}"
-
-
-def compare_means(a: Stat, b: Stat) -> str:
-    """``higher``, ``lower`` or ``level``: is ``a``'s mean beyond twice the standard error of the difference?"""
-    diff = a.mean - b.mean
-    margin = 2 * math.sqrt(a.se ** 2 + b.se ** 2)
-    if diff > margin:
-        return "higher"
-    if diff < -margin:
-        return "lower"
-    return "level"
-
-
-def stat(frame: Any, metric: str, **where: Any) -> Stat | None:
-    """The statistics over seeds of ``metric`` in the rows matching ``where`` (one value per seed)."""
-    rows = frame[frame["metric"] == metric]
-    for key, value in where.items():
-        rows = rows[rows[key].isna()] if value is None else rows[rows[key] == value]
-    return Stat.of(rows["value"])
-
-
-def pareto_front(points: dict[Any, tuple[float, float]]) -> list:
-    """Keys of the points ``(size, accuracy)`` that no other point beats (smaller size, higher accuracy;
-    :func:`harness.query.pareto.non_dominated`), smallest first. Means, no error bars."""
-    keys = list(points)
-    mask = non_dominated([(points[k][0], -points[k][1]) for k in keys])
-    return sorted((k for k, on in zip(keys, mask) if on), key=lambda k: points[k][0])
-
-
-@dataclass
-class Finding:
-    """A known result, and whether this database reproduces it.
-
-    ``checks`` holds ``(holds, evidence)`` pairs, one per comparison the data allows.
-    """
-
-    key: str
-    claim: str
-    source: str
-    rule: str
-    checks: list[tuple[bool, str]] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    @property
-    def verdict(self) -> str:
-        """``reproduced`` (every comparison holds), ``not reproduced`` (none does), ``partly reproduced
-        (k of n)``, or ``not measured``."""
-        if not self.checks:
-            return "not measured"
-        held = sum(1 for ok, _ in self.checks if ok)
-        if held == len(self.checks):
-            return "reproduced"
-        if held == 0:
-            return "not reproduced"
-        return f"partly reproduced ({held} of {len(self.checks)} comparisons)"
-
-
-def _groups(frame: Any, metric: str) -> Iterable[tuple[tuple, Any]]:
-    """``((model, dataset, backend), rows)`` for every group that measured ``metric``."""
-    rows = frame[frame["metric"] == metric]
-    yield from rows.groupby(["model", "dataset", "backend"], sort=True)
-
-
-def _selected(spec: dict, values: set) -> list:
-    if "at_least" in spec:
-        return sorted(v for v in values if v >= spec["at_least"])
-    return sorted(v for v in values if v in spec["values"])
+__all__ = ["KINDS", "Finding", "Stat", "check_spec", "compare_means", "judge", "pareto_front", "stat"]
 
 
 def higher(frame: Any, f: Finding, spec: dict) -> None:
@@ -249,101 +156,6 @@ def gain(frame: Any, f: Finding, spec: dict) -> None:
         f.checks = []
 
 
-def real_gain(s: Stat, real: float) -> bool:
-    """A real gain: mean above ``real`` and its 2-SE interval above 1."""
-    return s.mean > real and s.mean - 2 * s.se > 1
-
-
-def break_even(frame: Any, f: Finding, spec: dict) -> None:
-    """Per model, backend and method, at the largest batch, the smallest swept value from which every higher
-    one is a real gain; the claim holds where it is at least ``at_least`` or never reached (see the module)."""
-    metric, key, real = spec["metric"], spec["sweep"], spec["real_gain"]
-    least, most = spec.get("at_least"), spec.get("at_most")
-    backends = spec.get("backends")
-    for (model, _dataset, backend), rows in _groups(frame, metric):
-        if backends and backend not in backends:
-            continue
-        for method in spec["methods"]:
-            part = rows[rows["method"] == method]
-            if part.empty:
-                continue
-            bs = part["batch_size"].max()
-            part = part[part["batch_size"] == bs]
-            stats = {v: stat(part, metric, **{key: v}) for v in sorted(set(part[key].dropna()))}
-            shown = ", ".join(f"{v:g}: {s.text(2)}" for v, s in stats.items() if s is not None)
-            gains = [v for v, s in stats.items() if s is not None and real_gain(s, real)]
-            even = next((v for v in stats if all(w in gains for w in stats if w >= v)), None)
-            where = f"{model} on {backend}, batch {int(bs)}, {method}"
-            if even is None:
-                f.checks.append((most is None, f"{where}: no real gain at any {key} ({metric} {shown})"))
-            else:
-                ok = (least is None or even >= least) and (most is None or even <= most)
-                f.checks.append((ok, f"{where}: break-even {key} {even:g} ({metric} {shown})"))
-
-
-def _configs(rows: Any) -> dict[str, Any]:
-    """``{"global-magnitude sparsity=0.5": rows}``: one entry per configuration (label and swept values)."""
-    out: dict[str, Any] = {}
-    for (label, sp, bits), part in rows.groupby(["label", "sparsity", "bits"], sort=True, dropna=False):
-        swept = "".join(f" {k}={v:g}" for k, v in (("sparsity", sp), ("bits", bits)) if v == v and v is not None)
-        out[label + swept] = part
-    return out
-
-
-def matched(frame: Any, f: Finding, spec: dict) -> None:
-    """Method pairs at (nearly) equal ``match`` compared on ``metric`` (see the module)."""
-    metric, match, tol, methods = spec["metric"], spec["match"], float(spec["tolerance"]), spec["methods"]
-    expect = spec.get("expect", "level")
-    clean = frame[frame["metric"] == match]
-    for (model, dataset, backend), rows in _groups(frame, metric):
-        acc = clean[(clean["model"] == model) & (clean["dataset"] == dataset) & (clean["backend"] == backend)]
-        found: dict[str, list] = {m: [] for m in methods}
-        for name, part in _configs(rows[rows["method"].isin(methods)]).items():
-            keys = part[["method", "method_params"]].drop_duplicates()
-            same = acc.merge(keys, on=["method", "method_params"])
-            a, r = Stat.of(same["value"]), Stat.of(part["value"])
-            if a is not None and r is not None and a.mean >= spec.get("at_least", -math.inf):
-                found[part["method"].iloc[0]].append((name, a, r))
-        for i, ma in enumerate(methods):
-            for mb in methods[i + 1:]:
-                pairs = [(abs(ca[1].mean - cb[1].mean), ca, cb) for ca in found[ma] for cb in found[mb]
-                         if abs(ca[1].mean - cb[1].mean) <= tol]
-                if not pairs:
-                    if found[ma] and found[mb]:
-                        f.notes.append(f"{model} on {backend}: no {ma} and {mb} configurations within {tol:g} {match}")
-                    continue
-                _, (na, aa, ra), (nb, ab, rb) = min(pairs, key=lambda p: (p[0], -p[1][1].mean))
-                outcome = compare_means(ra, rb)
-                ok = outcome == "level" if expect == "level" else outcome != "level"
-                f.checks.append((ok, f"{model} on {backend}: {na} ({match} {aa.text()}) vs {nb} ({match} "
-                                     f"{ab.text()}): {metric} {ra.text()} vs {rb.text()}: {ma} is {outcome}"))
-
-
-def exceeds(frame: Any, f: Finding, spec: dict) -> None:
-    """Which methods' configurations have ``metric`` above ``threshold`` (see the module)."""
-    metric, threshold, key = spec["metric"], float(spec["threshold"]), spec["sweep"]
-    kinds = {**{m: True for m in spec["above"]}, **{m: False for m in spec["not_above"]}}
-    judged = set()
-    for (model, _dataset, backend), rows in _groups(frame, metric):
-        rows = rows[rows["method"].isin(list(kinds))]
-        for name, part in _configs(rows).items():
-            value = part[key].iloc[0]
-            s = Stat.of(part["value"])
-            if s is None or value is None or value != value or value not in spec["values"]:
-                continue
-            judged.add((model, backend, name))
-            above = s.mean > threshold and s.mean - 2 * s.se > threshold
-            f.checks.append((above == kinds[part["method"].iloc[0]],
-                             f"{model} on {backend}: {name}: {metric} {s.text(2)} "
-                             f"({'above' if above else 'not above'} {threshold:g})"))
-    # Configurations measured (``measured``: the metric every cell has) but without ``metric``: say so.
-    present = frame[(frame["metric"] == spec.get("measured", "top1")) & frame["method"].isin(list(kinds))]
-    for (model, _dataset, backend), rows in present.groupby(["model", "dataset", "backend"], sort=True):
-        for name, part in _configs(rows).items():
-            if part[key].iloc[0] in spec["values"] and (model, backend, name) not in judged:
-                f.notes.append(f"{model} on {backend}: {name}: no {metric} (not judged)")
-
-
 #: Each kind's rule and the keys its table must hold (besides ``key``, ``claim``, ``source``, ``rule``).
 KINDS = {
     "higher": (higher, ("a", "b", "sweep", "metric")),
@@ -353,6 +165,7 @@ KINDS = {
     "break-even": (break_even, ("metric", "sweep", "real_gain", "methods")),
     "matched": (matched, ("metric", "match", "tolerance", "methods")),
     "exceeds": (exceeds, ("metric", "threshold", "sweep", "values", "above", "not_above")),
+    "paired": (paired, ("metric", "better", "pairs")),
 }
 
 
@@ -368,6 +181,12 @@ def check_spec(spec: dict, where: str) -> None:
         missing.append("at_least or values")
     if kind == "break-even" and "at_least" not in spec and "at_most" not in spec:
         missing.append("at_least or at_most")
+    if kind == "paired" and "better" in spec and spec["better"] not in ("higher", "lower"):
+        missing.append("better = 'higher' or 'lower'")
+    if kind == "paired" and not all(isinstance(p, list) and len(p) == 2 and all(isinstance(c, dict) and "method" in c
+                                                                                  for c in p)
+                                     for p in spec.get("pairs", [])):
+        missing.append("pairs as [[{ method = ... }, { method = ... }], ...]")
     if missing:
         raise QueryError(f"{where}: finding {spec.get('key', '?')!r} ({kind}) needs {', '.join(missing)}",
                          file=where, key="findings")

@@ -1,5 +1,5 @@
-"""Models: ``mlp``, ``lenet5``, ``resnet-small`` and ``wide-mlp``, with seeded reference training recipes,
-and the torchvision-compatible ``resnet18``, ``resnet50`` and ``mobilenet_v2`` (your weights, or seeded).
+"""Models: ``mlp``, ``lenet5``, ``resnet-small``, ``wide-mlp`` and ``vit-tiny``, with seeded reference training
+recipes, and the torchvision-compatible ``resnet18``, ``resnet50`` and ``mobilenet_v2`` (your weights, or seeded).
 
 The torch modules live in :mod:`harness_plugins.nets`, imported inside ``build`` only, so
 loading this plugin does not import torch.
@@ -21,6 +21,7 @@ RECIPES: dict[str, dict[str, Any]] = {
     "mlp": dict(epochs=40, lr=3e-3, batch_size=64),
     "lenet5": dict(epochs=30, lr=1e-2, batch_size=64),
     "resnet-small": dict(epochs=40, lr=3e-3, batch_size=64),
+    "vit-tiny": dict(epochs=60, lr=2e-3, batch_size=64),
 }
 
 
@@ -51,6 +52,16 @@ def build_resnet_small(ctx: ModelContext) -> Any:
     from harness_plugins import nets
 
     return nets.ResNetSmall(tuple(ctx.input_shape), _num_classes("resnet-small", ctx))
+
+
+def build_vit_tiny(ctx: ModelContext) -> Any:
+    """A small vision transformer (timm parameter names) sized by the parameters."""
+    from harness_plugins import vit
+
+    p = ctx.params
+    return vit.ViT(tuple(ctx.input_shape), _num_classes("vit-tiny", ctx), patch=int(p["patch"]),
+                   image_size=int(p["image_size"]), dim=int(p["dim"]), depth=int(p["depth"]),
+                   heads=int(p["heads"]), mlp_ratio=float(p["mlp_ratio"]))
 
 
 def build_resnet18(ctx: ModelContext) -> Any:
@@ -125,6 +136,11 @@ def train_resnet_small(module: Any, ctx: ModelContext) -> dict:
     return _train("resnet-small", module, ctx)
 
 
+def train_vit_tiny(module: Any, ctx: ModelContext) -> dict:
+    """Train a ``vit-tiny`` on the train split with its recipe (see :data:`RECIPES`)."""
+    return _train("vit-tiny", module, ctx)
+
+
 MLP = ModelSpec(
     name="mlp", build=build_mlp, train=train_mlp, weights=WEIGHTS,
     params=(Param("hidden", int, default=64, min=1, help="hidden units"),),
@@ -140,6 +156,22 @@ RESNET_SMALL = ModelSpec(
     name="resnet-small", build=build_resnet_small, train=train_resnet_small, weights=WEIGHTS,
     description="3x3 stem (16 ch), two residual conv+ReLU blocks (16, 32 ch), global average pool, "
                 "linear; no BatchNorm",
+)
+
+VIT_TINY = ModelSpec(
+    name="vit-tiny", build=build_vit_tiny, train=train_vit_tiny,
+    weights=WEIGHTS + ", or a timm-style state_dict file of the same sizes (weights = \"...\")",
+    params=(
+        Param("patch", int, default=4, min=1, help="patch side (pixels)"),
+        Param("image_size", int, default=16, min=0,
+              help="resize the input to this square side first (bilinear; 0: as it is)"),
+        Param("dim", int, default=64, min=4, help="embedding width"),
+        Param("depth", int, default=2, min=1, help="transformer blocks"),
+        Param("heads", int, default=4, min=1, help="attention heads (must divide dim)"),
+        Param("mlp_ratio", float, default=2.0, min=0.0, min_exclusive=True, help="MLP width / dim"),
+    ),
+    description="vision transformer (Dosovitskiy et al. 2021), timm parameter names: patch embedding, "
+                "class token, pre-norm attention + GELU MLP blocks; 8x8 digits resized to 16x16, 4x4 patches",
 )
 
 
@@ -178,7 +210,7 @@ MOBILENET_V2 = ModelSpec(
 
 @hookimpl
 def harness_register_models(register):
-    """Register ``mlp``, ``lenet5``, ``resnet-small``, ``wide-mlp``, ``resnet18``, ``resnet50`` and
+    """Register ``mlp``, ``lenet5``, ``resnet-small``, ``wide-mlp``, ``vit-tiny``, ``resnet18``, ``resnet50`` and
     ``mobilenet_v2``."""
-    for spec in (MLP, LENET5, RESNET_SMALL, WIDE_MLP, RESNET18, RESNET50, MOBILENET_V2):
+    for spec in (MLP, LENET5, RESNET_SMALL, WIDE_MLP, VIT_TINY, RESNET18, RESNET50, MOBILENET_V2):
         register(spec)

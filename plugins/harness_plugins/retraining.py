@@ -17,7 +17,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, Param, hookimpl, train_classifier
+from harness.api import ApplyContext, MethodSpec, Param, hookimpl, train_causal_lm, train_classifier
 from harness_plugins._layers import SCOPE, prunable, sparsity_claims, sparsity_param
 
 
@@ -36,15 +36,35 @@ def _labelled(ctx: ApplyContext, method: str) -> None:
         raise ValueError(f"{method} trains on the train split: the dataset must be labelled")
 
 
+def _token_windows(ctx: ApplyContext) -> bool:
+    """A language-modelling dataset: token windows (``input_ids``) and no labels, the targets being the
+    next tokens."""
+    x = ctx.splits.train.x
+    return isinstance(x, Mapping) and "input_ids" in x and ctx.splits.train.y is None and len(ctx.splits.train) > 0
+
+
 def apply_finetune(ctx: ApplyContext) -> Any:
-    """Train every parameter for ``epochs`` at ``lr``; weights that are zero now stay zero."""
-    _labelled(ctx, "finetune")
+    """Train every parameter for ``epochs`` at ``lr``; weights that are zero now stay zero. On token windows
+    (a language-modelling dataset) the training is next-token prediction, ``epochs`` passes of batch 32."""
+    import math
+
+    from torch import nn
+
+    lm = _token_windows(ctx)
+    if not lm:
+        _labelled(ctx, "finetune")
     if ctx.encodings:
         raise ValueError("finetune moves weights off the quantization grid an earlier step recorded "
                          f"({', '.join(sorted(ctx.encodings))}): put it before quantization in a pipeline")
-    masks = _masks(ctx.module)
-    train_classifier(ctx.module, ctx.splits, seed=ctx.seed, epochs=int(ctx.params["epochs"]),
-                     lr=float(ctx.params["lr"]), after_step=lambda _step: _reapply(masks))
+    # Every conv and linear weight's zeros now (none left is fine: a model whose layers an earlier step replaced).
+    masks = [(m.weight, m.weight.detach() != 0) for m in ctx.module.modules() if isinstance(m, (nn.Conv2d, nn.Linear))]
+    epochs, lr = int(ctx.params["epochs"]), float(ctx.params["lr"])
+    if lm:
+        train_causal_lm(ctx.module, ctx.splits, seed=ctx.seed, steps=epochs * math.ceil(len(ctx.splits.train) / 32),
+                        lr=lr, after_step=lambda _step: _reapply(masks))
+    else:
+        train_classifier(ctx.module, ctx.splits, seed=ctx.seed, epochs=epochs, lr=lr,
+                         after_step=lambda _step: _reapply(masks))
     return ctx.module.eval()
 
 
@@ -120,8 +140,8 @@ FINETUNE = MethodSpec(
     name="finetune", apply=apply_finetune, claims=finetune_claims, params=(_epochs(3), _lr(3e-3)),
     source="Han et al. 2015, Learning both Weights and Connections (retraining after pruning); Renda et al. "
            "2020, Comparing Rewinding and Fine-tuning in Neural Network Pruning (harness.build.training)",
-    description="seeded fine-tuning on the train split that keeps zero weights at zero: a pipeline step "
-                "between pruning and quantization",
+    description="seeded fine-tuning on the train split (next-token prediction on token windows) that keeps "
+                "zero weights at zero: a pipeline step between pruning and quantization",
 )
 
 LOTTERY_TICKET = MethodSpec(

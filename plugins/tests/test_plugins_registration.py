@@ -24,6 +24,8 @@ ENTRY_POINTS = {
     "retraining": "harness_plugins.retraining",
     "weight-quantization": "harness_plugins.weight_quantization",
     "lowrank": "harness_plugins.lowrank",
+    "lrp": "harness_plugins.lrp",
+    "tensor-train": "harness_plugins.tensor_train",
     "torch-cpu": "harness_plugins.backends.torch_cpu",
     "onnxruntime-cpu": "harness_plugins.backends.onnxruntime_cpu",
     "torch-cuda": "harness_plugins.backends.torch_cuda",
@@ -37,13 +39,14 @@ ENTRY_POINTS = {
 }
 
 EXPECTED = {
-    "models": {"mlp", "lenet5", "resnet-small", "wide-mlp", "resnet18", "resnet50", "mobilenet_v2", "hf-encoder",
-               "hf-classifier", "hf-causal-lm", "tiny-lm", "onnx-file"},
+    "models": {"mlp", "lenet5", "resnet-small", "wide-mlp", "vit-tiny", "resnet18", "resnet50", "mobilenet_v2",
+               "hf-encoder", "hf-classifier", "hf-causal-lm", "tiny-lm", "onnx-file"},
     "datasets": {"digits", "synthetic", "imagefolder", "text-lm", "text-embedding", "text-classification",
                  "cifar10", "mnist"},
     "methods": {"random", "global-magnitude", "layer-magnitude", "int8-dynamic", "int8-static", "gradient",
                 "wanda", "n-m", "block", "channel-l1", "finetune", "lottery-ticket", "kbit", "splitquant",
-                "mixed-precision", "svd", "matmul-nbits"},
+                "mixed-precision", "svd", "matmul-nbits", "lrp-mixed-precision",
+                "tensor-train"},
     "backends": {"torch-cpu", "torch-sparse-cpu", "onnxruntime-cpu", "torch-cuda", "torch-cuda-kernels", "wasm", "arm"},
     "verifiers": {"ibp", "crown", "milp", "pgd", "unsound-pgd", "marabou"},
 }
