@@ -43,7 +43,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from harness.measure import tensor_trains
-from harness.measure.weights import OnnxReader, Reader, Tensor, TorchReader
+from harness.measure.weights import OnnxReader, Reader, Tensor, TorchReader, on_symmetric_grid, quantization_groups
 
 #: How far a measured share may be from a claimed one: 0.5 percentage points.
 SHARE_TOLERANCE = 0.005
@@ -133,34 +133,6 @@ def _scoped(tensors: list[Tensor], scope: str, claims: dict) -> list[Tensor] | N
 def _share_tolerance(layers: int, count: int) -> float:
     """0.5 points, or half a unit per layer where that many layers cannot round closer."""
     return max(SHARE_TOLERANCE, 0.5 * layers / count) if count else SHARE_TOLERANCE
-
-
-def _groups(t: Tensor, granularity: Any) -> list[Any]:
-    import numpy as np
-
-    if granularity in ("per-tensor", "tensor"):
-        return [np.asarray(t.values).reshape(-1)]
-    rows = t.matrix()
-    if isinstance(granularity, int) or (isinstance(granularity, str) and granularity.isdigit()):
-        size = int(granularity)
-        return [row[i:i + size] for row in rows for i in range(0, len(row), size)]
-    return list(rows)  # per output channel (also "per-channel per cluster": clusters share a channel's count)
-
-
-def _symmetric_grid(t: Tensor, bits: int, granularity: Any) -> tuple[bool, str]:
-    """Whether every group's values are integer multiples of one scale, within +-(2^(bits-1) - 1) levels."""
-    import numpy as np
-
-    qmax = 2 ** (bits - 1) - 1
-    for g in _groups(t, granularity):
-        g = np.asarray(g, dtype=np.float64) - (t.zero if t.quantized else 0.0)
-        top = np.abs(g).max()
-        if top == 0:
-            continue
-        q = g / (top / qmax)
-        if np.abs(q - np.round(q)).max() > 1e-3:
-            return False, f"layer {t.layer}: values off a symmetric {bits}-bit grid"
-    return True, ""
 
 
 class _Checker:
@@ -286,14 +258,14 @@ class _Checker:
             tensors = [t for t in tensors if t.quantized]
         worst, where = 0, ""
         for t in tensors:
-            most = max(len(np.unique(g)) for g in _groups(t, granularity))
+            most = max(len(np.unique(g)) for g in quantization_groups(t, granularity))
             if most > worst:
                 worst, where = most, t.layer
         ok, detail = worst <= limit, f"more than 2**{bits} = {limit}" if limit == 2 ** bits else \
             f"more than {limit} levels"
         if ok and self.claims.get("symmetric") is True:
             for t in tensors:
-                sym_ok, why = _symmetric_grid(t, bits, granularity)
+                sym_ok, why = on_symmetric_grid(t, bits, granularity)
                 if not sym_ok:
                     ok, detail = False, why
                     break

@@ -207,3 +207,32 @@ def _nbits_tensor(node: Any, packed: Any) -> Tensor:
     for suffix in ("_Q4", "_Q8", "_Q2", "_quantized", "_matmul", ".weight"):
         layer = layer.removesuffix(suffix)
     return Tensor(layer=layer, values=codes, axis=0, zero=float(1 << (bits - 1)), quantized=True)
+
+
+def quantization_groups(t: Tensor, granularity: Any) -> list[Any]:
+    """A tensor's quantization groups: the whole tensor, each output channel, or runs of ``granularity`` values."""
+    import numpy as np
+
+    if granularity in ("per-tensor", "tensor"):
+        return [np.asarray(t.values).reshape(-1)]
+    rows = t.matrix()
+    if isinstance(granularity, int) or (isinstance(granularity, str) and granularity.isdigit()):
+        size = int(granularity)
+        return [row[i:i + size] for row in rows for i in range(0, len(row), size)]
+    return list(rows)  # per output channel (also "per-channel per cluster": clusters share a channel's count)
+
+
+def on_symmetric_grid(t: Tensor, bits: int, granularity: Any) -> tuple[bool, str]:
+    """Whether every group's values are integer multiples of one scale, within +-(2^(bits-1) - 1) levels."""
+    import numpy as np
+
+    qmax = 2 ** (bits - 1) - 1
+    for g in quantization_groups(t, granularity):
+        g = np.asarray(g, dtype=np.float64) - (t.zero if t.quantized else 0.0)
+        top = np.abs(g).max()
+        if top == 0:
+            continue
+        q = g / (top / qmax)
+        if np.abs(q - np.round(q)).max() > 1e-3:
+            return False, f"layer {t.layer}: values off a symmetric {bits}-bit grid"
+    return True, ""

@@ -39,7 +39,7 @@ def test_matched_pairs_are_judged_from_the_data_whichever_way_it_goes(tmp_path, 
     # Two raw pairs measured; the healed svd side was not, so those pairs are not judged.
     assert len(tt.checks) == 2
     assert tt.verdict == ("reproduced" if tt_better else "not reproduced")
-    assert "(params 8000 vs 8007)" in tt.checks[0][1]
+    assert "(total_params 8000 vs 8007)" in tt.checks[0][1]
     # Healed 2.0-2.1 against raw tensor trains at 3.0-3.1 (tt_better) or 4.0-4.2: healing lowers it either way.
     assert by_key["healing-recovers"].verdict == "reproduced"
 
