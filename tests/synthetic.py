@@ -16,6 +16,7 @@ from harness.builtins.suites import latency as lat_suite
 from harness.builtins.suites import size as size_suite
 from harness.core.identity import digest
 from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
+from harness.measure.timing import median_ci
 from harness.store.db import Store, now
 
 MACHINE_A = {"hash": "aaaa1111" + "0" * 56, "cpu_model": "Test CPU A", "logical_cores": 2}
@@ -71,7 +72,11 @@ def latency(centre_ms: float, *, n: int = 60, cv: float = 0.02, seed: int = 0, b
     s = centre_ms * rng.lognormal(0.0, cv, n)
     params = {"batch_size": batch}
     mean = float(s.mean())
-    stats = {"n": n, "cv": float(s.std(ddof=1) / mean), "unstable": bool(s.std(ddof=1) / mean > 0.10)}
+    stats = {"n": n, "median_ms": float(np.median(s)), "cv": float(s.std(ddof=1) / mean),
+             "unstable": bool(s.std(ddof=1) / mean > 0.10)}
+    ci = median_ci(s)
+    if ci:
+        stats["ci95_median_ms"] = list(ci)
     if processes > 1:
         parts = np.array_split(s, processes)
         stats["per_process"] = {"median_ms": [float(np.median(p)) for p in parts],

@@ -12,7 +12,8 @@ significant against the noise between runs:
   p-values are adjusted for the number of tests (Benjamini-Hochberg); tests are run only for
   changes beyond the threshold (as asv does), the others count as p = 1, which keeps it conservative;
 - an **unstable** measurement (coefficient of variation above 10% in either run, pyperf's rule) is
-  discounted: its change is reported as ``unstable`` and never fails the comparison;
+  discounted: its change must also clear the threshold widened by both medians' 95% confidence
+  intervals (order statistics), else it is reported as ``unstable`` and does not count;
 - **dispersion** metrics (``stdev_ms``, MAD, CV) are reported and never flagged by default: a
   noisier night is not a slower one;
 - metrics without samples (accuracy, size) are **deterministic** for a fixed seed: any change is
@@ -84,7 +85,8 @@ class Comparison:
                  f"noise or significance"]
         if self.count("unstable"):
             lines.append(f"{self.count('unstable')} changes discounted as unstable (coefficient of variation over "
-                         f"{noise.UNSTABLE_CV:.0%} in a run, pyperf's rule): not counted; rerun on a quiet machine")
+                         f"{noise.UNSTABLE_CV:.0%} in a run, pyperf's rule) and within the threshold widened by the "
+                         f"medians' 95% intervals: not counted; rerun on a quiet machine")
         if self.count("untested"):
             lines.append(f"{self.count('untested')} timing changes beyond the threshold untested: no noise estimate "
                          f"between runs (needs {noise.MIN_HISTORY} earlier runs of the cell on this machine, or "
@@ -117,6 +119,8 @@ DISPLAY = ["verdict", "model", "dataset", "method", "method_params", "seed", "ba
 
 _COLUMNS = ("c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sample_set_id, m.flag, "
             "json_extract(m.stats, '$.cv') AS cv, json_extract(m.stats, '$.per_process') AS per_process, "
+            "(json_extract(m.stats, '$.ci95_median_ms[1]') - json_extract(m.stats, '$.ci95_median_ms[0]')) / 2 / "
+            "json_extract(m.stats, '$.median_ms') AS ci_rel, "
             "c.run_id AS base_run")
 _IDENTITY = ("c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, c.seed, c.backend, "
              "c.backend_params, ")
@@ -128,6 +132,7 @@ def _finish(frame: Any) -> Any:
     groups = frame.groupby(["cell_id", "params"])
     frame["samples_id"] = groups["sample_set_id"].transform("max")
     frame["cv"] = groups["cv"].transform("max")
+    frame["ci_rel"] = groups["ci_rel"].transform("max")
     frame["per_process"] = groups["per_process"].transform("first")
     return frame
 
@@ -203,7 +208,7 @@ def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: floa
             b, n = b[b["metric"].isin(metrics)], n[n["metric"].isin(metrics)]
         keys = ["cell_key", "metric", "params"]
         rows = n.drop(columns=["base_run"]).merge(
-            b[keys + ["value", "samples_id", "cv", "per_process", "base_run"]], on=keys, how="inner",
+            b[keys + ["value", "samples_id", "cv", "ci_rel", "per_process", "base_run"]], on=keys, how="inner",
             suffixes=("_new", "_base"))
         in_base = set(b.loc[b["base_run"] == base["id"], "cell_key"])
         only_base = len(in_base - set(n["cell_key"]))
@@ -314,9 +319,10 @@ def _significance(rows: Any, candidates: Any, earlier: dict) -> None:
 
 def _verdicts(rows: Any, candidates: Any, threshold: float, alpha: float, keep_unstable: bool) -> None:
     verdicts, whys = [], []
-    for cand, change, direction, k, test, q, base, new, cvb, cvn in zip(
+    for cand, change, direction, k, test, q, base, new, cvb, cvn, cib, cin in zip(
             candidates, rows["change"], rows["direction"], rows["kind"], rows["test"], rows["q_value"],
-            rows["base"], rows["new"], rows["cv_base"], rows["cv_new"]):
+            rows["base"], rows["new"], rows["cv_base"], rows["cv_new"], rows["ci_rel_base"], rows["ci_rel_new"]):
+        note = noise.unstable_note(_num(cvb), _num(cvn)) if k == "timing" and not keep_unstable else None
         if base != base or new != new:
             verdicts.append("no value")
             whys.append("a value is missing")
@@ -339,11 +345,14 @@ def _verdicts(rows: Any, candidates: Any, threshold: float, alpha: float, keep_u
                 verdicts.append("ok")
                 whys.append(f"not significant against the noise between runs ({test}: q={q:.3g} >= {alpha:g})")
                 continue
-            note = noise.unstable_note(_num(cvb), _num(cvn))
-            if note and not keep_unstable:
-                verdicts.append("unstable")
-                whys.append(f"{note} (over {noise.UNSTABLE_CV:.0%}, pyperf's rule): discounted, not counted")
-                continue
+            if note:
+                # Discounted: the change must also clear both medians' own 95% intervals (order statistics).
+                widened = noise.widened_threshold(threshold, _num(cib), _num(cin))
+                if not abs(change) > widened:
+                    verdicts.append("unstable")
+                    whys.append(f"{note} (over {noise.UNSTABLE_CV:.0%}, pyperf's rule): discounted; within the "
+                                f"threshold widened by the medians' 95% intervals, {widened:.3g}")
+                    continue
         if direction is None or direction != direction:
             verdicts.append("changed")
             whys.append("changed; the metric has no better direction")
@@ -351,7 +360,10 @@ def _verdicts(rows: Any, candidates: Any, threshold: float, alpha: float, keep_u
         better = (change > 0) == bool(direction)
         verdicts.append("improvement" if better else "regression")
         basis = f"significant ({test}, q={q:.2g})" if k == "timing" else "deterministic metric"
-        whys.append(f"{basis}, beyond threshold {threshold:.3g}")
+        beyond = (f"beyond the threshold widened for an unstable measurement ({note}), "
+                  f"{noise.widened_threshold(threshold, _num(cib), _num(cin)):.3g}") if note else \
+            f"beyond threshold {threshold:.3g}"
+        whys.append(f"{basis}, {beyond}")
     rows["verdict"] = verdicts
     rows["why"] = whys
 

@@ -99,3 +99,12 @@ def unstable_note(cv_base: float, cv_new: float) -> str | None:
     bits = [f"CV {cv:.0%} in the {side} run" for side, cv in (("base", cv_base), ("new", cv_new))
             if cv == cv and cv is not None and cv > UNSTABLE_CV]
     return f"unstable: {', '.join(bits)}" if bits else None
+
+
+def widened_threshold(threshold: float, ci_base: float, ci_new: float) -> float:
+    """The threshold an unstable measurement's change must clear: ``threshold`` plus the relative
+    half-widths of both medians' 95% confidence intervals (infinite when either is unknown: then an
+    unstable change never counts)."""
+    if not (ci_base == ci_base and ci_new == ci_new) or ci_base is None or ci_new is None:
+        return math.inf
+    return threshold + abs(ci_base) + abs(ci_new)

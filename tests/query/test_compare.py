@@ -114,15 +114,21 @@ def test_dispersion_metrics_are_reported_but_never_regressions(tmp_path):
 def test_unstable_measurements_are_discounted_and_the_output_says_so(db, harness_cli):
     path, store = db
     run = new_run(store, tag="nightly")
-    record(store, run, FAST, latency(1.6, cv=0.62, seed=77))  # 60% slower, but CV 62%
+    record(store, run, FAST, latency(1.2, cv=0.62, seed=77))  # 20% slower, but CV 62%
     result = compare_runs(path, "previous", "latest", metrics=["p50_ms"])
     row = by_metric(result)["p50_ms@b1"]
+    assert row["change"] > 0.1 and row["q_value"] < 0.01  # significant against history...
     assert row["verdict"] == "unstable" and "unstable: CV" in row["why"] and "in the new run" in row["why"]
+    assert "widened by the medians' 95% intervals" in row["why"]  # ...but within the new median's own interval
     assert result.exit_code == 0 and "discounted as unstable" in result.summary()
     kept = by_metric(compare_runs(path, "previous", "latest", metrics=["p50_ms"], keep_unstable=True))
     assert kept["p50_ms@b1"]["verdict"] == "regression"
     out = harness_cli("compare", "previous", "latest", "--db", path, "--metric", "p50_ms")
     assert out.returncode == 0 and "unstable" in out.stdout and "discounted as unstable" in out.stderr
+    # A change beyond the widened threshold still counts, and says the measurement was unstable.
+    record(store, new_run(store, tag="nightly"), FAST, latency(2.5, cv=0.62, seed=78))
+    slow = by_metric(compare_runs(path, "5", "latest", metrics=["p50_ms"]))["p50_ms@b1"]
+    assert slow["verdict"] == "regression" and "unstable" in slow["why"]
 
 
 def test_a_cell_that_failed_in_the_base_run_is_compared_with_its_last_success(db, harness_cli):
