@@ -120,7 +120,7 @@ def test_the_workflow_runs_on_a_first_a_quiet_and_a_regression_night(workspace):
     assert "first nightly on this machine" in first["summary"]
     assert (ws / "site" / "index.html").is_file() and (ws / "site" / "leaderboard.db").is_file()
     # Quiet nights: the same work. Three of them give the cell the history its timing test needs.
-    for night in range(3):
+    for _ in range(3):
         quiet = run_workflow(ws, env)
         assert not quiet["failed"] and quiet["outcomes"] == {"compare": "success"}, quiet
         assert "0 regressions" in quiet["summary"] and "exit status 0" in quiet["summary"]
