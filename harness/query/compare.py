@@ -117,11 +117,13 @@ class Comparison:
 DISPLAY = ["verdict", "model", "dataset", "method", "method_params", "seed", "backend", "backend_params",
            "metric", "base_run", "base", "new", "change", "change_kind", "test", "p_value", "q_value", "flag", "why"]
 
+# The statistics of a sample set are read from the measurement that holds the samples (p50_ms) only:
+# the others of the same cell and batch size share them (see _finish), and JSON is parsed once per set.
+_STATS = "CASE WHEN m.sample_set_id IS NOT NULL THEN json_extract(m.stats, '{}') END"
 _COLUMNS = ("c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sample_set_id, m.flag, "
-            "json_extract(m.stats, '$.cv') AS cv, json_extract(m.stats, '$.per_process') AS per_process, "
-            "(json_extract(m.stats, '$.ci95_median_ms[1]') - json_extract(m.stats, '$.ci95_median_ms[0]')) / 2 / "
-            "json_extract(m.stats, '$.median_ms') AS ci_rel, "
-            "c.run_id AS base_run")
+            f"{_STATS.format('$.cv')} AS cv, {_STATS.format('$.per_process')} AS per_process, "
+            f"({_STATS.format('$.ci95_median_ms[1]')} - {_STATS.format('$.ci95_median_ms[0]')}) / 2 / "
+            f"{_STATS.format('$.median_ms')} AS ci_rel, c.run_id AS base_run")
 _IDENTITY = ("c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, c.seed, c.backend, "
              "c.backend_params, ")
 

@@ -122,12 +122,15 @@ def test_the_workflow_runs_on_a_first_a_quiet_and_a_regression_night(workspace):
     # Quiet nights: the same work. Three of them give the cell the history its timing test needs.
     for _ in range(3):
         quiet = run_workflow(ws, env)
-        assert not quiet["failed"] and quiet["outcomes"] == {"compare": "success"}, quiet
+        assert not quiet["failed"] and quiet["outcomes"] == {"compare": "success"}, quiet["summary"]
         assert "0 regressions" in quiet["summary"] and "exit status 0" in quiet["summary"]
         assert [s["name"] for s in quiet["steps"] if s.get("skipped")] == ["Fail on a regression"]
-    # A regression night: every timed call does twice the real work (same function, same cell).
-    slow = run_workflow(ws, dict(env, HARNESS_TOY_WORK="20"))
-    assert slow["outcomes"] == {"compare": "failure"}, slow
+    # A regression night: every timed call does 200 times the real work (the same function, the same cell).
+    # Gross on purpose: on a shared CI machine unchanged runs of this cell differ by up to 75% (measured at
+    # load 13 on 2 cores), and four earlier nights are all the history test has; bench/false_alarms.py
+    # measures how small a slowdown is caught.
+    slow = run_workflow(ws, dict(env, HARNESS_TOY_WORK="2000"))
+    assert slow["outcomes"] == {"compare": "failure"}, slow["summary"]
     assert "exit status 1" in slow["summary"] and re.search(r"\b[1-9]\d* regressions", slow["summary"])
     assert "| regression" in slow["summary"]  # the markdown table is there
     names = {s["name"]: s for s in slow["steps"]}
