@@ -235,7 +235,7 @@ def median_ci(values: Any, confidence: float = 0.95) -> tuple[float, float] | No
 def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
     """Statistics of timing samples, in milliseconds, in memory linear in the sample count.
 
-    median, p90, p99 (linear interpolation), mean, stdev (n - 1) and MAD follow pyperf's definitions,
+    median, p10, p90, p99 (linear interpolation), mean, stdev (n - 1) and MAD follow pyperf's definitions,
     computed with numpy on every sample; the 95% confidence interval of the median is the exact
     distribution-free one from order statistics (:func:`median_ci`, no bootstrap: a 2000 x n
     resampling array does not fit in memory for a million samples). ``unstable`` follows pyperf's
@@ -250,10 +250,11 @@ def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
     ms = 1e3
     mean = float(x.mean())
     stdev = float(x.std(ddof=1)) if n > 1 else 0.0
-    median, p90, p99 = (float(v) for v in np.percentile(x, [50, 90, 99]))
+    p10, median, p90, p99 = (float(v) for v in np.percentile(x, [10, 50, 90, 99]))
     stats = {
         "n": n,
         "median_ms": median * ms,
+        "p10_ms": p10 * ms,
         "p90_ms": p90 * ms,
         "p99_ms": p99 * ms,
         "mean_ms": mean * ms,

@@ -102,6 +102,7 @@ def test_summarize_matches_numpy_and_brackets_the_median():
     ms = np.asarray(samples) * 1e3
     assert stats["median_ms"] == pytest.approx(np.median(ms))
     assert stats["p90_ms"] == pytest.approx(np.percentile(ms, 90))
+    assert stats["p10_ms"] == pytest.approx(np.percentile(ms, 10))
     assert stats["p99_ms"] == pytest.approx(np.percentile(ms, 99))
     assert stats["mean_ms"] == pytest.approx(ms.mean())
     assert stats["stdev_ms"] == pytest.approx(ms.std(ddof=1))
