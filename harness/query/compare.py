@@ -219,8 +219,8 @@ def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: floa
         fallback = {int(r): int(c) for r, c in fell_back.groupby("base_run")["cell_key"].nunique().items()}
         rows = rows.rename(columns={"value_new": "new", "value_base": "base"})
         rows["direction"] = rows["metric"].map(directions)
-        rows["kind"] = [noise.kind(m, bool(a == a and c == c), test_dispersion)
-                        for m, a, c in zip(rows["metric"], rows["samples_id_new"], rows["samples_id_base"])]
+        rows["kind"] = [noise.kind(m, bool(a == a and c == c), test_dispersion, u) for m, a, c, u in
+                        zip(rows["metric"], rows["samples_id_new"], rows["samples_id_base"], rows["unit"])]
         _changes(rows)
         candidates = (rows["change"].abs() > threshold).to_numpy()
         earlier = _history(conn, rows[candidates & (rows["kind"] == "timing").to_numpy()], new, history) \

@@ -42,12 +42,12 @@ def is_dispersion(metric: str) -> bool:
     return metric in DISPERSION or bool(_DISPERSION_RE.search(metric))
 
 
-def kind(metric: str, sampled: bool, test_dispersion: bool = False) -> str:
+def kind(metric: str, sampled: bool, test_dispersion: bool = False, unit: str | None = None) -> str:
     """``dispersion``, ``timing`` (values computed from raw samples: they vary from run to run) or
-    ``deterministic`` (no samples: accuracy, size; the same for a fixed seed)."""
+    ``deterministic`` (no samples: accuracy, size; the same for a fixed seed; and pass/fail checks)."""
     if is_dispersion(metric) and not test_dispersion:
         return "dispersion"
-    return "timing" if sampled else "deterministic"
+    return "timing" if sampled and unit != "bool" else "deterministic"
 
 
 def _logs(values: Any) -> Any:
