@@ -217,17 +217,18 @@ def stored_samples(samples: Sequence[float], cap: int = STORED_SAMPLES) -> list[
     return arr[idx].tolist()
 
 
-def median_ci(values: Any, confidence: float = 0.95) -> tuple[float, float] | None:
-    """The distribution-free confidence interval of the median from order statistics: the exact binomial
-    interval of ``scipy.stats.quantile_test`` (ranks from Binomial(n, 1/2)); one sort, O(n log n) time and
-    O(n) memory. ``None`` when ``n`` is too small for this confidence (under 6 values at 95%)."""
+def median_ci(values: Any, confidence: float = 0.95, p: float = 0.5) -> tuple[float, float] | None:
+    """The distribution-free confidence interval of the median (or of the ``p`` quantile) from order
+    statistics: the exact binomial interval of ``scipy.stats.quantile_test`` (ranks from Binomial(n, p));
+    one sort, O(n log n) time and O(n) memory. ``None`` when ``n`` is too small for this confidence
+    (under 6 values for the median at 95%)."""
     import numpy as np
     from scipy.stats import quantile_test
 
     x = np.asarray(values, dtype=float)
     if len(x) < 2:
         return None
-    ci = quantile_test(x, q=float(np.median(x)), p=0.5).confidence_interval(confidence)
+    ci = quantile_test(x, q=float(np.quantile(x, p)), p=p).confidence_interval(confidence)
     low, high = float(ci.low), float(ci.high)
     return None if low != low or high != high else (low, high)
 
@@ -269,5 +270,8 @@ def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
         if ci is not None:
             stats["ci95_median_ms"] = [ci[0] * ms, ci[1] * ms]
             stats["ci95_method"] = "order statistics (binomial, distribution-free)"
+        low10 = median_ci(x, p=0.1)
+        if low10 is not None:
+            stats["ci95_p10_ms"] = [low10[0] * ms, low10[1] * ms]
     stats["unstable"] = stats["cv"] > 0.10
     return stats
