@@ -235,3 +235,41 @@ def test_tag_validation(harness_cli, tmp_path):
     for tag, reason in (("latest", "reserved"), ("12", "must start with a letter")):
         out = harness_cli("run", suite, "--db", tmp_path / "t.db", "--tag", tag)
         assert out.returncode == 2 and f"tag {tag!r}" in out.stderr and reason in out.stderr
+
+
+def loaded_night(store, centre_ms, busy, seed):
+    """A night on a shared machine: a share ``busy`` of the calls delayed by other load (the slow mode),
+    summarized by the latency suite's own statistics."""
+    import numpy as np
+
+    from harness.measure.timing import summarize
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    slow = rng.random(n) < busy
+    s = centre_ms * np.where(slow, 1.6 * rng.lognormal(0.0, 0.1, n), rng.lognormal(0.0, 0.01, n))
+    stats = summarize(s / 1e3)
+    params = {"batch_size": 1}
+    run = new_run(store, tag="nightly")
+    record(store, run, FAST, [
+        {"metric": "p50_ms", "value": stats["median_ms"], "unit": "ms", "params": params, "stats": stats,
+         "samples": [float(v) for v in s], "samples_name": "p50_ms@batch_size=1"},
+        {"metric": "p10_ms", "value": stats["p10_ms"], "unit": "ms", "params": params, "stats": stats}])
+    return run
+
+
+def test_on_a_busy_machine_the_load_moves_the_median_and_p10_finds_the_slowdown(tmp_path):
+    store = open_store(tmp_path / "busy.db")
+    for i, busy in enumerate([0.6, 0.3, 0.55, 0.35, 0.6, 0.3]):  # the median jumps between the two modes
+        loaded_night(store, 1.0, busy, seed=i)
+    loaded_night(store, 1.0, 0.6, seed=40)  # unchanged code, busier than the night before: p50 +50%
+    rows = by_metric(compare_runs(tmp_path / "busy.db", "previous", "latest"))
+    assert rows["p50_ms@b1"]["change"] > 0.3 and rows["p50_ms@b1"]["verdict"] in ("ok", "unstable")
+    assert rows["p10_ms@b1"]["verdict"] == "ok"
+    loaded_night(store, 1.1, 0.3, seed=41)  # 10% more work per call, a quieter night
+    result = compare_runs(tmp_path / "busy.db", "previous", "latest")
+    rows = by_metric(result)
+    assert rows["p10_ms@b1"]["verdict"] == "regression" and rows["p10_ms@b1"]["test"].startswith("history-t")
+    assert rows["p10_ms@b1"]["change"] == pytest.approx(0.10, abs=0.02)
+    assert result.exit_code == 1
+    store.close()
