@@ -69,7 +69,7 @@ from harness.build.training import train_causal_lm, train_classifier
 
 # ---- timing: the plan and the loop
 from harness.plugin.timingplan import PROFILES, TimingPlan, TimingResult
-from harness.measure.timing import InProcessSession, run_plan, summarize, time_calls
+from harness.measure.timing import STORED_SAMPLES, InProcessSession, run_plan, stored_samples, summarize, time_calls
 
 # ---- the physical-limit check: this machine's attainable peak (cached) and the roofline verdict
 from harness.measure.peak import cpu_peak, cuda_peak, last_level_cache_bytes
@@ -178,6 +178,8 @@ __all__ = [
     "run_plan",
     "time_calls",
     "summarize",
+    "stored_samples",
+    "STORED_SAMPLES",
     # the physical-limit check
     "cpu_peak",
     "cuda_peak",

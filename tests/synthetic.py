@@ -16,6 +16,7 @@ from harness.builtins.suites import latency as lat_suite
 from harness.builtins.suites import size as size_suite
 from harness.core.identity import digest
 from harness.measure.honesty import CHECK_METRICS, CHECKS_SUITE
+from harness.measure.timing import median_ci
 from harness.store.db import Store, now
 
 MACHINE_A = {"hash": "aaaa1111" + "0" * 56, "cpu_model": "Test CPU A", "logical_cores": 2}
@@ -50,24 +51,44 @@ def identity(method: str, params: dict, backend: str | None, suite: str, model: 
             "backend_params": {"threads": 1} if backend else {}, "suite": suite}
 
 
-def record(store: Store, run_id: int, ident: dict, measurements: list[dict]) -> int:
-    """Record one ok cell with ``measurements``."""
+def record(store: Store, run_id: int, ident: dict, measurements: list[dict], status: str = "ok") -> int:
+    """Record one cell with ``measurements`` (``status="failed"``: a failed cell, as the driver records one)."""
     row = dict(ident, cell_key=digest(ident), artifact_group=digest([ident["model"], ident["method"],
                                                                      ident["method_params"]]),
-               status="ok", started_at=now(), finished_at=now())
+               status=status, started_at=now(), finished_at=now())
+    if status != "ok":
+        row.update(reason="RuntimeError: synthetic failure", error_type="RuntimeError")
     return store.record_cell(run_id, row, measurements)
 
 
-def latency(centre_ms: float, *, n: int = 60, cv: float = 0.02, seed: int = 0, batch: int = 1) -> list[dict]:
-    """Latency measurements at one batch size with ``n`` lognormal raw samples around ``centre_ms``."""
+def latency(centre_ms: float, *, n: int = 60, cv: float = 0.02, seed: int = 0, batch: int = 1,
+            processes: int = 1, stdev: bool = False) -> list[dict]:
+    """Latency measurements at one batch size with ``n`` lognormal raw samples around ``centre_ms``.
+
+    The stats hold the samples' coefficient of variation (as :func:`harness.api.summarize` gives it)
+    and, with ``processes > 1``, per-process medians and means (the ``n`` samples split among them);
+    ``stdev`` adds ``stdev_ms``."""
     rng = np.random.default_rng(seed)
     s = centre_ms * rng.lognormal(0.0, cv, n)
     params = {"batch_size": batch}
     mean = float(s.mean())
-    out = [{"metric": "p50_ms", "value": float(np.median(s)), "unit": "ms", "params": params,
+    stats = {"n": n, "median_ms": float(np.median(s)), "cv": float(s.std(ddof=1) / mean),
+             "unstable": bool(s.std(ddof=1) / mean > 0.10)}
+    ci = median_ci(s)
+    if ci:
+        stats["ci95_median_ms"] = list(ci)
+    if processes > 1:
+        parts = np.array_split(s, processes)
+        stats["per_process"] = {"median_ms": [float(np.median(p)) for p in parts],
+                                "mean_ms": [float(p.mean()) for p in parts],
+                                "p90_ms": [float(np.percentile(p, 90)) for p in parts]}
+    out = [{"metric": "p50_ms", "value": float(np.median(s)), "unit": "ms", "params": params, "stats": stats,
             "samples": [float(v) for v in s], "samples_name": f"p50_ms@batch_size={batch}"}]
-    for name, value in (("p90_ms", float(np.percentile(s, 90))), ("mean_ms", mean)):
-        out.append({"metric": name, "value": value, "unit": "ms", "params": params})
+    values = [("p90_ms", float(np.percentile(s, 90))), ("mean_ms", mean)]
+    if stdev:
+        values.append(("stdev_ms", float(s.std(ddof=1))))
+    for name, value in values:
+        out.append({"metric": name, "value": value, "unit": "ms", "params": params, "stats": stats})
     out.append({"metric": "throughput_sps", "value": batch / mean * 1e3, "unit": "samples/s", "params": params})
     return out + [passed("test01", batch_size=batch), passed("claims")]
 

@@ -22,7 +22,7 @@ def results(db: str, run_id: int | None, fmt: str) -> None:
     from harness.query.leaderboard import render
     from harness.query.leaderboard import results as query
 
-    click.echo(render(query(db, run_id), fmt))
+    _echo(render(query(db, run_id), fmt))
 
 
 @click.command()
@@ -63,7 +63,7 @@ def leaderboard(db: str, model, dataset, backend, method, machine, sort, pareto,
             columns = ",".join(o.column for o in front.objectives)
     if columns is None and fmt != "table":
         columns = "all"
-    click.echo(render(select_columns(frame, columns), fmt))
+    _echo(render(select_columns(frame, columns), fmt))
 
 
 @click.command()
@@ -74,7 +74,7 @@ def runs(db: str, fmt: str) -> None:
     from harness.query.leaderboard import render
     from harness.query.leaderboard import runs as query
 
-    click.echo(render(query(db), fmt))
+    _echo(render(query(db), fmt))
 
 
 @click.command()
@@ -86,29 +86,34 @@ def runs(db: str, fmt: str) -> None:
 @click.option("--alpha", type=float, default=0.01, show_default=True,
               help="significance level of the Mann-Whitney U tests, after Benjamini-Hochberg adjustment")
 @click.option("--history", type=int, default=10, show_default=True,
-              help="earlier runs (same machine) to learn each cell's noise floor from; 0: none")
-@click.option("--sigmas", type=float, default=3.0, show_default=True,
-              help="noise floor: this many standard deviations of a cell's run-to-run change")
+              help="earlier runs of a cell (same machine) that give the noise between runs; 0: none")
+@click.option("--keep-unstable", is_flag=True,
+              help="count changes of unstable measurements (CV over 10%) instead of discounting them")
+@click.option("--test-dispersion", is_flag=True,
+              help="test stdev, MAD and CV like timing metrics (by default they are never regressions)")
 @click.option("--metric", "metrics", multiple=True, help="compare only this metric (repeatable)")
 @click.option("--force", is_flag=True, help="compare runs of different machines anyway")
 @click.option("--all", "show_all", is_flag=True, help="list every row, not only the changes")
 @FORMAT_OPTION
-def compare(base: str, new: str, db: str, threshold: float, alpha: float, history: int, sigmas: float,
-            metrics: tuple[str, ...], force: bool, show_all: bool, fmt: str) -> None:
-    """Compare run NEW against run BASE: every cell and metric, with a significance test.
+def compare(base: str, new: str, db: str, threshold: float, alpha: float, history: int, keep_unstable: bool,
+            test_dispersion: bool, metrics: tuple[str, ...], force: bool, show_all: bool, fmt: str) -> None:
+    """Compare run NEW against run BASE: every cell and metric, with the test that fits it.
 
-    BASE and NEW are run ids, 'latest', 'previous' (the run before the other one, of the same
-    suite file and tag) or a tag (its newest run; as BASE, its newest run before NEW). Exit status 1
-    when a significant regression beyond the threshold is found, so a CI job can fail on it.
+    BASE and NEW are run ids, 'latest', 'previous' (the run before the other one on the same
+    machine, of the same suite file and tag) or a tag (its newest run; as BASE, its newest run
+    before NEW). Timing is tested against the noise between runs (per-process values, or the
+    cell's earlier runs), never raw samples; see docs/compare.md. Exit status 1 when a significant
+    regression beyond the threshold is found, so a CI job can fail on it.
     """
     from harness.query.compare import compare_runs
     from harness.query.leaderboard import render
 
     result = compare_runs(db, base, new, threshold=threshold, alpha=alpha, force=force,
-                          metrics=list(metrics) or None, history=history, sigmas=sigmas)
+                          metrics=list(metrics) or None, history=history, keep_unstable=keep_unstable,
+                          test_dispersion=test_dispersion)
     listing = result.listing(show_all)
     if len(listing) or fmt != "table":
-        click.echo(render(listing, fmt))
+        _echo(render(listing, fmt))
     click.echo(result.summary(), err=True)
     sys.exit(result.exit_code)
 
@@ -134,7 +139,7 @@ def history(db: str, metric: str, model, dataset, method, backend, batch_size, t
     if frame.empty:
         click.echo("no results match", err=True)
         sys.exit(0)
-    click.echo(render(frame, fmt))
+    _echo(render(frame, fmt))
 
 
 @click.command()
@@ -150,7 +155,13 @@ def sql(query: str, db: str, fmt: str, timeout: float | None) -> None:
     from harness.query.leaderboard import render
     from harness.query.sql import run_sql
 
-    click.echo(render(run_sql(db, query, timeout_s=timeout), fmt))
+    _echo(render(run_sql(db, query, timeout_s=timeout), fmt))
+
+
+def _echo(text: str) -> None:
+    """Print rendered output with exactly one final newline: CSV ends with its own, and a second one
+    would make ``| tail -1`` read an empty line."""
+    click.echo(text.rstrip("\n"))
 
 
 COMMANDS = [results, leaderboard, runs, compare, history, sql]

@@ -39,7 +39,7 @@ except ImportError:  # copied beside the runner on a device without the harness 
     from timingplan import PROFILES, TimingPlan, TimingResult  # type: ignore[no-redef]
 
 __all__ = ["PROFILES", "TimingPlan", "TimingResult", "run_plan", "time_calls", "summarize", "InProcessSession",
-           "measure_clock", "clock_resolution"]
+           "measure_clock", "clock_resolution", "median_ci", "stored_samples", "STORED_SAMPLES"]
 
 #: Relative agreement of two consecutive warm-up windows' medians that counts as stable.
 WARMUP_TOLERANCE = 0.05
@@ -199,41 +199,79 @@ class InProcessSession:
         """Nothing to release by default."""
 
 
-def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
-    """Statistics of timing samples, in milliseconds.
+#: At most this many raw samples of a measurement are stored (an evenly spaced subsample in time order,
+#: first and last included); the statistics are computed on all of them first. See docs/measurements.md.
+STORED_SAMPLES = 10_000
 
-    median, p90, p99, mean, stdev and MAD come from pyperf's statistics; the 95%
-    confidence interval of the median is a percentile bootstrap (scipy). ``unstable``
-    follows pyperf's rule: coefficient of variation above 10%.
+
+def stored_samples(samples: Sequence[float], cap: int = STORED_SAMPLES) -> list[float]:
+    """At most ``cap`` of ``samples`` to store: all of them when they fit, else ``cap`` evenly spaced ones
+    (index ``round(i * (n - 1) / (cap - 1))``), which keeps their time order and spread."""
+    n = len(samples)
+    if n <= cap:
+        return [float(v) for v in samples]
+    import numpy as np
+
+    idx = np.rint(np.linspace(0, n - 1, cap)).astype(np.int64)
+    arr = np.asarray(samples, dtype=float)
+    return arr[idx].tolist()
+
+
+def median_ci(values: Any, confidence: float = 0.95, p: float = 0.5) -> tuple[float, float] | None:
+    """The distribution-free confidence interval of the median (or of the ``p`` quantile) from order
+    statistics: the exact binomial interval of ``scipy.stats.quantile_test`` (ranks from Binomial(n, p));
+    one sort, O(n log n) time and O(n) memory. ``None`` when ``n`` is too small for this confidence
+    (under 6 values for the median at 95%)."""
+    import numpy as np
+    from scipy.stats import quantile_test
+
+    x = np.asarray(values, dtype=float)
+    if len(x) < 2:
+        return None
+    ci = quantile_test(x, q=float(np.quantile(x, p)), p=p).confidence_interval(confidence)
+    low, high = float(ci.low), float(ci.high)
+    return None if low != low or high != high else (low, high)
+
+
+def summarize(samples_s: Sequence[float], *, seed: int = 0) -> dict:
+    """Statistics of timing samples, in milliseconds, in memory linear in the sample count.
+
+    median, p10, p90, p99 (linear interpolation), mean, stdev (n - 1) and MAD follow pyperf's definitions,
+    computed with numpy on every sample; the 95% confidence interval of the median is the exact
+    distribution-free one from order statistics (:func:`median_ci`, no bootstrap: a 2000 x n
+    resampling array does not fit in memory for a million samples). ``unstable`` follows pyperf's
+    rule: coefficient of variation above 10%. ``seed`` is accepted for compatibility; nothing is random.
     """
     import numpy as np
-    import pyperf
 
-    values = [float(v) for v in samples_s]
-    bench = pyperf.Benchmark([pyperf.Run(values, metadata={"name": "cell", "unit": "second"},
-                                         collect_metadata=False)])
+    x = np.asarray(samples_s, dtype=float)
+    n = int(x.size)
+    if n == 0:
+        raise ValueError("summarize needs at least one sample")
     ms = 1e3
-    n = len(values)
-    mean = bench.mean()
-    stdev = bench.stdev() if n > 1 else 0.0
+    mean = float(x.mean())
+    stdev = float(x.std(ddof=1)) if n > 1 else 0.0
+    p10, median, p90, p99 = (float(v) for v in np.percentile(x, [10, 50, 90, 99]))
     stats = {
         "n": n,
-        "median_ms": bench.median() * ms,
-        "p90_ms": bench.percentile(90) * ms,
-        "p99_ms": bench.percentile(99) * ms,
+        "median_ms": median * ms,
+        "p10_ms": p10 * ms,
+        "p90_ms": p90 * ms,
+        "p99_ms": p99 * ms,
         "mean_ms": mean * ms,
         "stdev_ms": stdev * ms,
-        "mad_ms": (bench.median_abs_dev() if n > 1 else 0.0) * ms,
-        "min_ms": min(values) * ms,
-        "max_ms": max(values) * ms,
+        "mad_ms": (float(np.median(np.abs(x - median))) if n > 1 else 0.0) * ms,
+        "min_ms": float(x.min()) * ms,
+        "max_ms": float(x.max()) * ms,
         "cv": (stdev / mean) if mean > 0 else 0.0,
     }
-    if n >= 5:
-        from scipy.stats import bootstrap
-
-        res = bootstrap((np.asarray(values),), np.median, confidence_level=0.95, n_resamples=2000,
-                        method="percentile", rng=np.random.default_rng(seed))
-        stats["ci95_median_ms"] = [float(res.confidence_interval.low) * ms,
-                                   float(res.confidence_interval.high) * ms]
+    if n >= 6:
+        ci = median_ci(x)
+        if ci is not None:
+            stats["ci95_median_ms"] = [ci[0] * ms, ci[1] * ms]
+            stats["ci95_method"] = "order statistics (binomial, distribution-free)"
+        low10 = median_ci(x, p=0.1)
+        if low10 is not None:
+            stats["ci95_p10_ms"] = [low10[0] * ms, low10[1] * ms]
     stats["unstable"] = stats["cv"] > 0.10
     return stats

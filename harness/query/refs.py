@@ -48,9 +48,10 @@ def resolve_run(conn: sqlite3.Connection, ref: str, *, before: dict | None = Non
     """The run row that ``ref`` names.
 
     ``ref`` is a run id, ``latest`` (the newest run), ``previous`` or a tag. With ``before`` (the
-    other side of a comparison), ``previous`` is the newest run before it of the same suite file
-    and tag, and a tag is the newest run with that tag before it; without, ``previous`` is the
-    run before the latest one in that sense. Raises :class:`QueryError` when nothing matches.
+    other side of a comparison), ``previous`` is the newest run before it on the same machine, of
+    the same suite file and tag, and a tag is the newest run with that tag before it; without,
+    ``previous`` is the run before the latest one in that sense. Raises :class:`QueryError` when
+    nothing matches.
     """
     conn.row_factory = sqlite3.Row
     ref = str(ref).strip()
@@ -67,14 +68,15 @@ def resolve_run(conn: sqlite3.Connection, ref: str, *, before: dict | None = Non
         return row
     if ref == "previous":
         anchor = before or resolve_run(conn, "latest")
-        row = _one(conn, f"SELECT * FROM runs WHERE suite_sha256 IS ? AND tag IS ? AND id != ? AND "
-                         f"(started_at < ? OR (started_at = ? AND id < ?)) {_ORDER} LIMIT 1",
-                   [anchor["suite_sha256"], anchor["tag"], anchor["id"], anchor["started_at"],
-                    anchor["started_at"], anchor["id"]])
+        row = _one(conn, f"SELECT * FROM runs WHERE suite_sha256 IS ? AND tag IS ? AND machine_hash IS ? AND "
+                         f"id != ? AND (started_at < ? OR (started_at = ? AND id < ?)) {_ORDER} LIMIT 1",
+                   [anchor["suite_sha256"], anchor["tag"], anchor["machine_hash"], anchor["id"],
+                    anchor["started_at"], anchor["started_at"], anchor["id"]])
         if row is None:
             tag = f" tagged {anchor['tag']!r}" if anchor["tag"] else " without a tag"
-            raise QueryError(f"'previous': no run of suite {anchor['suite_name']!r}{tag} before run "
-                             f"{anchor['id']} (the same suite file and tag are needed)")
+            raise QueryError(f"'previous': no run of suite {anchor['suite_name']!r}{tag} on machine "
+                             f"{describe_machine(anchor)} before run {anchor['id']} (the same machine, suite file "
+                             f"and tag are needed)")
         return row
     if not TAG_RE.match(ref):
         raise QueryError(f"run reference {ref!r} is not a run id, 'latest', 'previous' or a tag")

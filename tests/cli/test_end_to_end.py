@@ -197,16 +197,19 @@ def test_nightly_rerun_compare_and_history(smoke):
     runs = rows(db, "SELECT id, tag FROM runs ORDER BY id")
     assert [r["tag"] for r in runs] == [None, "nightly"]
     out = cli("compare", "1", "latest", "--db", db, "--all", "--format", "json")
-    assert out.returncode in (0, 1), out.stderr  # real timings may differ; accuracy and size may not
+    assert out.returncode in (0, 1), out.stderr
     compared = json.loads(out.stdout)
     by_test = {}
     for r in compared:
         by_test.setdefault(r["test"], set()).add(r["metric"].split("@")[0])
     assert {"top1", "gzip_bytes", "params"} <= by_test["deterministic"]
-    assert {"p50_ms", "p90_ms", "throughput_sps"} <= by_test["mann-whitney-u"]
+    timing = set().union(*(m for t, m in by_test.items() if t in ("within threshold", "untested")))
+    assert {"p50_ms", "p90_ms", "throughput_sps"} <= timing  # two runs: no noise estimate between runs
+    assert "stdev_ms" in by_test["dispersion"]
     for r in compared:
         if r["test"] == "deterministic":
             assert r["change"] == 0 and r["verdict"] == "ok", r
+    assert out.returncode == 0  # timing changes are untested with one run on each side, never regressions
     history = json.loads(cli("history", "--db", db, "--metric", "top1", "--method", "dense", "--backend",
                              "onnxruntime-cpu", "--format", "json").stdout)
     assert [h["run_id"] for h in history] == [1, 2] and history[0]["value"] == history[1]["value"]

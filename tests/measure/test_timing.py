@@ -7,7 +7,16 @@ import numpy as np
 import pytest
 
 from harness.api import TimingPlan
-from harness.measure.timing import PROFILES, measure_clock, run_plan, summarize, time_calls
+from harness.measure.timing import (
+    PROFILES,
+    STORED_SAMPLES,
+    measure_clock,
+    median_ci,
+    run_plan,
+    stored_samples,
+    summarize,
+    time_calls,
+)
 
 
 class FakeRuntime:
@@ -93,6 +102,7 @@ def test_summarize_matches_numpy_and_brackets_the_median():
     ms = np.asarray(samples) * 1e3
     assert stats["median_ms"] == pytest.approx(np.median(ms))
     assert stats["p90_ms"] == pytest.approx(np.percentile(ms, 90))
+    assert stats["p10_ms"] == pytest.approx(np.percentile(ms, 10))
     assert stats["p99_ms"] == pytest.approx(np.percentile(ms, 99))
     assert stats["mean_ms"] == pytest.approx(ms.mean())
     assert stats["stdev_ms"] == pytest.approx(ms.std(ddof=1))
@@ -100,7 +110,7 @@ def test_summarize_matches_numpy_and_brackets_the_median():
     low, high = stats["ci95_median_ms"]
     assert low <= stats["median_ms"] <= high
     assert stats["unstable"] is False
-    assert summarize(samples) == stats  # the bootstrap is seeded
+    assert summarize(samples) == stats  # nothing random
 
 
 def test_high_variation_is_flagged_unstable():
@@ -189,3 +199,39 @@ def test_measure_clock_reads_resolution_and_overhead_from_back_to_back_deltas():
     assert clock["resolution_s"] == pytest.approx(1e-6) and clock["overhead_s"] == 0.0
     real = measure_clock()
     assert real["resolution_s"] > 0 and real["overhead_s"] >= 0
+
+
+def test_the_median_interval_is_the_binomial_order_statistics_one():
+    from scipy.stats import binom
+
+    rng = np.random.default_rng(1)
+    x = np.sort(rng.lognormal(0.0, 0.3, 101))
+    low, high = median_ci(x)
+    # The ranks come from Binomial(n, 1/2): the interval [x(k), x(n-k+1)] covers the median with >= 95%.
+    k = int(np.flatnonzero(x == low)[0])
+    j = int(np.flatnonzero(x == high)[0])
+    assert binom.cdf(j, 101, 0.5) - binom.cdf(k, 101, 0.5) >= 0.95 - 1e-9
+    assert low < np.median(x) < high and j - k < 30
+    assert median_ci([1.0, 2.0, 3.0]) is None  # too few values for 95%
+
+
+def test_two_million_samples_are_summarized_in_bounded_memory():
+    import tracemalloc
+
+    rng = np.random.default_rng(2)
+    samples = 0.001 * rng.lognormal(0.0, 0.2, 2_000_000)  # 16 MB of float64
+    tracemalloc.start()
+    try:
+        stats = summarize(samples)
+        kept = stored_samples(samples)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert stats["n"] == 2_000_000
+    low, high = stats["ci95_median_ms"]
+    assert low < stats["median_ms"] < high and (high - low) / stats["median_ms"] < 0.01
+    assert stats["median_ms"] == pytest.approx(np.median(samples) * 1e3)
+    # A bootstrap would allocate 2000 x n x 8 bytes = 32 GB; a few copies of the samples are allowed.
+    assert peak < 10 * samples.nbytes
+    assert len(kept) == STORED_SAMPLES and kept[0] == samples[0] and kept[-1] == samples[-1]
+    assert stored_samples(samples[:50]) == list(samples[:50])
