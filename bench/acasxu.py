@@ -16,6 +16,13 @@ process per instance (:func:`harness.verify.process.run_verifier`), on the netwo
 benchmark reader normalizes it; a ``violated`` counts as correct only when its witness replays in
 onnxruntime. Time figures depend on the machine's load: run with ``--jobs 1`` on a quiet machine.
 
+Measured 2026-12-03 (``milp`` after the numpy branch and bound: no torch import, forward symbolic
+bounds, best-first splitting) on the same 2 shared cores at load 6 to 14, 60 s timeout, one at a time:
+``milp`` 13 correct holds, 9 correct violated, 0 wrong, 0 unknown, 8 timeout (22/30, 73%), 738 s.
+The 8 timeouts are 1_9/prop_7 (violated), 1_1/prop_6, 3_3/prop_9, 3_5/prop_1, 5_9/prop_1,
+1_1/prop_2, 3_3/prop_2 and 4_2/prop_2 (holds). ``--sample N --seed S`` draws N further instances with agreed truth
+from github:stanleybak/vnncomp2021_results (``HARNESS_VNNCOMP2021_RESULTS``); not yet measured.
+
 Measured 2026-12-02 on 2 shared cores at load 9 to 11 (six other sessions running tests), so each
 verifier process got a fraction of a core; 60 s timeout, one instance at a time:
 

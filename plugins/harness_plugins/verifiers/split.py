@@ -1,21 +1,26 @@
-"""Input splitting for ``milp`` on ReLU networks: branch and bound over the input box, CROWN on batches
-of sub-boxes, an exact MILP once a sub-box has few unstable ReLUs.
+"""Input splitting for ``milp`` on ReLU networks: branch and bound over the input box, in numpy.
 
-A queue holds sub-boxes with the output conjunctions not yet ruled out on them. Each round takes a
-batch, bounds every pre-activation of every sub-box by CROWN at once (:func:`crown_batch`, numpy
-on stacked boxes), and then per sub-box:
+A heap holds sub-boxes with the output conjunctions not yet ruled out on them, ordered by their
+parent's worst CROWN margin (the sub-box closest to a counterexample first: the work to prove that a
+property holds is the same in any order, a violation is found sooner). Each round takes a batch and:
 
-- a conjunction whose CROWN lower bound of some row is above its threshold is unreachable there;
-- the sub-box's centre and the corner CROWN points to are evaluated, and one in the unsafe set
-  that replays in onnxruntime is the counterexample;
-- a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
-  most :data:`MILP_ROOT`) is decided exactly by the MILP
-  (:func:`harness_plugins.verifiers.milp.verify_box`, with these tight bounds), few binaries;
-- any other is split in two along the input dimension of largest width times the CROWN sensitivity
-  of the open conjunction (ReluVal's "smear"; the widest dimension when the sensitivities tie).
+- bounds it by forward symbolic intervals (:func:`.symbolic.forward_bounds`, cheap); a sub-box on
+  which they rule out every open conjunction is done;
+- bounds the rest by CROWN (:func:`crown_batch`), back-substituting only for the neurons the forward
+  bounds leave unstable in that box; a conjunction whose lower bound of some row clears its
+  threshold by more than :data:`MARGIN` is unreachable there (the objective takes the better of two
+  sound lower slopes per row);
+- evaluates each sub-box's centre, the corner CROWN points to and a short PGD's best point; one in the
+  unsafe set that replays in onnxruntime is the counterexample;
+- gives a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
+  most :data:`MILP_ROOT`), or one narrower than :data:`MILP_WIDTH`, to the exact MILP
+  (:func:`harness_plugins.verifiers.milp.verify_box`);
+- splits any other in two along the input dimension of largest width times the CROWN sensitivity of
+  the open conjunctions (ReluVal's "smear"; the widest dimension when the sensitivities tie).
 
-The property holds when the queue empties, is violated at the first replaying counterexample, and
-is ``timeout`` when the time runs out first.
+The property holds when the heap empties, is violated at the first replaying counterexample, and is
+``timeout`` when the time runs out first. Every bound is sound, so "holds" is a proof up to floating
+point, against which :data:`MARGIN` guards.
 """
 
 from __future__ import annotations
@@ -35,7 +40,8 @@ from harness_plugins.verifiers.symbolic import forward_bounds
 MARGIN = 1e-9
 #: Sub-boxes bounded together per round.
 BATCH = 64
-#: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split.
+#: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split (0: on
+#: ACAS Xu, splitting with these bounds is cheaper than HiGHS on any sub-box; measured in bench/acasxu.py).
 MILP_UNSTABLE = 0
 #: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
 #: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
