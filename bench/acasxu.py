@@ -16,6 +16,13 @@ process per instance (:func:`harness.verify.process.run_verifier`), on the netwo
 benchmark reader normalizes it; a ``violated`` counts as correct only when its witness replays in
 onnxruntime. Time figures depend on the machine's load: run with ``--jobs 1`` on a quiet machine.
 
+Measured 2026-12-03 (``milp`` after the numpy branch and bound: no torch import, forward symbolic
+bounds, best-first splitting) on the same 2 shared cores at load 6 to 14, 60 s timeout, one at a time:
+``milp`` 13 correct holds, 9 correct violated, 0 wrong, 0 unknown, 8 timeout (22/30, 73%), 738 s.
+The 8 timeouts are 1_9/prop_7 (violated), 1_1/prop_6, 3_3/prop_9, 3_5/prop_1, 5_9/prop_1,
+1_1/prop_2, 3_3/prop_2 and 4_2/prop_2 (holds). ``--sample N --seed S`` draws N further instances with agreed truth
+from github:stanleybak/vnncomp2021_results (``HARNESS_VNNCOMP2021_RESULTS``); not yet measured.
+
 Measured 2026-12-02 on 2 shared cores at load 9 to 11 (six other sessions running tests), so each
 verifier process got a fraction of a core; 60 s timeout, one instance at a time:
 
@@ -56,6 +63,7 @@ INSTANCES = [
 ]
 VERIFIERS = ("milp", "marabou", "crown", "ibp", "pgd", "unsound-pgd")
 DEFAULT_CLONE = "/work/.mirror/stanleybak+vnncomp2021/repo"
+DEFAULT_RESULTS = "/work/.mirror/stanleybak+vnncomp2021_results/repo"
 
 
 def network(name: str) -> str:
@@ -70,6 +78,34 @@ def fetch(clone: Path, files: set[str], folder: Path) -> None:
             ["git", "-C", str(clone), "show", f"HEAD:benchmarks/acasxu/{name}"], capture_output=True,
             check=True).stdout
         (folder / name).write_bytes(data)
+
+
+def sample(results: Path, n: int, seed: int) -> list[tuple[str, str, str]]:
+    """``n`` ACAS Xu instances other than the 30, drawn with ``seed`` from those whose published verdicts
+    agree (:func:`harness.verify.truth.read_truth`'s rule, on the results repository's ``results_csv``)."""
+    import random
+
+    from harness.verify.truth import read_truth
+
+    folder = Path(tempfile.mkdtemp(prefix="acasxu-results-"))
+    tree = results / "results_csv"
+    if tree.is_dir():
+        folder = tree
+    else:  # a bare repository: its results_csv/*.csv through git
+        names = subprocess.run(["git", "-C", str(results), "ls-tree", "--name-only", "HEAD", "results_csv/"],
+                               capture_output=True, check=True, text=True).stdout.split()
+        for name in names:
+            data = subprocess.run(["git", "-C", str(results), "show", f"HEAD:{name}"], capture_output=True,
+                                  check=True).stdout
+            (folder / Path(name).name).write_bytes(data)
+    known = {f"{network(n)[:-5]}-{p}" for n, p, _ in INSTANCES}
+    pool = []
+    for name, truth in sorted(read_truth(folder, "acasxu").items()):
+        if truth.verdict is None or name in known:
+            continue
+        net, prop = name.rsplit("-", 1)  # ACASXU_run2a_<a>_<b>_batch_2000-prop_<k>
+        pool.append((net.removeprefix("ACASXU_run2a_").removesuffix("_batch_2000"), prop, truth.verdict))
+    return random.Random(seed).sample(pool, min(n, len(pool)))
 
 
 def classify(truth: str, result: str, valid: bool | None) -> str:
@@ -88,6 +124,9 @@ def main() -> int:
     parser.add_argument("--out", type=Path, default=None, help="write every verdict as JSON here")
     parser.add_argument("--limit", type=int, default=0, help="only the first N instances")
     parser.add_argument("--only", default="", help="only these instances, e.g. 1_1:prop_1,3_6:prop_2")
+    parser.add_argument("--sample", type=int, default=0,
+                        help="instead of the 30: N further instances drawn at random from those with agreed truth")
+    parser.add_argument("--seed", type=int, default=0, help="seed of --sample's draw")
     args = parser.parse_args()
     clone = Path(os.environ.get("HARNESS_VNNCOMP2021", DEFAULT_CLONE))
     if not clone.exists():
@@ -100,6 +139,13 @@ def main() -> int:
     from harness.verify.vnnlib import load
 
     instances = INSTANCES[: args.limit or None]
+    if args.sample:
+        results = Path(os.environ.get("HARNESS_VNNCOMP2021_RESULTS", DEFAULT_RESULTS))
+        if not results.exists():
+            print(f"skipped: no clone of github:stanleybak/vnncomp2021_results at {results} "
+                  "(set HARNESS_VNNCOMP2021_RESULTS)")
+            return 0
+        instances = sample(results, args.sample, args.seed)
     if args.only:
         wanted = {tuple(item.split(":")) for item in args.only.split(",")}
         instances = [inst for inst in instances if inst[:2] in wanted]

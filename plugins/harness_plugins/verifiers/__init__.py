@@ -151,7 +151,7 @@ def _batch_attack(net: Any, outputs: list) -> Any:
     rng = np.random.default_rng(1)
 
     def attack(lower: Any, upper: Any) -> Any:
-        return pgd(net, lower, upper, a, b, restarts=4, schedule=((0.25, 10), (0.05, 10)), rng=rng)[0]
+        return pgd(net, lower, upper, a, b, restarts=1, schedule=((0.25, 8), (0.05, 8)), rng=rng)[0]
 
     return attack
 

@@ -1,25 +1,31 @@
-"""Input splitting for ``milp`` on ReLU networks: branch and bound over the input box, CROWN on batches
-of sub-boxes, an exact MILP once a sub-box has few unstable ReLUs.
+"""Input splitting for ``milp`` on ReLU networks: branch and bound over the input box, in numpy.
 
-A queue holds sub-boxes with the output conjunctions not yet ruled out on them. Each round takes a
-batch, bounds every pre-activation of every sub-box by CROWN at once (:func:`crown_batch`, numpy
-on stacked boxes), and then per sub-box:
+A heap holds sub-boxes with the output conjunctions not yet ruled out on them, ordered by their
+parent's worst CROWN margin (the sub-box closest to a counterexample first: the work to prove that a
+property holds is the same in any order, a violation is found sooner). Each round takes a batch and:
 
-- a conjunction whose CROWN lower bound of some row is above its threshold is unreachable there;
-- the sub-box's centre and the corner CROWN points to are evaluated, and one in the unsafe set
-  that replays in onnxruntime is the counterexample;
-- a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
-  most :data:`MILP_ROOT`) is decided exactly by the MILP
-  (:func:`harness_plugins.verifiers.milp.verify_box`, with these tight bounds), few binaries;
-- any other is split in two along the input dimension of largest width times the CROWN sensitivity
-  of the open conjunction (ReluVal's "smear"; the widest dimension when the sensitivities tie).
+- bounds it by forward symbolic intervals (:func:`.symbolic.forward_bounds`, cheap); a sub-box on
+  which they rule out every open conjunction is done;
+- bounds the rest by CROWN (:func:`crown_batch`), back-substituting only for the neurons the forward
+  bounds leave unstable in that box; a conjunction whose lower bound of some row clears its
+  threshold by more than :data:`MARGIN` is unreachable there (the objective takes the better of two
+  sound lower slopes per row);
+- evaluates each sub-box's centre, the corner CROWN points to and a short PGD's best point; one in the
+  unsafe set that replays in onnxruntime is the counterexample;
+- gives a sub-box with at most :data:`MILP_UNSTABLE` unstable ReLUs (an input box before any split: at
+  most :data:`MILP_ROOT`), or one narrower than :data:`MILP_WIDTH`, to the exact MILP
+  (:func:`harness_plugins.verifiers.milp.verify_box`);
+- splits any other in two along the input dimension of largest width times the CROWN sensitivity of
+  the open conjunctions (ReluVal's "smear"; the widest dimension when the sensitivities tie).
 
-The property holds when the queue empties, is violated at the first replaying counterexample, and
-is ``timeout`` when the time runs out first.
+The property holds when the heap empties, is violated at the first replaying counterexample, and is
+``timeout`` when the time runs out first. Every bound is sound, so "holds" is a proof up to floating
+point, against which :data:`MARGIN` guards.
 """
 
 from __future__ import annotations
 
+import heapq
 import time
 from collections.abc import Callable
 
@@ -34,7 +40,8 @@ from harness_plugins.verifiers.symbolic import forward_bounds
 MARGIN = 1e-9
 #: Sub-boxes bounded together per round.
 BATCH = 64
-#: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split.
+#: A sub-box with at most this many unstable ReLUs goes to the MILP instead of being split (0: on
+#: ACAS Xu, splitting with these bounds is cheaper than HiGHS on any sub-box; measured in bench/acasxu.py).
 MILP_UNSTABLE = 0
 #: A sub-box narrower than this in every dimension goes to the MILP whatever its unstable ReLUs
 #: (CROWN's relaxation no longer shrinks there: a tie in the outputs, a face of the unsafe set).
@@ -53,20 +60,43 @@ def _backward(net: Network, lam: np.ndarray, upto: int, relax: dict, lower: np.n
               upper: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Lower bounds of ``lam[b] @ v`` (``v``: output of ``ops[:upto]``) per box; and the input-space
     coefficients (for the split choice and the attack corner). ``lam``: (B, R, n)."""
-    const = np.zeros(lam.shape[:2])
+    batch, rows = lam.shape[:2]
+    const = np.zeros((batch, rows))
     for i in range(upto - 1, -1, -1):
         op = net.ops[i]
         if isinstance(op, Affine):
             const = const + lam @ op.b
-            lam = lam @ op.w
+            lam = (lam.reshape(batch * rows, -1) @ op.w).reshape(batch, rows, -1)  # one matrix product
         else:
             lo_s, up_s, up_c = relax[i]
-            pos, neg = np.maximum(lam, 0.0), np.minimum(lam, 0.0)
-            const = const + np.einsum("brn,bn->br", neg, up_c)
-            lam = pos * lo_s[:, None, :] + neg * up_s[:, None, :]
+            neg = np.minimum(lam, 0.0)
+            const = const + np.matmul(neg, up_c[:, :, None])[..., 0]
+            # pos * lo_s + neg * up_s, with pos = lam - neg
+            lam = lam * lo_s[:, None, :] + neg * (up_s - lo_s)[:, None, :]
     mid, rad = (upper + lower) / 2, (upper - lower) / 2
     value = np.einsum("brn,bn->br", lam, mid) - np.einsum("brn,bn->br", np.abs(lam), rad) + const
     return value, lam
+
+
+def _tighten(net: Network, upto: int, relax: dict, lower: np.ndarray, upper: np.ndarray, lo: np.ndarray,
+             hi: np.ndarray, every: bool) -> tuple[np.ndarray, np.ndarray]:
+    """``(lo, hi)`` of ``ops[upto - 1]``'s output intersected with CROWN's bounds, computed for every
+    neuron (``every``) or, per box, only for its unstable ones (padded to the batch's largest count)."""
+    batch, n = lo.shape
+    mask = np.ones_like(lo, dtype=bool) if every else (lo < 0) & (hi > 0)
+    m = int(mask.sum(axis=1).max())
+    if m == 0:
+        return lo, hi
+    idx = np.argsort(~mask, axis=1, kind="stable")[:, :m]  # each box's unstable neurons first
+    valid = np.take_along_axis(mask, idx, axis=1)
+    rows = np.zeros((batch, m, n))
+    np.put_along_axis(rows, idx[..., None], valid[..., None].astype(np.float64), axis=2)
+    value, _ = _backward(net, np.concatenate([rows, -rows], axis=1), upto, relax, lower, upper)
+    old_lo, old_hi = np.take_along_axis(lo, idx, axis=1), np.take_along_axis(hi, idx, axis=1)
+    lo, hi = lo.copy(), hi.copy()
+    np.put_along_axis(lo, idx, np.where(valid, np.maximum(old_lo, value[:, :m]), old_lo), axis=1)
+    np.put_along_axis(hi, idx, np.where(valid, np.minimum(old_hi, -value[:, m:]), old_hi), axis=1)
+    return lo, np.maximum(hi, lo)
 
 
 def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray, prior: list | None = None) -> tuple[list, dict]:
@@ -76,8 +106,8 @@ def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray, prior: list 
     :func:`harness_plugins.verifiers.bounds.crown_bounds` lists them for one box; each pre-activation
     is CROWN's bound intersected with the interval through the preceding affine map, and with
     ``prior`` (sound bounds in the same layout, e.g. :func:`.symbolic.forward_bounds`) when given.
-    With ``prior``, CROWN's backward pass runs only for the neurons ``prior`` leaves unstable in
-    some box of the batch: a neuron it shows stable everywhere keeps its (exact) relaxation.
+    With ``prior``, CROWN's backward pass runs, per box, only for the neurons ``prior`` leaves
+    unstable there: a neuron it shows stable keeps its (exact) relaxation.
     """
     bounds: list = [(lower, upper)]
     relax: dict = {}
@@ -91,18 +121,7 @@ def crown_batch(net: Network, lower: np.ndarray, upper: np.ndarray, prior: list 
                 lo, hi = np.maximum(lo, prior[i + 1][0]), np.minimum(hi, prior[i + 1][1])
                 hi = np.maximum(hi, lo)
             if i + 1 < len(net.ops) and i > 0:  # a pre-activation below other ReLUs: CROWN tightens it
-                n = op.w.shape[0]
-                cols = np.nonzero(((lo < 0) & (hi > 0)).any(axis=0))[0] if prior is not None else np.arange(n)
-                if len(cols):
-                    eye = np.eye(n)[cols]
-                    rows = np.concatenate([eye, -eye])
-                    value, _ = _backward(net, np.broadcast_to(rows, (len(lower), *rows.shape)), i + 1, relax,
-                                         lower, upper)
-                    m = len(cols)
-                    lo, hi = lo.copy(), hi.copy()
-                    lo[:, cols] = np.maximum(lo[:, cols], value[:, :m])
-                    hi[:, cols] = np.minimum(hi[:, cols], -value[:, m:])
-                    hi = np.maximum(hi, lo)
+                lo, hi = _tighten(net, i + 1, relax, lower, upper, lo, hi, every=prior is None)
         else:
             relax[i] = relu_relaxation(lo, hi)
             lo, hi = np.maximum(lo, 0.0), np.maximum(hi, 0.0)
@@ -118,6 +137,19 @@ def _unstable(bounds: list, net: Network) -> np.ndarray:
             lo, hi = bounds[i]
             count += ((lo < 0) & (hi > 0)).sum(axis=1)
     return count
+
+
+def _objective(net: Network, a: np.ndarray, relax: dict, lower: np.ndarray, upper: np.ndarray) -> tuple[np.ndarray,
+                                                                                                        np.ndarray]:
+    """Lower bounds of ``a @ y`` per box (B, R) and their input-space coefficients, the better of two
+    sound choices of the unstable ReLUs' lower slopes: CROWN-Ada's 0 or 1, and the upper chord's
+    slope (DeepPoly's parallel bound); each row of each box keeps whichever is higher."""
+    objective = np.broadcast_to(a, (len(lower), *a.shape))
+    value, lam = _backward(net, objective, len(net.ops), relax, lower, upper)
+    chord = {i: (up_s, up_s, up_c) for i, (_, up_s, up_c) in relax.items()}
+    other, lam2 = _backward(net, objective, len(net.ops), chord, lower, upper)
+    better = other > value
+    return np.where(better, other, value), np.where(better[..., None], lam2, lam)
 
 
 def _settled(net: Network, lower: np.ndarray, upper: np.ndarray, active: list[list[int]], outputs: list,
@@ -142,14 +174,17 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
     ``attack(lower, upper)``, when given, returns candidate points (a short PGD) for a batch of boxes.
     """
     terms = list(range(len(outputs)))
-    queue: list[tuple[np.ndarray, np.ndarray, list[int], int]] = [(lo, hi, terms, 0) for lo, hi in boxes]
+    # A heap on the parent's worst margin: the sub-boxes closest to a counterexample first (the work to
+    # prove a property holds is the same in any order; a violation is found sooner).
+    queue: list = [(-np.inf, n, lo, hi, terms, 0) for n, (lo, hi) in enumerate(boxes)]
+    count = len(queue)
     stats = {"boxes": 0, "by_forward": 0, "milp": 0, "splits": 0, "max_queue": len(queue)}
     timed_out = False
     while queue:
         if time.monotonic() > deadline:
             timed_out = True
             break
-        batch, queue = queue[-BATCH:], queue[:-BATCH]
+        batch = [heapq.heappop(queue)[2:] for _ in range(min(BATCH, len(queue)))]
         lower = np.stack([b[0] for b in batch])
         upper = np.stack([b[1] for b in batch])
         # Cheap forward bounds first: the sub-boxes they settle need no backward pass for every layer.
@@ -166,10 +201,11 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
         # the attack corner and the split.
         open_terms: list[list[int]] = [[] for _ in batch]
         sense = np.zeros_like(lower)
+        worst = np.full(len(batch), np.inf)
         candidates = [(lower + upper) / 2]
         for t in terms:
             a, b = outputs[t]
-            value, lam = _backward(net, np.broadcast_to(a, (len(batch), *a.shape)), len(net.ops), relax, lower, upper)
+            value, lam = _objective(net, a, relax, lower, upper)
             margin = (value - b).max(axis=1) - MARGIN  # > 0: some row rules the conjunction out on that box
             row = (value - b).argmax(axis=1)
             best = lam[np.arange(len(batch)), row]  # (B, n0): the row that came closest to a proof
@@ -178,6 +214,7 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
                 if t in active and margin[k] <= 0:
                     open_terms[k].append(t)
                     sense[k] += np.abs(best[k])
+                    worst[k] = min(worst[k], margin[k])
         if attack is not None:
             candidates.append(attack(lower, upper))
         points = np.concatenate(candidates)
@@ -206,12 +243,15 @@ def search(net: Network, boxes: list, outputs: list, deadline: float, replays: C
             score = width * np.maximum(sense[k], 1e-12)
             d = int(np.argmax(score if score.max() > 0 else width))
             if width[d] <= 1e-9:
+                d = int(np.argmax(width))
+            if width[d] <= 1e-9:
                 return {"result": "unknown", "info": {"by": "split", "note": "a sub-box too small to split", **stats}}
             mid = (lo[d] + hi[d]) / 2
             left_hi, right_lo = hi.copy(), lo.copy()
             left_hi[d], right_lo[d] = mid, mid
-            queue.append((lo, left_hi, open_terms[k], depth + 1))
-            queue.append((right_lo, hi, open_terms[k], depth + 1))
+            heapq.heappush(queue, (worst[k], count, lo, left_hi, open_terms[k], depth + 1))
+            heapq.heappush(queue, (worst[k], count + 1, right_lo, hi, open_terms[k], depth + 1))
+            count += 2
             stats["splits"] += 1
         if timed_out:
             break
