@@ -16,6 +16,10 @@ process per instance (:func:`harness.verify.process.run_verifier`), on the netwo
 benchmark reader normalizes it; a ``violated`` counts as correct only when its witness replays in
 onnxruntime. Time figures depend on the machine's load: run with ``--jobs 1`` on a quiet machine.
 
+Measured 2026-12-03 10:14-10:21 UTC on a quiet machine (load 1.9: one other job niced), same code, 60 s
+timeout, one at a time: ``milp`` 15 correct holds, 10 correct violated, 0 wrong, 0 unknown, 5 timeout
+(25/30, 83%), 395 s in all.
+
 Measured 2026-12-03 (``milp`` after the numpy branch and bound: no torch import, forward symbolic
 bounds, best-first splitting) on the same 2 shared cores at load 6 to 14, 60 s timeout, one at a time:
 ``milp`` 13 correct holds, 9 correct violated, 0 wrong, 0 unknown, 8 timeout (22/30, 73%), 738 s.
