@@ -270,4 +270,4 @@ def test_cli_model_dataset_and_in_process(harness_cli):
     assert "PASS  claim sparsity: sparsity over conv+linear weights: torch 0.2500, onnx 0.2500" in proc.stdout
     unknown = harness_cli("check-plugin", "pruning", "--model", "lenet7", env={"HARNESS_DISABLE_PLUGINS": ""})
     assert unknown.returncode == 1
-    assert "FAIL  model: unknown model 'lenet7' (known: " in unknown.stdout and "toy-cnn)" in unknown.stdout
+    assert "FAIL  model: unknown model 'lenet7' (known: " in unknown.stdout and "toy-cnn, " in unknown.stdout

@@ -150,7 +150,8 @@ def test_smoke_settings_and_defaults(smoke):
     assert smoke.settings["latency"]["profile"] == "smoke"
     assert smoke.settings["latency"]["rotate"] == 4
     assert smoke.settings["accuracy"] == {"batch_size": 256, "quality_gate": 0.99, "retrieval_k": 10}
-    assert set(smoke.settings) == {"accuracy", "latency", "size", "soundness", "verification", "robustness"}
+    assert set(smoke.settings) == {"accuracy", "latency", "size", "soundness", "verification", "robustness",
+                                   "robustness-shift", "energy"}
     assert smoke.execution == {"timeout_s": 600.0, "memory_limit_mb": 0}
 
 
@@ -330,14 +331,17 @@ def test_backends_may_be_left_out_when_no_suite_runs_per_backend(registry):
 
 @pytest.mark.parametrize("mkey, bad, kind, known", [
     ("models", "lenet6", "model", "hf-causal-lm, hf-classifier, hf-encoder, lenet5, mlp, mobilenet_v2, "
-                                  "onnx-file, resnet-small, resnet18, resnet50, tiny-lm"),
+                                  "onnx-file, resnet-small, resnet18, resnet50, tiny-lm, vit-tiny, wide-mlp"),
     ("datasets", "cifar100", "dataset", "cifar10, digits, imagefolder, mnist, synthetic, text-classification, "
                                         "text-embedding, text-lm"),
     ("methods", "magnitude", "method", "block, channel-l1, dense, finetune, global-magnitude, gradient, int8-dynamic, "
-                                       "int8-static, kbit, layer-magnitude, lottery-ticket, mixed-precision, n-m, "
-                                       "random, splitquant, svd, wanda"),
-    ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, wasm"),
-    ("suites", "speed", "suite", "accuracy, latency, robustness, size, soundness, verification"),
+                                       "int8-static, kbit, layer-magnitude, lottery-ticket, lrp-mixed-precision, "
+                                       "matmul-nbits, mixed-precision, n-m, random, splitquant, svd, tensor-train, "
+                                       "wanda"),
+    ("backends", "cuda", "backend", "arm, onnxruntime-cpu, torch-cpu, torch-cuda, torch-cuda-kernels, "
+                                    "torch-sparse-cpu, wasm"),
+    ("suites", "speed", "suite", "accuracy, energy, latency, robustness, robustness-shift, size, soundness, "
+                                "verification"),
 ])
 def test_unknown_names_list_known(registry, mkey, bad, kind, known):
     entry = matrix()
