@@ -1,6 +1,6 @@
-"""No loader that can run code from a file remains in the harness or the first-party plugins.
+"""No loader that can run code from a file remains in the harness, the first-party plugins or the benchmarks.
 
-Every module of ``harness/`` and ``plugins/`` (tests included: they are shipped as examples) is read
+Every module of ``harness/``, ``plugins/`` (tests included: they are shipped as examples) and ``bench/`` is read
 with ``ast``. A hit is a call of ``pickle.load``/``loads`` (and ``dill``, ``marshal``, ``joblib``,
 ``cloudpickle``, ``shelve``), ``pandas.read_pickle``, ``numpy.load(allow_pickle=True)``, ``torch.load``
 without a literal ``weights_only=True``, or the ``eval``/``exec`` builtins (``module.eval()`` is a
@@ -15,7 +15,7 @@ import ast
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("harness", "plugins")
+SCANNED = ("harness", "plugins", "bench")
 PICKLERS = {"pickle", "cPickle", "_pickle", "dill", "marshal", "joblib", "cloudpickle", "shelve"}
 
 
