@@ -30,9 +30,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from harness.api import ApplyContext, MethodSpec, Param, WeightEncoding, hookimpl
+from harness.api import ApplyContext, MethodSpec, Param, hookimpl
 from harness_plugins._layers import named_layers
-from harness_plugins.weight_quantization import BITS, assign_bits, mixed_claims, quantize_symmetric
+from harness_plugins.weight_quantization import BITS, mixed_claims, quantize_by_cost, quantize_symmetric
 
 
 def _conservative_modules() -> dict:
@@ -149,19 +149,9 @@ def apply_lrp_mixed_precision(ctx: ApplyContext) -> Any:
     budget = float(ctx.params["bits"])
     x = torch.from_numpy(np.ascontiguousarray(ctx.splits.calibration.x))
     contribution = layer_relevance(ctx.module, x)
-    layers = named_layers(ctx.module)
     cost = {name: {b: contribution[name] * quantization_error(layer.weight, b) for b in BITS}
-            for name, layer in layers}
-    sizes = {name: layer.weight.numel() for name, layer in layers}
-    try:
-        bits = assign_bits(cost, sizes, budget)
-    except ValueError as exc:
-        raise ValueError(f"lrp-{exc}") from None
-    with torch.no_grad():
-        for name, layer in layers:
-            layer.weight.copy_(quantize_symmetric(layer.weight, bits[name]))
-            ctx.encodings[f"{name}.weight"] = WeightEncoding(bits=bits[name], scales=layer.weight.shape[0]).as_dict()
-    return ctx.module
+            for name, layer in named_layers(ctx.module)}
+    return quantize_by_cost(ctx, cost, budget, method="lrp-mixed-precision")
 
 
 LRP_MIXED_PRECISION = MethodSpec(

@@ -156,7 +156,8 @@ def layer_sensitivity(module: Any, x: Any, bits: tuple[int, ...] = BITS) -> dict
     return out
 
 
-def assign_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int], budget: float) -> dict[str, int]:
+def assign_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int], budget: float, *,
+                method: str = "mixed-precision") -> dict[str, int]:
     """Bits per layer minimising the summed sensitivity with the weight-weighted mean bits <= ``budget``:
     the integer program of HAWQ-V3, solved with ``scipy.optimize.milp`` (HiGHS)."""
     import numpy as np
@@ -171,7 +172,7 @@ def assign_bits(sensitivity: dict[str, dict[int, float]], sizes: dict[str, int],
     constraints = [LinearConstraint(one_each, 1, 1), LinearConstraint(weight_bits, -np.inf, budget)]
     result = milp(cost, constraints=constraints, integrality=np.ones(len(options)), bounds=Bounds(0, 1))
     if not result.success:
-        raise ValueError(f"mixed-precision: no assignment of {min(BITS)}-{max(BITS)} bits fits a mean of "
+        raise ValueError(f"{method}: no assignment of {min(BITS)}-{max(BITS)} bits fits a mean of "
                          f"{budget} bits ({result.message})")
     chosen = {name: b for (name, b), z in zip(options, result.x) if z > 0.5}
     return {name: chosen[name] for name in names}
@@ -186,10 +187,16 @@ def apply_mixed_precision(ctx: ApplyContext) -> Any:
 
     budget = float(ctx.params["bits"])
     x = torch.from_numpy(np.ascontiguousarray(ctx.splits.calibration.x))
-    sensitivity = layer_sensitivity(ctx.module, x)
+    return quantize_by_cost(ctx, layer_sensitivity(ctx.module, x), budget, method="mixed-precision")
+
+
+def quantize_by_cost(ctx: ApplyContext, cost: dict[str, dict[int, float]], budget: float, *, method: str) -> Any:
+    """Bits per layer from ``cost`` (layer -> bits -> cost) under the mean-bits ``budget``
+    (:func:`assign_bits`), then each layer quantized per output channel, symmetric, at its bits, and its
+    encoding recorded: the allocation step every mixed-precision method shares."""
     layers = named_layers(ctx.module)
     sizes = {name: layer.weight.numel() for name, layer in layers}
-    bits = assign_bits(sensitivity, sizes, budget)
+    bits = assign_bits(cost, sizes, budget, method=method)
     for name, layer in layers:
         _set_weight(layer, quantize_symmetric(layer.weight, bits[name]))
         ctx.encodings[f"{name}.weight"] = WeightEncoding(bits=bits[name], scales=layer.weight.shape[0]).as_dict()
