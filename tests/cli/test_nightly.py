@@ -36,21 +36,7 @@ def test_workflow_example_runs_the_nightly_with_a_tag_compares_and_reports():
 # ---- the workflow's steps, run as a GitHub runner runs them --------------------------------------------
 
 FIXTURE = ROOT / "tests" / "fixtures" / "slowdown"
-TINY = """name = "tiny-nightly"
-version = "1"
-seeds = [0]
-
-[[matrix]]
-models = ["mlp"]
-datasets = ["digits"]
-methods = ["dense"]
-backends = ["repeat-cpu"]
-suites = ["latency"]
-
-[settings.latency]
-batch_sizes = [1]
-profile = "smoke"
-"""
+TINY = (FIXTURE / "suite.toml.in").read_text().format(name="tiny-nightly", batch_sizes="[1]", profile="smoke")
 
 
 def _condition(expr: str | None, outcomes: dict, failed: bool) -> bool:
