@@ -54,18 +54,10 @@ METRICS = (
 )
 
 
-def _outputs(session, x, bs: int) -> list:
-    """The session's outputs for ``x`` in batches of ``bs``, as a list of arrays."""
-    import numpy as np
-
-    return [np.asarray(session.run(take(x, slice(start, start + bs))))
-            for start in range(0, batch_len(x), bs)]
-
-
 def _run(open_session, x, bs: int) -> tuple[list, dict]:
     session = open_session()
     try:
-        return _outputs(session, x, bs), dict(session.info)
+        return metrics.batched_outputs(session, x, bs), dict(session.info)
     finally:
         session.close()
 

@@ -1,11 +1,21 @@
 """Task metrics computed from a backend's outputs: top-k accuracy, perplexity, embedding agreement.
 
-Pure numpy, so every backend is scored by the same code whatever runtime produced the outputs.
+Pure numpy, so every backend is scored by the same code whatever runtime produced the outputs; and the one
+loop that gathers those outputs batch by batch (:func:`batched_outputs`).
 """
 
 from __future__ import annotations
 
 from typing import Any
+
+from harness.api import batch_len, take
+
+
+def batched_outputs(session: Any, x: Any, bs: int) -> list:
+    """The session's outputs for ``x`` (an array or a feed) in batches of ``bs``, as a list of arrays."""
+    import numpy as np
+
+    return [np.asarray(session.run(take(x, slice(start, start + bs)))) for start in range(0, batch_len(x), bs)]
 
 
 def topk_correct(logits: Any, labels: Any, k: int) -> Any:

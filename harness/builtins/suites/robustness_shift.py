@@ -17,7 +17,7 @@ Dietterich 2019), with the dense model in AlexNet's place:
 
 from __future__ import annotations
 
-from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, batch_len, hookimpl, take
+from harness.api import CellContext, Measurement, MetricSpec, Param, Skip, SuiteSpec, hookimpl
 from harness.builtins.suites import corruptions, metrics
 
 METRICS = (
@@ -37,8 +37,7 @@ def _error(session, x, y, bs: int) -> float:
     """Top-1 error of the session's outputs on ``x``."""
     import numpy as np
 
-    outs = [np.asarray(session.run(take(x, slice(i, i + bs)))) for i in range(0, batch_len(x), bs)]
-    logits = np.concatenate([o.reshape(len(o), -1) for o in outs])
+    logits = np.concatenate([o.reshape(len(o), -1) for o in metrics.batched_outputs(session, x, bs)])
     return 1.0 - float(metrics.topk_correct(logits, y, 1).mean())
 
 
