@@ -202,7 +202,7 @@ def test_nightly_rerun_compare_and_history(smoke):
     by_test = {}
     for r in compared:
         by_test.setdefault(r["test"], set()).add(r["metric"].split("@")[0])
-    assert {"top1", "gzip_bytes", "params"} <= by_test["deterministic"]
+    assert {"top1", "gzip_bytes", "total_params"} <= by_test["deterministic"]
     timing = set().union(*(m for t, m in by_test.items() if t in ("within threshold", "untested")))
     assert {"p50_ms", "p90_ms", "throughput_sps"} <= timing  # two runs: no noise estimate between runs
     assert "stdev_ms" in by_test["dispersion"]
