@@ -46,24 +46,31 @@ def leaderboard(db: str, model, dataset, backend, method, machine, sort, pareto,
 
     Rows that failed a gate (the flags column says which) are shown but never ranked, and never
     on a Pareto frontier."""
-    from harness.query.leaderboard import leaderboard as query
-    from harness.query.leaderboard import render, select_columns
+    from harness.query.leaderboard import board, frontier_of, metrics_shown, render, select_columns
     from harness.query.refs import QueryError
 
     if pareto and sort:
         raise QueryError("--pareto and --sort do not combine: a frontier is ordered by its first objective")
-    frame = query(db, model=model, dataset=dataset, backend=backend, method=method, sort=sort, machine=machine)
-    if pareto:
-        from harness.query.leaderboard import frontier_of
-
-        front = frontier_of(db, frame, pareto, pareto_by)
-        click.echo(front.summary(), err=True)
-        frame = front.rows
-        if columns is None and fmt == "table":
-            columns = ",".join(o.column for o in front.objectives)
     if columns is None and fmt != "table":
         columns = "all"
-    _echo(render(select_columns(frame, columns), fmt))
+    shown = "" if pareto and columns is None else columns  # a table of a frontier shows its objectives
+
+    def answer(metrics):
+        frame = board(db, model=model, dataset=dataset, backend=backend, method=method, sort=sort,
+                      machine=machine, metrics=metrics)
+        front = frontier_of(db, frame, pareto, pareto_by) if pareto else None
+        if front is not None:
+            frame = front.rows
+        cols = ",".join(o.column for o in front.objectives) if front is not None and shown == "" else columns
+        return front, select_columns(frame, cols)
+
+    try:  # read only the columns shown
+        front, table = answer(metrics_shown(shown, sort=sort, pareto=pareto))
+    except QueryError:  # a name that is no column: the whole board's error names every column there is
+        front, table = answer(None)
+    if front is not None:
+        click.echo(front.summary(), err=True)
+    _echo(render(table, fmt))
 
 
 @click.command()

@@ -58,26 +58,24 @@ def _benchmark_of(row: Any) -> tuple:
     return tuple(canonical(params) if c == "model_params" else row[c] for c in _GROUP)
 
 
-def apply(conn: Any, measurements: Any) -> Any:
-    """``measurements`` (a frame of ``cell_id, metric, value, mparams, flag``) with every verification cell's
+def apply(conn: Any, measurements: list[tuple]) -> list[tuple]:
+    """``measurements`` (``(cell_id, metric, value, params, flag)`` tuples) with every verification cell's
     judged metrics replaced by the verdict across its benchmark's verifiers."""
-    import pandas as pd
-
     # Only the verification suite records ``unsound``: without it in view there is nothing to judge, and the
     # store is not read again (the leaderboard's speed on large stores without verification stays as it was).
-    if measurements.empty or not (measurements["metric"] == "unsound").any():
+    if not any(m[1] == "unsound" for m in measurements):
         return measurements
     judged = judged_cells(conn)
-    present = [c for c in measurements["cell_id"].unique() if int(c) in judged]
+    present = list(dict.fromkeys(m[0] for m in measurements if int(m[0]) in judged))
     if not present:
         return measurements
-    keep = ~(measurements["cell_id"].isin(present) & measurements["metric"].isin(JUDGED_METRICS))
-    rows = []
+    chosen = set(present)
+    kept = [m for m in measurements if not (m[0] in chosen and m[1] in JUDGED_METRICS)]
     for cell in present:
         j = judged[int(cell)]
         flag = "; ".join(j.flags) or None
         values = {"score": j.score, "score_2021": j.score_2021, "unsound": j.counts["unsound"],
                   "invalid_witness": j.counts["invalid_witness"], "disputed": j.counts["disputed"]}
-        rows += [{"cell_id": cell, "metric": m, "value": float(v), "mparams": "{}",
-                  "flag": flag if m in ("score", "unsound", "invalid_witness") else None} for m, v in values.items()]
-    return pd.concat([measurements[keep], pd.DataFrame(rows)], ignore_index=True)
+        kept += [(cell, m, float(v), "{}", flag if m in ("score", "unsound", "invalid_witness") else None)
+                 for m, v in values.items()]
+    return kept

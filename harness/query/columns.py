@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,7 +21,7 @@ MARKS = ("rank", "checks", "flags")
 #: The checks a built-in suite's figures need before they are ranked (the writers always run them:
 #: :mod:`harness.measure.honesty`): a ``check_*`` metric of the same row, passed. ``check_test01`` is
 #: per batch size: a latency figure at ``@b32`` needs ``check_test01@b32``. A figure whose check has no
-#: result is flagged ``unchecked: ...`` (:func:`unchecked_flags`) and never ranked.
+#: result is flagged ``unchecked: ...`` (:func:`harness.query.board.add_unchecked`) and never ranked.
 CHECKS_NEEDED = {"accuracy": ("check_claims", "check_agreement"), "latency": ("check_claims", "check_test01"),
                  "size": ("check_claims",)}
 PER_BATCH_CHECKS = ("check_test01",)
@@ -153,8 +154,8 @@ class Catalogue:
         return self.higher.get(metric_of(column))
 
 
-def excluded(flags: Any, columns: list[str], catalogue: Catalogue) -> Any:
-    """Which rows a ranking or frontier over ``columns`` must leave out, given their ``flags``.
+def exclusion(columns: list[str], catalogue: Catalogue) -> Callable[[Any], bool]:
+    """Whether a ranking or frontier over ``columns`` must leave out a row, given its ``flags`` text.
 
     Every flag (a quality gate, a soundness check) excludes its row, except a flag ``"SUITE only: ..."``
     naming a suite of the catalogue, which excludes it only when one of ``columns`` is a metric of that
@@ -172,7 +173,7 @@ def excluded(flags: Any, columns: list[str], catalogue: Catalogue) -> Any:
             return False
         return any(leaves_out(part) for part in split_flag(text))
 
-    return flags.map(out).astype(bool)
+    return out
 
 
 def needed_checks(column: str, catalogue: Catalogue) -> list[str]:
@@ -183,38 +184,6 @@ def needed_checks(column: str, catalogue: Catalogue) -> list[str]:
         bs = batch_of(column)
         out.append(f"{check}@b{bs}" if check in PER_BATCH_CHECKS and bs else check)
     return out
-
-
-def unchecked_flags(frame: Any, catalogue: Catalogue) -> Any:
-    """``frame["flags"]`` with ``unchecked: CHECK has no result (needed by COLUMN)`` added to each row that
-    has a figure whose check (:func:`needed_checks`) has no result in that row: a result stored before the
-    check existed, or by a writer that skipped it. Rows are never ranked on an unchecked figure."""
-    import pandas as pd
-
-    cols = [c for c in metric_columns(frame) if not metric_of(c).startswith("check_")]
-    missing: dict[str, Any] = {}
-    for col in cols:
-        for check in needed_checks(col, catalogue):
-            absent = frame[check].isna() if check in frame.columns else pd.Series(True, index=frame.index)
-            hit = frame[col].notna() & absent
-            if hit.any():
-                missing.setdefault(check, (col, hit))
-                missing[check] = (missing[check][0], missing[check][1] | hit)
-    if not missing:
-        return frame["flags"]
-    flags = frame["flags"].astype(object).where(frame["flags"].notna(), None)
-    touched = pd.Series(False, index=frame.index)
-    for check, (col, hit) in missing.items():
-        name = check.removeprefix("check_")
-        note = f"unchecked: {name} has no result (needed by {col})"
-        current = flags.fillna("").astype(str)
-        said = current.str.contains(f"unchecked: {name.split('@')[0]}", regex=False)  # the writer said why
-        add = hit & ~said
-        flags = flags.mask(add & (current == ""), note).mask(add & (current != ""), current + FLAG_SEP + note)
-        touched |= add
-    if touched.any():  # the notes take their place in the order every other flags text has
-        flags[touched] = flags[touched].map(lambda t: join_flags([t]))
-    return flags
 
 
 def checks_behind(column: str, catalogue: Catalogue) -> str:

@@ -36,7 +36,7 @@ from typing import Any
 from harness.query import noise
 from harness.query.columns import column_name, convert_distinct, label, params_text
 from harness.query.refs import QueryError, describe_machine, resolve_run
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 
 #: Earlier runs of a cell needed for the history test (re-exported from :mod:`harness.query.noise`).
 MIN_HISTORY = noise.MIN_HISTORY

@@ -106,15 +106,16 @@ def fit(sizes: Any, errors: Any) -> Fit | None:
     :data:`MIN_SIZES` distinct sizes or when the fit does not converge."""
     import warnings
 
+    pairs = [(float(a), float(b)) for a, b in zip(sizes, errors)
+             if a is not None and b is not None and math.isfinite(a) and math.isfinite(b) and a > 0]
+    if len({a for a, _ in pairs}) < MIN_SIZES or len(pairs) < 5:
+        return None  # decided before numpy and scipy are imported: most leaderboards have no family to fit
     import numpy as np
-    from scipy.optimize import OptimizeWarning, curve_fit
 
-    n = np.asarray(sizes, dtype=float)
-    e = np.asarray(errors, dtype=float)
-    keep = np.isfinite(n) & np.isfinite(e) & (n > 0)
-    n, e = n[keep], e[keep]
-    if len(set(n.tolist())) < MIN_SIZES or len(n) < 5:
-        return None
+    n = np.array([a for a, _ in pairs])
+    e = np.array([b for _, b in pairs])
+    from scipy.optimize import OptimizeWarning, curve_fit  # only when there is a curve to fit (a slow import)
+
     floor, top = max(float(e.min()), 0.0), float(e.max())
     log_lo, log_hi = math.log(n.min()), math.log(n.max())
     p0 = [floor / 2, top, (log_lo + log_hi) / 2, 1.0]
@@ -140,12 +141,18 @@ def density_of(f: Fit, err: float, nonzero: float) -> dict[str, float | None]:
 
 
 def family_fits(points: Any) -> dict[tuple, tuple[str, Fit]]:
-    """``{group: (metric, fit)}`` from ``points``: a frame with ``group`` (a tuple), ``dense`` (bool),
-    ``nonzero``, ``metric`` and ``value``; one fit per group whose dense rows span enough sizes."""
+    """``{group: (metric, fit)}`` from ``points``: ``(group, dense, nonzero, metric, value)`` tuples (or a frame
+    with those columns, ``group`` a tuple); one fit per group whose dense rows span enough sizes."""
+    if hasattr(points, "itertuples"):
+        points = points[["group", "dense", "nonzero", "metric", "value"]].itertuples(index=False, name=None)
+    dense: dict[tuple, list] = {}
+    for group, is_dense, nonzero, metric, value in points:
+        if is_dense:
+            dense.setdefault(group, []).append((nonzero, metric, value))
     out = {}
-    for group, part in points[points["dense"]].groupby("group", sort=False):
-        metric = part["metric"].iloc[0]
-        f = fit(part["nonzero"], [error_of(metric, v) for v in part["value"]])
+    for group, part in dense.items():
+        metric = part[0][1]
+        f = fit([p[0] for p in part], [error_of(metric, p[2]) for p in part])
         if f is not None:
             out[group] = (metric, f)
     return out
@@ -156,45 +163,47 @@ def quality_metric(columns: Any) -> str | None:
     return next((m for m in ("top1", "perplexity") if m in columns), None)
 
 
-def families(wide: Any) -> tuple[list[tuple], dict[tuple, tuple[str, Fit]]]:
+def families(board: Any) -> tuple[list[tuple], dict[tuple, tuple[str, Fit]]]:
     """Each leaderboard row's family (architecture, dataset, backend, its parameters, machine), and the fit of
-    every family whose dense rows span enough sizes: ``(groups, {group: (metric, fit)})``."""
-    import pandas as pd
+    every family whose dense rows span enough sizes: ``(groups, {group: (metric, fit)})``. ``board``: a
+    :class:`harness.query.board.Board` or a leaderboard DataFrame."""
+    from harness.query.board import as_board
 
-    metric = quality_metric(wide.columns)
-    if metric is None or "nonzero_params" not in wide.columns or wide.empty:
+    board = as_board(board)
+    metric = quality_metric(board.columns)
+    if metric is None or "nonzero_params" not in board.columns or board.empty:
         return [], {}
-    keys = ["dataset", "backend", "backend_params", "machine"]
-    base = wide["model"].astype(str).str.split("(", n=1).str[0]
-    group = [tuple(r) for r in pd.concat([base.rename("arch"), wide[keys]], axis=1).astype(str).itertuples(index=False)]
-    points = pd.DataFrame({"group": group, "dense": (wide["method"] == "dense").to_numpy(),
-                           "nonzero": wide["nonzero_params"].to_numpy(), "metric": metric,
-                           "value": wide[metric].to_numpy()}, index=wide.index)
-    points = points[points["nonzero"].notna() & points["value"].notna()]
+    keys = ("dataset", "backend", "backend_params", "machine")
+    group = [(str(r.get("model")).split("(", 1)[0], *(str(r.get(k)) for k in keys)) for r in board.rows]
+    points = [(g, r.get("method") == "dense", r["nonzero_params"], metric, r[metric])
+              for g, r in zip(group, board.rows) if r.get("nonzero_params") is not None and r.get(metric) is not None]
     return group, family_fits(points)
 
 
-def add_columns(wide: Any) -> Any:
-    """The leaderboard frame with :data:`COLUMNS` for the rows of every model whose dense family was measured
-    (the ``dense`` rows of one architecture at several sizes, same dataset, backend and machine); unchanged
-    when there is none."""
-    import pandas as pd
+def add_columns(frame: Any) -> Any:
+    """The leaderboard (a :class:`harness.query.board.Board` or a DataFrame; the same kind comes back) with
+    :data:`COLUMNS` (before ``flags``) for the rows of every model whose dense family was measured (the
+    ``dense`` rows of one architecture at several sizes, same dataset, backend and machine); unchanged when
+    there is none."""
+    from harness.query.board import Board, as_board, to_frame
 
-    group, fits = families(wide)
+    board = as_board(frame)
+    group, fits = families(board)
     if not fits:
-        return wide
-    metric = quality_metric(wide.columns)
-    values = {c: [None] * len(wide) for c in COLUMNS}
-    for i, (g, nz, v) in enumerate(zip(group, wide["nonzero_params"], wide[metric])):
-        if g in fits and pd.notna(nz) and pd.notna(v):
+        return frame
+    metric = quality_metric(board.columns)
+    rows = []
+    for g, row in zip(group, board.rows):
+        row = dict(row, **dict.fromkeys(COLUMNS))
+        nz, v = row.get("nonzero_params"), row.get(metric)
+        if g in fits and nz is not None and v is not None:
             m, f = fits[g]
-            for c, x in density_of(f, error_of(m, float(v)), float(nz)).items():
-                values[c][i] = x
-    out = wide.copy()
-    at = list(out.columns).index("flags") if "flags" in out.columns else len(out.columns)
-    for offset, c in enumerate(COLUMNS):
-        out.insert(at + offset, c, pd.to_numeric(pd.Series(values[c], index=out.index), errors="coerce"))
-    return out
+            row.update(density_of(f, error_of(m, float(v)), float(nz)))
+        rows.append(row)
+    at = board.columns.index("flags") if "flags" in board.columns else len(board.columns)
+    columns = board.columns[:at] + [c for c in COLUMNS if c not in board.columns] + board.columns[at:]
+    out = Board(columns, rows)
+    return out if isinstance(frame, Board) else to_frame(out)
 
 
 def curve_points(f: Fit, metric: str, count: int = 60) -> tuple[list[float], list[float]]:

@@ -8,7 +8,7 @@ from typing import Any
 
 from harness.query.columns import column_name, convert_distinct, label, params_text
 from harness.query.refs import SHORT, QueryError, check_tag, resolve_machine
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 
 
 def history(db: str | Path, metric: str, *, model: str | None = None, dataset: str | None = None,

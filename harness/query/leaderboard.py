@@ -7,30 +7,25 @@ from __future__ import annotations
 
 import io
 import json
+from collections.abc import Collection
 from pathlib import Path
 from typing import Any
 
 from harness.query import density
+from harness.query.board import Board, add_unchecked, as_board, fetch_latest, plain, to_frame, widen
+from harness.query.board import rank as rank_board
 from harness.query.columns import (
     IDENTITY,
     Catalogue,
     batch_of,
-    checks_behind,
-    column_name,
-    convert_distinct,
-    excluded,
-    join_flags,
-    label,
     metric_columns,
+    metric_of,
     params_text,
     resolve_column,
-    unchecked_flags,
 )
 from harness.query.pareto import Frontier, frontier, parse_objectives
-from harness.query.refs import SHORT, QueryError, resolve_machine
-from harness.store.db import open_readonly
-
-SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustness": 4, "verification": 5}
+from harness.query.refs import QueryError, resolve_machine
+from harness.store.check import open_readonly
 
 
 def results(db: str | Path, run_id: int | None = None) -> list[dict]:
@@ -108,146 +103,84 @@ def leaderboard(db: str | Path, *, model: str | None = None, dataset: str | None
     ``sort`` names a column, or a metric whose smallest-batch column (the single-stream one) is
     then used; the direction comes from the metric catalogue (best first). Sorting adds a ``rank``
     column, counted within each machine, that is empty for flagged rows and rows without a value;
-    those come after the ranked rows. Returns a pandas DataFrame.
+    those come after the ranked rows. Returns a pandas DataFrame (:func:`board` gives the same rows
+    without pandas).
     """
-    import pandas as pd
+    return to_frame(board(db, model=model, dataset=dataset, backend=backend, method=method, sort=sort,
+                          machine=machine))
 
+
+def board(db: str | Path, *, model: str | None = None, dataset: str | None = None, backend: str | None = None,
+          method: str | None = None, sort: str | None = None, machine: str | None = None,
+          metrics: Collection[str] | None = None) -> Board:
+    """:func:`leaderboard` as a :class:`harness.query.board.Board` (plain rows; what the command line reads).
+
+    ``metrics`` (names, as :func:`metrics_shown` gives them): only these metrics' columns are read, the rows,
+    flags, unchecked notes and ranks staying those of the whole board; ``None``: every column."""
     conn = open_readonly(db)
     try:
         machine_hash = resolve_machine(conn, machine)
         where, args = [], []
-        if machine_hash is not None:
-            where.append("machine_hash = ?")
-            args.append(machine_hash)
         for key, value in (("model", model), ("dataset", dataset), ("method", method)):
             if value is not None and "(" not in value:  # a bare name: filter in SQL, inside the view
                 # dense rows stay until the density columns are computed from them (filtered below)
-                where.append(f"{key} = ?" if key != "method" else "(method = ? OR method = 'dense')")
+                where.append(f"c.{key} = ?" if key != "method" else "(c.method = ? OR c.method = 'dense')")
                 args.append(value)
         if backend is not None and "(" not in backend:
-            where.append("(backend = ? OR backend IS NULL)")  # size rows are shared by every backend
+            where.append("(c.backend = ? OR c.backend IS NULL)")  # size rows are shared by every backend
             args.append(backend)
-        cells, measurements = _latest(conn, where, args)
-        # Verification verdicts are judged across every verifier of their benchmark, not cell by cell. Only
-        # the verification suite records ``unsound``: without it the judge (and its imports) is not needed.
-        if not measurements.empty and (measurements["metric"] == "unsound").any():
+        cells, measurements, layout = fetch_latest(conn, machine_hash, where, args, metrics)
+        # Verification verdicts are judged across every verifier of their benchmark, not cell by cell. Without
+        # a verification cell in view the judge (and its imports) is not needed.
+        if any(c[10] == "verification" for c in cells.values()):  # (cell id, *CELL_COLUMNS, machine)
             from harness.query import adjudication
 
             measurements = adjudication.apply(conn, measurements)
         catalogue = Catalogue.read(conn)
     finally:
         conn.close()
-    if measurements.empty:
-        return pd.DataFrame(columns=IDENTITY + ["flags"])
-    wide = _widen(cells, measurements)
-    wide["flags"] = unchecked_flags(wide, catalogue)
+    if not measurements:
+        return Board(IDENTITY + ["flags"], [])
+    wide = widen(cells, measurements, layout)
+    add_unchecked(wide, catalogue)
     # Capacity density needs the whole dense family of each architecture: before any filter on a row.
     wide = density.add_columns(wide)
     for key, value in (("model", model), ("dataset", dataset), ("backend", backend), ("method", method)):
         if value is not None:
-            wide = wide[wide[key] == value]
+            wide = Board(wide.columns, [r for r in wide.rows if r.get(key) == value])
     if sort:
         col = resolve_column(sort, metric_columns(wide))
-        wide = rank(wide, col, higher=bool(catalogue.direction(col)), catalogue=catalogue)
-    return wide.reset_index(drop=True)
-
-
-def _latest(conn: Any, where: list[str], args: list) -> tuple[Any, Any]:
-    """The latest cells matching ``where`` and their measurements, as two frames joined by ``cell_id``."""
-    import pandas as pd
-
-    # A temporary table (allowed on a read-only connection) computes the view once, and keeps the
-    # repeated identity strings out of the long rows.
-    conn.execute("DROP TABLE IF EXISTS temp.board_cells")
-    conn.execute(
-        "CREATE TEMP TABLE board_cells AS SELECT id AS cell_id, model, model_params, dataset, dataset_params, "
-        "method, method_params, seed, backend, backend_params, machine_hash, suite FROM latest_cells"
-        + (" WHERE " + " AND ".join(where) if where else ""), args)
-    cells = pd.read_sql_query("SELECT * FROM temp.board_cells", conn)
-    measurements = pd.read_sql_query(
-        "SELECT m.cell_id, m.metric, m.value, m.params AS mparams, m.flag FROM temp.board_cells b "
-        "JOIN measurements m ON m.cell_id = b.cell_id ORDER BY m.cell_id, m.id", conn)
-    conn.execute("DROP TABLE temp.board_cells")
-    return cells, measurements
-
-
-def _widen(cells: Any, measurements: Any) -> Any:
-    """Latest cells and their measurements -> one row per (artifact, backend, machine), with ``flags``."""
-    cells = cells.copy()
-    # Few distinct values repeat over many rows: convert each distinct one once.
-    cells["method_params"] = convert_distinct(cells, ["method_params"], lambda p: params_text(json.loads(p)))
-    for kind in ("model", "dataset"):
-        cells[kind] = convert_distinct(cells, [kind, f"{kind}_params"], label)
-    cells["backend_params"] = convert_distinct(cells, ["backend_params"], lambda p: params_text(json.loads(p)))
-    cells["machine"] = cells.pop("machine_hash").str[:SHORT]
-    frame = measurements.merge(cells.drop(columns=["model_params", "dataset_params"]), on="cell_id")
-    frame["column"] = convert_distinct(frame, ["metric", "mparams"], column_name)
-    firsts = frame[["column", "suite"]].drop_duplicates("column")
-    order = {c: (SUITE_ORDER.get(s, 9), i) for i, (c, s) in enumerate(zip(firsts["column"], firsts["suite"]))}
-
-    art_keys = ["model", "dataset", "method", "method_params", "seed", "machine"]
-    row_keys = art_keys[:-1] + ["backend", "backend_params", "machine"]
-    per_backend = frame[frame["backend"].notna()]
-    shared = frame[frame["backend"].isna()]
-    wide = _pivot(per_backend, row_keys)
-    if not shared.empty:
-        swide = _pivot(shared, art_keys)
-        if wide.empty:
-            wide = swide.assign(backend=None, backend_params="")
-        else:
-            wide = wide.merge(swide, on=art_keys, how="left", suffixes=("", "_shared"))
-            wide["flags"] = [_join_flags(a, b) for a, b in zip(wide["flags"], wide.pop("flags_shared"))]
-            for col in [c for c in wide.columns if c.endswith("_shared")]:  # check_claims: on both sides
-                wide[col[:-len("_shared")]] = wide[col[:-len("_shared")]].combine_first(wide.pop(col))
-    wide.columns.name = None
-    metric_cols = sorted([c for c in wide.columns if c not in IDENTITY and c != "flags"],
-                         key=lambda c: order.get(c, (9, 0)))
-    return wide[IDENTITY + metric_cols + ["flags"]]
-
-
-def _pivot(frame: Any, keys: list[str]) -> Any:
-    import pandas as pd
-
-    if frame.empty:
-        return pd.DataFrame(columns=keys + ["flags"])
-    wide = frame.pivot_table(index=keys, columns="column", values="value", aggfunc="first").reset_index()
-    flagged = frame[frame["flag"].notna()]
-    flags = flagged.groupby(keys, dropna=False)["flag"].agg(join_flags).rename("flags")
-    wide = wide.merge(flags.reset_index(), on=keys, how="left") if len(flags) else wide.assign(flags=None)
-    wide["flags"] = wide["flags"].where(wide["flags"].notna(), None)
+        wide = rank_board(wide, col, higher=bool(catalogue.direction(col)), catalogue=catalogue)
     return wide
 
 
-def _join_flags(a: Any, b: Any) -> str | None:
-    return join_flags((a, b)) if isinstance(a, str) or isinstance(b, str) else None
+def metrics_shown(columns: str | None, *, sort: str | None = None, pareto: str | None = None) -> set[str] | None:
+    """The metrics a leaderboard shown with ``columns`` (:func:`select_columns`' argument), sorted by ``sort``
+    and cut to the frontier of ``pareto`` needs, for :func:`board`'s ``metrics``; ``None`` for all of them."""
+    if columns == "all":
+        return None
+    names = set(HEADLINE) if columns is None else {c.strip() for c in columns.split(",") if c.strip()}
+    names |= {p.split(":", 1)[0].strip() for p in (pareto or "").split(",") if p.strip()}
+    if sort:
+        names.add(sort)
+    names = {metric_of(n) for n in names}
+    if names & set(density.COLUMNS):  # the density columns are computed from these
+        names |= {"top1", "perplexity", "nonzero_params"}
+    return names
 
 
 def rank(frame: Any, column: str, *, higher: bool, catalogue: Catalogue) -> Any:
     """Sort best first by ``column`` and number the rows in a ``rank`` column, within each machine.
 
     Equal values share a rank, and the next value's rank counts the rows before it (competition ranking:
-    1, 2, 2, 4). Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) and
+    1, 2, 2, 4). Flagged rows (see :func:`harness.query.columns.exclusion`, which reads ``catalogue``) and
     rows without a value are never ranked: their rank is empty and they come after the ranked rows of
     their machine.
     A ``checks`` column names the checks that stand behind each ranked figure
-    (:func:`harness.query.columns.checks_behind`).
+    (:func:`harness.query.columns.checks_behind`). ``frame``: a DataFrame (one is returned) or a Board.
     """
-    import pandas as pd
-
-    frame = frame.copy()
-    flagged = excluded(frame["flags"], [column], catalogue)
-    rankable = ~flagged & frame[column].notna()
-    frame["_unranked"] = (~rankable).astype(int)
-    frame = frame.sort_values(["machine", "_unranked", column], ascending=[True, True, not higher],
-                              na_position="last", kind="stable")
-    # Competition ranking ("1, 2, 2, 4"): equal values share the best rank of their group.
-    ranked = frame[rankable.reindex(frame.index)]
-    ranks = ranked.groupby("machine")[column].rank(method="min", ascending=not higher)
-    frame.insert(0, "rank", ranks.reindex(frame.index).astype("Int64"))
-    # Which checks stand behind each ranked figure (a ranked row has them all run and passed).
-    behind = checks_behind(column, catalogue)
-    frame.insert(1, "checks", [behind if r is not pd.NA and behind else None for r in frame["rank"]])
-    return frame.drop(columns="_unranked")
+    ranked = rank_board(as_board(frame), column, higher=higher, catalogue=catalogue)
+    return ranked if isinstance(frame, Board) else to_frame(ranked)
 
 
 def frontier_of(db: str | Path, frame: Any, objectives: str, by: str = "backend") -> Frontier:
@@ -266,7 +199,8 @@ HEADLINE = ("top1", "top1_delta", "p50_ms@b1", "p90_ms@b1", "throughput_sps", "w
 
 
 def select_columns(frame: Any, columns: str | None) -> Any:
-    """Keep the identity columns and ``columns`` (comma-separated names; ``all``; ``None``: the headline).
+    """Keep the identity columns and ``columns`` (comma-separated names; ``all``; ``None``: the headline) of a
+    leaderboard (a DataFrame or a :class:`harness.query.board.Board`; the same kind comes back).
 
     A bare metric name that was measured at several batch sizes keeps every variant, except
     ``throughput_sps`` in the headline, which keeps the largest batch (the offline scenario).
@@ -289,32 +223,38 @@ def select_columns(frame: Any, columns: str | None) -> Any:
                 raise QueryError(f"no column {name!r} in the leaderboard (columns: {', '.join(metric_cols)})",
                                  key=name)
             wanted += [c for c in variants if c not in wanted]
-    keep = [c for c in IDENTITY if c in frame.columns]
+    b = as_board(frame)
+    keep = [c for c in IDENTITY if c in b.columns]
     for quiet in ("backend_params", "machine"):  # one value everywhere says nothing in a table
-        if quiet in keep and frame[quiet].nunique(dropna=False) <= 1:
+        if quiet in keep and len(set(b.values(quiet))) <= 1:
             keep.remove(quiet)
-    head = [c for c in ("rank", "checks") if c in frame.columns]
-    tail = ["flags"] if "flags" in frame.columns and frame["flags"].notna().any() else []
-    return frame[head + keep + wanted + tail]
+    head = [c for c in ("rank", "checks") if c in b.columns]
+    tail = ["flags"] if "flags" in b.columns and any(v is not None for v in b.values("flags")) else []
+    chosen = head + keep + wanted + tail
+    return Board(chosen, b.rows) if isinstance(frame, Board) else frame[chosen]
 
 
 def render(rows: Any, fmt: str) -> str:
-    """Render a DataFrame or a list of dicts as ``table``, ``json``, ``csv`` or ``markdown``."""
-    import pandas as pd
-
-    frame = rows if isinstance(rows, pd.DataFrame) else pd.DataFrame(rows)
+    """Render a :class:`harness.query.board.Board`, a DataFrame or a list of dicts as ``table``, ``json``, ``csv``
+    or ``markdown`` (without pandas for a Board or a list)."""
+    b = as_board(rows)
     if fmt == "json":
-        return frame.to_json(orient="records", indent=1, force_ascii=False) if not frame.empty else "[]"
+        return json.dumps([{c: plain(r.get(c)) for c in b.columns} for r in b.rows], indent=1, ensure_ascii=False,
+                          default=str) if b.rows else "[]"
     if fmt == "csv":
-        out = frame.copy()
-        for c in out.columns:
-            if out[c].map(lambda v: isinstance(v, (dict, list))).any():
-                out[c] = out[c].map(lambda v: json.dumps(v, sort_keys=True))
-        return out.to_csv(index=False)
+        import csv
+
+        out = io.StringIO()
+        writer = csv.writer(out, lineterminator="\n")
+        writer.writerow(b.columns)
+        for r in b.rows:
+            writer.writerow(["" if (v := plain(r.get(c))) is None else
+                             json.dumps(v, sort_keys=True) if isinstance(v, (dict, list)) else v for c in b.columns])
+        return out.getvalue()
     if fmt == "markdown":
-        return _markdown(frame)
+        return _markdown(b)
     if fmt == "table":
-        return _table(frame)
+        return _table(b)
     raise ValueError(f"unknown format {fmt!r}")
 
 
@@ -322,12 +262,9 @@ def _fmt(v: Any) -> str:
     """One value as the text formats (table, markdown) show it: missing values empty (never ``nan`` or
     ``<NA>``), whole numbers whole (``76680``, not ``7.668e+04``), others to 4 significant digits but
     never in exponent form from 10,000 on."""
-    import numpy as np
-
-    if v is None or (isinstance(v, float) and v != v) or type(v).__name__ == "NAType":
+    v = plain(v)
+    if v is None:
         return ""
-    if isinstance(v, (np.integer, np.floating)):
-        v = v.item()
     if isinstance(v, float):
         if v.is_integer() and abs(v) < 1e15:
             return str(int(v))
@@ -337,27 +274,24 @@ def _fmt(v: Any) -> str:
     return str(v)
 
 
-def _markdown(frame: Any) -> str:
-    """A GitHub Markdown table of ``frame``, every value through :func:`_fmt`; numeric columns aligned right."""
-    from pandas.api.types import is_numeric_dtype
+def _numeric(values: list) -> bool:
+    present = [v for v in values if v is not None]
+    return bool(present) and all(isinstance(v, (int, float)) for v in present)
+
+
+def _markdown(b: Board) -> str:
+    """A GitHub Markdown table, every value through :func:`_fmt`; numeric columns aligned right."""
     from tabulate import tabulate
 
-    cells = [[_fmt(v).replace("|", "\\|") for v in row] for row in frame.itertuples(index=False)]
-    align = ["right" if is_numeric_dtype(frame[c]) else "left" for c in frame.columns]
-    return tabulate(cells, headers=[str(c) for c in frame.columns], tablefmt="pipe", disable_numparse=True,
+    cells = [[_fmt(r.get(c)).replace("|", "\\|") for c in b.columns] for r in b.rows]
+    align = ["right" if _numeric([plain(v) for v in b.values(c)]) else "left" for c in b.columns]
+    return tabulate(cells, headers=[str(c) for c in b.columns], tablefmt="pipe", disable_numparse=True,
                     colalign=align or None)
 
 
-def _table(frame: Any) -> str:
-    from rich.console import Console
-    from rich.table import Table
-    from rich.text import Text
+def _table(b: Board) -> str:
+    """A boxed text table (tabulate's ``rounded_outline``), every value through :func:`_fmt`."""
+    from tabulate import tabulate
 
-    table = Table(show_lines=False)
-    for c in frame.columns:
-        table.add_column(str(c), no_wrap=c in IDENTITY, overflow="fold")
-    for row in frame.itertuples(index=False):
-        table.add_row(*(Text(_fmt(v)) for v in row))  # Text: a "[...]" in a value is no rich markup
-    console = Console(width=1000, record=True, file=io.StringIO())
-    console.print(table)
-    return console.export_text()
+    cells = [[_fmt(r.get(c)) for c in b.columns] for r in b.rows]
+    return tabulate(cells, headers=[str(c) for c in b.columns], tablefmt="rounded_outline", disable_numparse=True)

@@ -9,11 +9,12 @@ objective): one line however many rows are left out; the leaderboard's ``flags``
 
 from __future__ import annotations
 
+import math
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Any
 
-from harness.query.columns import Catalogue, excluded, resolve_column
+from harness.query.columns import Catalogue, exclusion, resolve_column
 from harness.query.refs import QueryError
 
 
@@ -86,67 +87,72 @@ def parse_objectives(text: str, columns: list[str], directions: dict[str, bool |
 
 
 def non_dominated(values: Any) -> Any:
-    """Boolean mask of the rows of ``values`` (n x k, every objective to be *minimised*) that no other
-    row dominates (no worse everywhere, better somewhere). Equal rows are all kept."""
+    """Boolean mask (a numpy array) of the rows of ``values`` (n x k, every objective to be *minimised*) that no
+    other row dominates (no worse everywhere, better somewhere). Equal rows are all kept; see :func:`pareto_mask`."""
     import numpy as np
 
-    values = np.asarray(values, dtype=float)
-    n = len(values)
-    keep = np.zeros(n, dtype=bool)
-    if n == 0:
-        return keep
-    # Lexicographic order: a row can only be dominated by rows before it, and a dominated row is
-    # dominated by a frontier row too, so each row is checked against the frontier found so far.
-    order = np.lexsort(values.T[::-1])
-    front = np.empty((0, values.shape[1]))
+    return np.array(pareto_mask(np.asarray(values, dtype=float).tolist()), dtype=bool)
+
+
+def pareto_mask(values: list[list[float]]) -> list[bool]:
+    """:func:`non_dominated` on plain lists (no numpy: the command line's frontier starts faster without it).
+
+    Lexicographic order (NaN last): a row can only be dominated by rows before it, and a dominated row is
+    dominated by a frontier row too, so each row is checked against the frontier found so far. A NaN
+    compares false both ways, so a row with one is never dominated and dominates nothing on that objective.
+    """
+    keep = [False] * len(values)
+    order = sorted(range(len(values)), key=lambda i: [math.inf if v != v else v for v in values[i]])
+    front: list[list[float]] = []
     for i in order:
         v = values[i]
-        if len(front) and (np.all(front <= v, axis=1) & np.any(front < v, axis=1)).any():
+        if any(all(f <= x for f, x in zip(p, v)) and any(f < x for f, x in zip(p, v)) for p in front):
             continue
         keep[i] = True
-        front = np.vstack([front, v])
+        front.append(v)
     return keep
 
 
 def frontier(frame: Any, objectives: list[Objective], groups: list[str] | None = None, *,
              catalogue: Catalogue) -> Frontier:
-    """The Pareto frontier of a leaderboard frame, per ``groups`` (e.g. ``["backend"]``) and per machine.
+    """The Pareto frontier of a leaderboard (a :class:`harness.query.board.Board` or a DataFrame; the
+    frontier's rows are of the same kind), per ``groups`` (e.g. ``["backend"]``) and per machine.
 
-    Flagged rows (see :func:`harness.query.columns.excluded`, which reads ``catalogue``) are never on
+    Flagged rows (see :func:`harness.query.columns.exclusion`, which reads ``catalogue``) are never on
     a frontier; rows without a value for every objective cannot be placed.
     Both are counted in :attr:`Frontier.left_out` by reason. Rows come out best first on the first
     objective within each group.
     """
-    import numpy as np
+    from harness.query.board import Board, as_board, to_frame
 
+    board = as_board(frame)
     groups = [g for g in (groups or []) if g != "machine"]
     for g in groups:
-        if g not in frame.columns:
+        if g not in board.columns:
             raise QueryError(f"--pareto-by: no column {g!r} to group by (use one of: backend, model, dataset, "
                              f"method, or 'none')")
-    keys = ["machine", *groups] if "machine" in frame.columns else groups
+    keys = ["machine", *groups] if "machine" in board.columns else groups
+    cols = [o.column for o in objectives]
+    out_of = exclusion(cols, catalogue) if "flags" in board.columns else (lambda _text: False)
     left_out: Counter = Counter()
-    flags = frame["flags"] if "flags" in frame.columns else None
-    if flags is not None:
-        flagged = excluded(flags, [o.column for o in objectives], catalogue)
-        for text in frame.loc[flagged, "flags"]:
-            left_out[f"flagged ({flag_kinds(text)})"] += 1
-    else:  # a frame without flags (not a leaderboard's): nothing is flagged
-        flagged = np.zeros(len(frame), dtype=bool)
-    rest = frame[~flagged]
-    missing = rest[[o.column for o in objectives]].isna().any(axis=1)
-    for _, row in rest[missing].iterrows():
-        absent = [o.column for o in objectives if row[o.column] != row[o.column]]
-        left_out[f"without {' and '.join(absent)}"] += 1
-    candidates = rest[~missing]
-    signs = np.array([-1.0 if o.maximize else 1.0 for o in objectives])
-    parts = []
-    for _, group in (candidates.groupby(keys, sort=True, dropna=False) if keys else [(None, candidates)]):
-        mask = non_dominated(group[[o.column for o in objectives]].to_numpy(dtype=float) * signs)
-        first = objectives[0]
-        parts.append(group[mask].sort_values(first.column, ascending=not first.maximize, kind="stable"))
-    import pandas as pd
-
-    rows = pd.concat(parts) if parts else frame.iloc[0:0]
-    return Frontier(rows=rows.reset_index(drop=True), objectives=objectives, groups=groups,
-                    considered=len(frame), left_out=left_out)
+    parts: dict[tuple, list[dict]] = {}
+    for row in board.rows:
+        if out_of(row.get("flags")):
+            left_out[f"flagged ({flag_kinds(row['flags'])})"] += 1
+            continue
+        absent = [c for c in cols if row.get(c) is None]
+        if absent:
+            left_out[f"without {' and '.join(absent)}"] += 1
+            continue
+        parts.setdefault(tuple(row.get(k) for k in keys), []).append(row)
+    signs = [-1.0 if o.maximize else 1.0 for o in objectives]
+    first = objectives[0]
+    rows: list[dict] = []
+    for key in sorted(parts, key=lambda k: tuple((v is None, v if v is not None else "") for v in k)):
+        group = parts[key]
+        mask = pareto_mask([[float(r[c]) * s for c, s in zip(cols, signs)] for r in group])
+        kept = [r for r, k in zip(group, mask) if k]
+        rows += sorted(kept, key=lambda r: -r[first.column] if first.maximize else r[first.column])
+    front = Board(list(board.columns), rows)
+    return Frontier(rows=front if isinstance(frame, Board) else to_frame(front), objectives=objectives,
+                    groups=groups, considered=len(board), left_out=left_out)

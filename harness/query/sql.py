@@ -7,7 +7,7 @@ from pathlib import Path
 from typing import Any
 
 from harness.query.refs import QueryError
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 from harness.store.guard import QueryRefused
 
 

@@ -118,7 +118,7 @@ def build_report(db: str | Path, *, machine: str | None = None, top: int = TOP_N
     from harness.query.columns import metric_columns, resolve_column
     from harness.query.leaderboard import leaderboard, rank, read_catalogue, runs
     from harness.query.refs import resolve_machine
-    from harness.store.db import open_readonly
+    from harness.store.check import open_readonly
 
     board = leaderboard(db, machine=machine)
     unit_of = units(db)

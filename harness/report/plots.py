@@ -16,7 +16,7 @@ import json
 from pathlib import Path
 from typing import Any
 
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 
 #: Panels of top-ranked entries in a history figure.
 TOP_SERIES = 8

@@ -26,7 +26,7 @@ import tempfile
 from pathlib import Path
 
 from harness.query.refs import QueryError
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 from harness.store.guard import default_timeout
 
 #: datasette's ``sql_time_limit_ms`` when the harness's query limit is 0 (none): a day.

@@ -25,7 +25,7 @@ from typing import Any
 from harness.query.refs import QueryError
 from harness.report.findings import Finding, check_spec, judge
 from harness.report.tables import check_table, table
-from harness.store.db import open_readonly
+from harness.store.check import open_readonly
 
 #: The parameters a study sweeps; a table has one column per value.
 SWEEPS = ("sparsity", "bits")

@@ -20,8 +20,9 @@ from sqlite_utils.migrations import Migrations
 from harness.core.clock import now
 from harness.core.identity import canonical
 from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
-from harness.store.check import NoDatabase, check_store, readonly_uri  # noqa: F401 - NoDatabase: re-exported
-from harness.store.guard import GuardedConnection
+# NoDatabase and open_readonly: re-exported (readers import open_readonly from harness.store.check, which
+# does not import sqlite-utils)
+from harness.store.check import NoDatabase, check_store, open_readonly  # noqa: F401
 from harness.store.lock import migration_lock
 
 migrations = Migrations("harness")
@@ -341,18 +342,3 @@ class Store:
 def migration_names() -> list[str]:
     """The names of the migrations this version knows, in order."""
     return [m.name for m in migrations._migrations]
-
-
-def open_readonly(path: str | Path, *, timeout_s: float | None = None) -> GuardedConnection:
-    """Open a leaderboard for reading only, through the checks of :func:`harness.store.check.check_store`.
-
-    The connection is ``mode=ro`` (works on files the reader cannot write) and guarded
-    (:mod:`harness.store.guard`: reads only, every statement under a time limit of ``timeout_s``,
-    default :func:`harness.store.guard.default_timeout`). Raises :class:`NoDatabase` or
-    :class:`harness.store.check.BadDatabase` (usage errors naming the file and the reason).
-    """
-    p = Path(path)
-    check_store(p, known=migration_names())
-    conn = sqlite3.connect(readonly_uri(p), uri=True, factory=GuardedConnection)
-    conn.row_factory = sqlite3.Row
-    return conn.guard(timeout_s)

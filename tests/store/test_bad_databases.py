@@ -170,3 +170,18 @@ def test_writers_opening_one_new_database_together_all_succeed(tmp_path):
         assert [p.returncode for p in procs] == [0] * 4, errors
         assert check_store(db, known=migration_names()) == "store"
     assert sorted(p.name for p in tmp_path.iterdir()) == [f"new{i}.db" for i in range(5)]  # no lock left
+
+
+def test_readers_know_the_writers_migrations_without_importing_sqlite_utils():
+    """Readers check a store against ``check.MIGRATIONS`` (so reading never imports sqlite-utils and pandas);
+    it must name every migration the writer registers, in order."""
+    import subprocess
+    import sys
+
+    from harness.store import check
+
+    assert list(check.MIGRATIONS) == migration_names()
+    probe = ("import sys; from harness.store.check import open_readonly; import harness.query.leaderboard; "
+             "print(sorted(m for m in ('sqlite_utils', 'pandas') if m in sys.modules))")
+    out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True).stdout
+    assert out.strip() == "[]"
