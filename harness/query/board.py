@@ -154,6 +154,14 @@ def fetch_latest(conn: Any, machine_hash: str | None, where: list[str], args: li
     return cells, measurements, layout
 
 
+def _sorted(keys: Any) -> list:
+    """Row keys in order, ``None`` after every value (a seed or backend may be missing)."""
+    try:
+        return sorted(keys)
+    except TypeError:  # a None met a value
+        return sorted(keys, key=_none_last)
+
+
 def _none_last(key: tuple) -> tuple:
     return tuple((v is None, v if v is not None else 0) for v in key)
 
@@ -178,14 +186,22 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
     def text(p: str) -> str:
         return params_text(json.loads(p))
 
-    ident = {cid: {"model": once(label, c[1], c[2]), "dataset": once(label, c[3], c[4]), "method": c[5],
-                   "method_params": once(text, c[6]), "seed": c[7], "backend": c[8],
-                   "backend_params": once(text, c[9]), "machine": c[11][:SHORT],
-                   "suite": c[10]} for cid, c in cells.items()}
-    # Each cell's place (per backend or shared, and its row key) and each (metric, params)'s column, once.
-    place = {cid: (0, tuple(i[k] for k in ROW_KEYS)) if i["backend"] is not None else
-             (1, tuple(i[k] for k in ART_KEYS)) for cid, i in ident.items()}
-    suite_of = {cid: SUITE_ORDER.get(i["suite"], 9) for cid, i in ident.items()}
+    # Each cell's place: per backend or shared, and its row key (few distinct labels repeat over many cells).
+    labels: dict[tuple, str] = {}
+    texts: dict[str, str] = {}
+    place: dict[int, tuple] = {}
+    suite_of: dict[int, int] = {}
+    for cid, (_, model, mparams, dataset, dparams, method, params, seed, backend, bparams, suite, machine) in \
+            cells.items():
+        m = labels.get((model, mparams)) or labels.setdefault((model, mparams), label(model, mparams))
+        d = labels.get((dataset, dparams)) or labels.setdefault((dataset, dparams), label(dataset, dparams))
+        p = texts[params] if params in texts else texts.setdefault(params, text(params))
+        if backend is not None:
+            bp = texts[bparams] if bparams in texts else texts.setdefault(bparams, text(bparams))
+            place[cid] = (0, (m, d, method, p, seed, backend, bp, machine[:SHORT]))
+        else:
+            place[cid] = (1, (m, d, method, p, seed, machine[:SHORT]))
+        suite_of[cid] = SUITE_ORDER.get(suite, 9)
     names: dict[tuple, str] = {}
     order: dict[str, tuple] = {}
     held: dict[int, frozenset] = {}  # with a layout: each cell's columns with a value
@@ -230,7 +246,7 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
     per_backend, shared = tables
     rows, holds = [], []
     if per_backend:
-        for key in sorted(per_backend, key=_none_last):
+        for key in _sorted(per_backend):
             vals, flags, cids = per_backend[key]
             row = dict(zip(ROW_KEYS, key), **vals)
             row["flags"] = join_flags(flags) if flags else None
@@ -247,7 +263,7 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
             holds.append(cids)
         columns_present = present[0] | (present[1] if shared else set())
     else:
-        for key in sorted(shared, key=_none_last):
+        for key in _sorted(shared):
             vals, flags, cids = shared[key]
             row = dict(zip(ART_KEYS, key), backend=None, backend_params="", **vals)
             row["flags"] = join_flags(flags) if flags else None
@@ -256,9 +272,11 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
         columns_present = present[1]
     metric_cols = sorted(columns_present, key=lambda c: order.get(c, (9, 0)))
     columns = IDENTITY + metric_cols + ["flags"]
-    out = Board(columns, [{c: r.get(c) for c in columns} for r in rows])
+    blank = dict.fromkeys(columns)  # every row holds every column; a row's keys are all columns
+    out = Board(columns, [{**blank, **r} for r in rows])
     if layout is not None:
-        out.present = [frozenset().union(*(held[c] for c in cids)) for cids in holds]
+        out.present = [held[next(iter(cids))] if len(cids) == 1 else frozenset().union(*(held[c] for c in cids))
+                       for cids in holds]
         everywhere = set().union(*held.values())  # as the whole board's columns: every cell's, kept or not
         out.known = sorted(everywhere, key=lambda c: order.get(c, (9, 0)))
     return out

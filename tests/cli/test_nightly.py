@@ -80,7 +80,11 @@ def run_workflow(workspace: Path, env: dict) -> dict:
         if outcome == "failure" and not step.get("continue-on-error"):
             failed = True
         steps.append({"name": step["name"], "rc": done.returncode, "out": done.stdout + done.stderr})
-    return {"steps": steps, "failed": failed, "summary": summary.read_text(), "outcomes": outcomes}
+    night = {"steps": steps, "failed": failed, "summary": summary.read_text(), "outcomes": outcomes}
+    # What the runner would show (visible with pytest -s): each step's exit status, then the job summary.
+    print("\n".join(f"step {s['name']!r}: " + ("skipped" if s.get("skipped") else f"exit {s['rc']}") for s in steps))
+    print(f"job {'failed' if failed else 'succeeded'}; summary:\n{night['summary']}")
+    return night
 
 
 @pytest.fixture
