@@ -63,6 +63,8 @@ def badges(text: Any) -> str:
 
 
 def _number(value: Any, unit: str) -> str:
+    """A value as the tables show it: bytes in KiB/MiB/GiB, fractions to 4 decimals, large numbers with
+    thousands separators or a k/M/G suffix, never in exponent form; missing values empty."""
     if type(value) is not float and missing(value):
         return ""
     v = float(value)
@@ -74,7 +76,8 @@ def _number(value: Any, unit: str) -> str:
                 return f"{v / size:.3g} {suffix}"
         return f"{v:.0f} B"
     if unit == "fraction":
-        return f"{v:.4f}"
+        text = f"{v:.4f}"
+        return text[1:] if text == "-0.0000" else text  # a tiny negative delta is no loss
     if abs(v) >= 1e7:  # 1.2G rather than 1.2e+09
         for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
             if abs(v) >= size:

@@ -37,7 +37,8 @@ PLOT_CONFIG = {"displaylogo": False, "responsive": True}
 LAYOUT = {"plot_bgcolor": "white", "paper_bgcolor": "white",
           "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#2a3f5f"},
           "colorway": ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880"]}
-AXES = {"showgrid": True, "gridcolor": "#ebf0f8", "zeroline": False, "linecolor": "#c8d4e3", "ticks": ""}
+AXES = {"showgrid": True, "gridcolor": "#ebf0f8", "zeroline": False, "linecolor": "#c8d4e3", "ticks": "",
+        "automargin": True}  # long tick labels push the margin instead of running into the axis title
 BAND = "rgba(31,119,180,0.18)"
 #: Legends go under a plot, in rows: beside it, long trace names squeezed the plot to a third of its width.
 LEGEND_BELOW = {"legend": {"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"}, "height": 470,
@@ -292,7 +293,7 @@ def history(data: History, metric: str, column: str, unit_of: dict[str, str], ti
         x_dom = [c_ * (col_w + h_gap), c_ * (col_w + h_gap) + col_w]
         layout[f"xaxis{n}"] = {**AXES, "anchor": f"y{n}", "domain": x_dom, "title": {"text": "run start (UTC)"}}
         layout[f"yaxis{n}"] = {**AXES, "anchor": f"x{n}", "domain": [max(top - row_h, 0.0), top],
-                               "title": {"text": ytitle}}
+                               "title": {"text": ytitle, "standoff": 6}}
         layout["annotations"].append({"text": titles[i], "x": sum(x_dom) / 2, "y": top, "xref": "paper",
                                       "yref": "paper", "xanchor": "center", "yanchor": "bottom",
                                       "showarrow": False, "font": {"size": 11}})
