@@ -16,12 +16,22 @@ from __future__ import annotations
 import datetime as _dt
 import html
 import json
-import math
 from pathlib import Path
 from typing import Any
 
 from harness.query.refs import QueryError
-from harness.report.plots import PLOT_CONFIG, axis_title, density_figures, history, history_rows, scatter, units
+from harness.report.plots import (
+    axis_title,
+    density_figures,
+    figure_html,
+    flagged,
+    history,
+    history_rows,
+    missing,
+    scatter,
+    units,
+    when,
+)
 
 ACCURACY = "top1"
 LATENCY = "p50_ms"
@@ -53,57 +63,82 @@ def badges(text: Any) -> str:
 
 
 def _number(value: Any, unit: str) -> str:
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    """A value as the tables show it: bytes in KiB/MiB/GiB, fractions to 4 decimals, large numbers with
+    thousands separators or a k/M/G suffix, never in exponent form; missing values empty."""
+    if type(value) is not float and missing(value):
         return ""
     v = float(value)
+    if v != v:
+        return ""
     if unit == "bytes":
         for size, suffix in ((2 ** 30, "GiB"), (2 ** 20, "MiB"), (2 ** 10, "KiB")):
             if abs(v) >= size:
                 return f"{v / size:.3g} {suffix}"
         return f"{v:.0f} B"
     if unit == "fraction":
-        return f"{v:.4f}"
+        text = f"{v:.4f}"
+        return text[1:] if text == "-0.0000" else text  # a tiny negative delta is no loss
+    if abs(v) >= 1e7:  # 1.2G rather than 1.2e+09
+        for size, suffix in ((1e12, "T"), (1e9, "G"), (1e6, "M")):
+            if abs(v) >= size:
+                return f"{v / size:.4g}{suffix}"
+    if abs(v) >= 1e4:  # 38,020 rather than 3.802e+04
+        return f"{v:,.0f}"
     return f"{v:.4g}"
 
 
 def _plain(value: Any) -> Any:
     """A JSON-able cell: numbers stay numbers (NaN, NA -> None), the rest text."""
-    if value is None or type(value).__name__ == "NAType":
+    kind = type(value)
+    if kind is str or kind is int:
+        return value
+    if kind is float:
+        return None if value != value else value
+    if missing(value):
         return None
-    if isinstance(value, float):
-        return None if math.isnan(value) else value
     if hasattr(value, "item"):  # numpy scalars
         return _plain(value.item())
-    return value if isinstance(value, (int, str)) else str(value)
+    return value if isinstance(value, (int, float, str)) else str(value)
 
 
-def _columns(table: Any) -> list[str]:
-    """rank, the identity columns that vary, the headline metrics, flags."""
-    from harness.query.leaderboard import select_columns
+def board_columns(frame: Any, names: list[str | None] | None = None) -> dict[str, list]:
+    """A leaderboard's columns ``names`` (those it has; all by default) as ``{column: [values]}``, rows aligned:
+    the one conversion the page makes of it (a pandas DataFrame, rows as dicts with ``columns`` beside them, or
+    a list of row dicts)."""
+    dataframe = hasattr(frame, "to_dict") and hasattr(frame, "columns")
+    rows = [] if dataframe else getattr(frame, "rows", frame)
+    have = [str(c) for c in frame.columns] if dataframe or hasattr(frame, "columns") else list(
+        dict.fromkeys(k for row in rows for k in row))
+    keep = have if names is None else [c for c in dict.fromkeys(names) if c in have]
+    if dataframe:
+        return {c: frame[c].tolist() for c in keep}
+    return {c: [row.get(c) for row in rows] for c in keep}
 
-    shown = select_columns(table, None)
-    ident = [c for c in _IDENTITY if c in shown.columns and (c in ("model", "method", "backend")
-                                                             or shown[c].nunique(dropna=False) > 1)]
-    metrics = [c for c in shown.columns if c not in _IDENTITY and c not in ("rank", "checks", "flags")]
-    return (["rank"] if "rank" in shown.columns else []) + ident + metrics + ["flags"]
+
+def _columns(shown: list[str], table: dict[str, list]) -> list[str]:
+    """rank, the identity columns that vary (of those :func:`select_columns` shows), the headline metrics, flags."""
+    ident = [c for c in _IDENTITY if c in shown and (c in ("model", "method", "backend")
+                                                     or len({_plain(v) for v in table[c]}) > 1)]
+    metrics = [c for c in shown if c not in _IDENTITY and c not in ("rank", "checks", "flags")]
+    return (["rank"] if "rank" in shown else []) + ident + metrics + ["flags"]
 
 
-def _top_table(table: Any, cols: list[str], unit_of: dict[str, str], n: int) -> str:
-    ranked = table[table["rank"].notna()].head(n) if "rank" in table.columns else table.head(n)
+def _top_table(board: dict[str, list], ranked: list[int], cols: list[str], unit_of: dict[str, str]) -> str:
     head = "".join(f"<th>{html.escape(_heading(c)).replace('_', '&#8203;_').replace('@', '&#8203;@')}</th>"
                    for c in cols if c != "flags")
     body = []
-    for _, r in ranked.iterrows():
+    for i in ranked:
         cells = []
         for c in cols:
             if c == "flags":
                 continue
-            v = r[c]
+            v = board[c][i] if c in board else None
             unit = unit_of.get(c.split("@", 1)[0])
             text = _number(v, unit) if unit is not None and c not in _IDENTITY and c != "rank" else (
                 "" if _plain(v) is None else str(_plain(v)))
             css = "num" if unit is not None or c == "rank" else "wrap" if c.endswith("_params") else ""
-            cells.append(f'<td class="{css}">{html.escape(text).replace(",", ",&#8203;")}</td>')
+            text = html.escape(text) if css == "num" else html.escape(text).replace(",", ",&#8203;")  # params wrap
+            cells.append(f'<td class="{css}">{text}</td>')
         body.append("<tr>" + "".join(cells) + "</tr>")
     return f'<table class="board top"><thead><tr>{head}</tr></thead><tbody>{"".join(body)}</tbody></table>'
 
@@ -115,15 +150,23 @@ def _heading(column: str) -> str:
 def build_report(db: str | Path, *, machine: str | None = None, top: int = TOP_N,
                  table_rows: int = TABLE_ROWS) -> str:
     """The report's HTML text."""
+    return "\n".join(report_parts(db, machine=machine, top=top, table_rows=table_rows))
+
+
+def report_parts(db: str | Path, *, machine: str | None = None, top: int = TOP_N,
+                 table_rows: int = TABLE_ROWS) -> list[str]:
+    """The report's HTML, in the pieces :func:`write_report` writes one after another (never joined: with
+    plotly.js and the table's data, the page is megabytes)."""
     from harness.query.columns import metric_columns, resolve_column
-    from harness.query.leaderboard import leaderboard, rank, read_catalogue, runs
+    from harness.query.leaderboard import board as leaderboard
+    from harness.query.leaderboard import rank, read_catalogue, runs, select_columns
     from harness.query.refs import resolve_machine
     from harness.store.check import open_readonly
 
-    board = leaderboard(db, machine=machine)
+    frame = leaderboard(db, machine=machine)
     unit_of = units(db)
     catalogue = read_catalogue(db)
-    metric_cols = metric_columns(board)
+    metric_cols = metric_columns(frame)
 
     def column(name: str) -> str | None:
         try:
@@ -132,82 +175,102 @@ def build_report(db: str | Path, *, machine: str | None = None, top: int = TOP_N
             return None
 
     acc, lat, size = column(ACCURACY), column(LATENCY), column(SIZE)
-    sections: list[tuple[str, str, Any, str]] = []  # (id, heading, figure, data attributes)
-    if acc and lat:
-        for backend, group in board[board["backend"].notna()].groupby("backend", sort=True):
-            fig, n = scatter(group, lat, acc, x_max=False, y_max=True, by=None, unit_of=unit_of,
-                             title=f"{acc} against {lat} on {backend}")
-            sections.append((f"pareto-latency-{backend}", f"Accuracy against latency: {backend}", fig,
-                             f'data-points="{n}"'))
-    if acc and size:
-        fig, n = scatter(board, size, acc, x_max=False, y_max=True, by="backend", unit_of=unit_of,
-                         title=f"{acc} against {size} (one frontier per backend)")
-        sections.append(("pareto-size", "Accuracy against size", fig, f'data-points="{n}"'))
-    sections += [(div_id, heading, fig, f'data-points="{n}"') for div_id, heading, fig, n in density_figures(board)]
+    # Only the columns the plots read, as lists: the page never holds the whole leaderboard twice.
+    board = board_columns(frame, [*_IDENTITY, "flags", acc, lat, size, "nonzero_params", "capacity_density",
+                                  "top1", "perplexity"])
+    n_rows = len(board.get("model", []))
+    every = list(range(n_rows))
+    sections: list[str] = []  # each plot's <section>, plotly.js inlined in the first
 
-    table = rank(board, acc, higher=True, catalogue=catalogue) if acc else board
-    entries = [tuple(r) for r in table[table["rank"].notna()][["model", "method", "method_params", "backend"]]
-               .itertuples(index=False)] if acc else []
+    def plot(div_id: str, heading: str, fig: dict, attrs: str) -> None:
+        wide = " wide" if div_id.startswith("history") else ""
+        sections.append(f'<section class="plot{wide}" {attrs}><h2>{html.escape(heading)}</h2>'
+                        f"{figure_html(fig, div_id, include_plotlyjs=not sections)}</section>")
+
+    if acc and lat:
+        for backend in sorted({b for b in board["backend"] if isinstance(b, str)}):
+            rows = [i for i in every if board["backend"][i] == backend]
+            fig, n = scatter(board, rows, lat, acc, x_max=False, y_max=True, by=None, unit_of=unit_of,
+                             title=f"{acc} against {lat} on {backend}")
+            plot(f"pareto-latency-{backend}", f"Accuracy against latency: {backend}", fig, f'data-points="{n}"')
+    if acc and size:
+        fig, n = scatter(board, every, size, acc, x_max=False, y_max=True, by="backend", unit_of=unit_of,
+                         title=f"{acc} against {size} (one frontier per backend)")
+        plot("pareto-size", "Accuracy against size", fig, f'data-points="{n}"')
+    for div_id, heading, fig, n in density_figures(frame, board, unit_of):
+        plot(div_id, heading, fig, f'data-points="{n}"')
+    machines = ", ".join(sorted(set(board["machine"]))) if n_rows else "-"
+    del board
+
+    table_frame = rank(frame, acc, higher=True, catalogue=catalogue) if acc else frame
+    del frame
+    shown = list(select_columns(table_frame, None).columns)
+    table = board_columns(table_frame, [*shown, *_IDENTITY, "rank", "flags"])
+    del table_frame
+    ranked = [i for i, r in enumerate(table.get("rank", [])) if not missing(r)]
+    entries = [tuple(table[c][i] for c in ("model", "dataset", "method", "method_params", "seed", "backend"))
+               for i in ranked]
     conn = open_readonly(db)
     try:
         machine_hash = resolve_machine(conn, machine) if machine != "all" else resolve_machine(conn, None)
     finally:
         conn.close()
+    history_note = ""
     if machine_hash:
         for metric, batch, heading in ((LATENCY, 1, "History: median latency at batch 1"),
                                        (ACCURACY, None, "History: top-1 accuracy")):
-            overview, series = history_rows(db, metric, machine_hash, batch, entries)
-            if len(overview):
-                fig, panels = history(overview, series, metric, f"{metric}@b{batch}" if batch else metric, unit_of,
-                                      heading)
-                cells = len(overview[overview["run_id"] == overview["run_id"].max()])
-                sections.append((f"history-{metric}", heading, fig, f'data-panels="{panels}" data-cells="{cells}"'))
+            data = history_rows(db, metric, machine_hash, batch, entries)
+            measured = sorted({rid for per in data.relative.values() for rid in per})
+            if len(measured) >= 2:  # one run is a point, not a history
+                fig, panels = history(data, metric, f"{metric}@b{batch}" if batch else metric, unit_of, heading)
+                plot(f"history-{metric}", heading, fig,
+                     f'data-panels="{panels}" data-cells="{data.cells(measured[-1])}"')
+            elif measured and not history_note:
+                history_note = ('<section class="plot wide" id="history"><h2>History</h2><p>One run on this '
+                                "machine so far: each later run (<code>harness run --no-resume</code>) adds a point "
+                                "to the history of latency and accuracy.</p></section>")
 
-    cols = _columns(table)
+    cols = _columns(shown, table)
     run_rows = runs(db)
     name = Path(db).stem
-    flagged = table["flags"].notna() & (table["flags"] != "") if len(table) else table.get("flags", [])
+    flags = table.get("flags", [])
+    n_flagged = sum(1 for text in flags if flagged(text))
     kinds: dict[str, int] = {}
-    for text in table.loc[flagged, "flags"] if len(table) else []:
+    for text in flags:
         for kind in sorted({k for k, _ in flag_parts(text)}):
             kinds[kind] = kinds.get(kind, 0) + 1
-    n_ranked = int(table["rank"].notna().sum()) if "rank" in table.columns else 0
-    machines = ", ".join(sorted(set(board["machine"]))) if len(board) else "-"
     parts = [_HEAD.format(style=_STYLE, generated=_dt.datetime.now(_dt.UTC).strftime("%Y-%m-%d %H:%M UTC"),
-                          db=html.escape(str(db)), machine=html.escape(machines), runs=len(run_rows))]
+                          db=html.escape(str(db)), machine=html.escape(machines),
+                          runs=f"{len(run_rows)} run{'' if len(run_rows) == 1 else 's'}")]
     flag_text = " ".join(f'<span class="badge {_BADGE.get(k, "grey")}">{html.escape(k)}</span> {n}'
                          for k, n in sorted(kinds.items(), key=lambda kv: -kv[1])) or "none"
     latest = run_rows[-1] if run_rows else None
-    latest_text = f", latest {html.escape(str(latest['started_at'])[:16])}" if latest else ""
+    latest_text = f", latest {html.escape(_started(latest['started_at']))}" if latest else ""
     parts.append('<section id="summary"><h2>Summary</h2><div class="cards">'
-                 f'<div class="card"><b>{len(table)}</b>entries</div>'
-                 f'<div class="card"><b>{n_ranked}</b>ranked{f" by {html.escape(acc)}" if acc else ""}</div>'
-                 f'<div class="card"><b>{int(flagged.sum()) if len(table) else 0}</b>flagged, never ranked</div>'
-                 f'<div class="card"><b>{len(run_rows)}</b>runs'
+                 f'<div class="card"><b>{n_rows}</b>entries</div>'
+                 f'<div class="card"><b>{len(ranked)}</b>ranked{f" by {html.escape(acc)}" if acc else ""}</div>'
+                 f'<div class="card"><b>{n_flagged}</b>flagged, never ranked</div>'
+                 f'<div class="card"><b>{len(run_rows)}</b>{"run" if len(run_rows) == 1 else "runs"}'
                  f'{latest_text}</div></div>'
                  f'<p class="flags">Flags: {flag_text}</p>')
-    if acc and n_ranked:
-        parts.append(f"<h3>Top {min(top, n_ranked)} by {html.escape(acc)}</h3>")
-        parts.append(_top_table(table, cols, unit_of, top))
+    if acc and ranked:
+        parts.append(f"<h3>Top {min(top, len(ranked))} by {html.escape(acc)}</h3>")
+        parts.append(_top_table(table, ranked[:top], cols, unit_of))
     parts.append('<p class="nav">Below: <a href="#plots">plots</a> · <a href="#leaderboard">the whole '
                  'leaderboard</a> (sortable, filterable) · <a href="#runs">runs</a></p></section>')
     parts.append('<section id="plots">')
-    for i, (div_id, heading, fig, attrs) in enumerate(sections):
-        wide = " wide" if div_id.startswith("history") else ""
-        parts.append(f'<section class="plot{wide}" {attrs}><h2>{html.escape(heading)}</h2>')
-        parts.append(fig.to_html(full_html=False, include_plotlyjs=i == 0, div_id=div_id, config=PLOT_CONFIG))
-        parts.append("</section>")
-    parts.append("</section>")
-    parts.append(_leaderboard_section(table, cols, unit_of, table_rows, name, acc))
+    parts += sections
+    parts.append(history_note + "</section>")
+    parts.append(_leaderboard_section(table, n_rows, cols, unit_of, table_rows, name, acc))
     parts.append(_runs_section(run_rows, name))
     script = (Path(__file__).parent / "board.js").read_text(encoding="utf-8")
     parts.append(f"<script>{script}</script></body></html>")
-    return "\n".join(parts)
+    return parts
 
 
-def _leaderboard_section(table: Any, cols: list[str], unit_of: dict[str, str], limit: int, name: str,
-                         acc: str | None) -> str:
-    shown = table.head(limit)
+def _leaderboard_section(table: dict[str, list], n_rows: int, cols: list[str], unit_of: dict[str, str], limit: int,
+                         name: str, acc: str | None) -> str:
+    shown = min(n_rows, limit)
     spec = []
     for c in cols:
         unit = unit_of.get(c.split("@", 1)[0]) if c not in _IDENTITY and c not in ("rank", "flags") else None
@@ -215,7 +278,7 @@ def _leaderboard_section(table: Any, cols: list[str], unit_of: dict[str, str], l
                      "label": axis_title(c, unit_of) if unit is not None else _heading(c)})
     columns = []  # column-wise: one conversion per column, not per cell
     for c in cols:
-        values = shown[c].tolist() if c in shown.columns else [None] * len(shown)
+        values = table[c][:shown] if c in table else [None] * shown
         if c == "flags":
             columns.append([[[k, t] for k, t in flag_parts(v)] for v in values])
             continue
@@ -225,8 +288,8 @@ def _leaderboard_section(table: Any, cols: list[str], unit_of: dict[str, str], l
                        else plain)
     data = [list(row) for row in zip(*columns)]
     more = ""
-    if len(table) > limit:
-        more = (f'<p class="more">The table holds the first {limit} of {len(table)} entries. See all of them in '
+    if n_rows > limit:
+        more = (f'<p class="more">The table holds the first {limit} of {n_rows} entries. See all of them in '
                 f'<code>harness serve</code>: <a href="http://127.0.0.1:8001/{html.escape(name)}/leaderboard?'
                 f'metric={html.escape(acc or "top1")}">/{html.escape(name)}/leaderboard?metric='
                 f'{html.escape(acc or "top1")}</a> (the canned query, ranked by the metric).</p>')
@@ -246,20 +309,31 @@ def _runs_section(run_rows: list[dict], name: str) -> str:
     cols = ["id", "suite_name", "status", "started_at", "ok", "skipped", "failed"]
     newest = list(reversed(run_rows))[:RUNS_SHOWN]
     head = "".join(f"<th>{c}</th>" for c in cols)
-    body = "".join("<tr>" + "".join(f"<td>{html.escape('' if r.get(c) is None else str(r.get(c)))}</td>"
-                                    for c in cols) + "</tr>" for r in newest)
+    def cell(r: dict, c: str) -> str:
+        v = r.get(c)
+        return "" if v is None else _started(v) if c == "started_at" else str(v)
+
+    body = "".join("<tr>" + "".join(f"<td>{html.escape(cell(r, c))}</td>" for c in cols) + "</tr>" for r in newest)
     more = (f"<p class=\"more\">The newest {RUNS_SHOWN} of {len(run_rows)} runs; all in <code>harness runs</code> "
             f"or <code>harness serve</code> (/{html.escape(name)}/runs).</p>" if len(run_rows) > RUNS_SHOWN else "")
     return f'<section id="runs"><h2>Runs</h2>{more}<table class="runs"><thead><tr>{head}</tr></thead>' \
            f"<tbody>{body}</tbody></table></section>"
 
 
+def _started(text: Any) -> str:
+    """A run's start time as people read it: ``2026-12-03 13:06 UTC``."""
+    return f"{when(str(text))[:16]} UTC" if text else ""
+
+
 def write_report(db: str | Path, output: str | Path, *, machine: str | None = None) -> Path:
     """Write the report to ``output`` (folders created); returns its path."""
-    text = build_report(db, machine=machine)
+    parts = report_parts(db, machine=machine)
     out = Path(output)
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(text, encoding="utf-8")
+    with out.open("w", encoding="utf-8") as f:
+        for i, part in enumerate(parts):
+            f.write("\n" if i else "")
+            f.write(part)
     return out
 
 
@@ -293,5 +367,5 @@ _HEAD = """<!DOCTYPE html>
 <html lang="en"><head><meta charset="utf-8"><title>harness report</title>
 <style>{style}</style></head><body>
 <h1>harness report</h1>
-<p>Generated {generated} from <code>{db}</code> ({runs} runs); machine {machine}.</p>
+<p>Generated {generated} from <code>{db}</code> ({runs}); machine {machine}.</p>
 """

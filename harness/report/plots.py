@@ -1,4 +1,10 @@
-"""The report's figures (plotly): Pareto scatters and history as small multiples, every axis titled with its unit.
+"""The report's figures: Pareto scatters and history as small multiples, every axis titled with its unit.
+
+A figure is a plain dict in plotly's documented figure schema (``{"data": [traces], "layout": {...}}``,
+https://plotly.com/javascript/reference/), drawn by the plotly.js that the plotly package bundles
+(:func:`plotly_js`), inlined once per page; :func:`figure_html` writes the same ``<div>`` and
+``Plotly.newPlot`` call as ``plotly.io.to_html``. Building the dicts directly skips
+``plotly.graph_objects``, whose import and per-property validation were most of the report's time.
 
 - A Pareto scatter draws the frontier (joined), the dominated entries and the flagged ones (never
   ranked) as three traces; each point's hover names the model, method, parameters and backend.
@@ -6,13 +12,19 @@
   over every cell of its value relative to the cell's first run and the 10-90% band across cells (the
   whole population at any size), then one panel per top-ranked entry with its value per run and the
   95% confidence interval of the median where the run stored one (``stats.ci95_median_ms``). The x axis
-  is the run's start time; hover names the run id and tag.
+  is the run's start time (UTC); hover names the run id and tag.
+
+Figures take the leaderboard as columns (``{name: [values]}``, one list per column, rows aligned).
 """
 
 from __future__ import annotations
 
+import datetime as _dt
 import html
 import json
+import math
+from dataclasses import dataclass, field
+from importlib.util import find_spec
 from pathlib import Path
 from typing import Any
 
@@ -21,25 +33,65 @@ from harness.store.check import open_readonly
 #: Panels of top-ranked entries in a history figure.
 TOP_SERIES = 8
 PLOT_CONFIG = {"displaylogo": False, "responsive": True}
-#: The look of every figure, set by hand: plotly's named templates are deep-copied into each figure, which
-#: cost about 0.2 s a figure (most of the report's time on a small store).
-LAYOUT = {"template": "none", "plot_bgcolor": "white", "paper_bgcolor": "white",
+#: The look of every figure (no plotly template: plotly.js draws its plain defaults under these).
+LAYOUT = {"plot_bgcolor": "white", "paper_bgcolor": "white",
           "font": {"family": "system-ui, sans-serif", "size": 12, "color": "#2a3f5f"},
           "colorway": ["#636efa", "#ef553b", "#00cc96", "#ab63fa", "#ffa15a", "#19d3f3", "#ff6692", "#b6e880"]}
-AXES = {"showgrid": True, "gridcolor": "#ebf0f8", "zeroline": False, "linecolor": "#c8d4e3", "ticks": ""}
+AXES = {"showgrid": True, "gridcolor": "#ebf0f8", "zeroline": False, "linecolor": "#c8d4e3", "ticks": "",
+        "automargin": True}  # long tick labels push the margin instead of running into the axis title
+BAND = "rgba(31,119,180,0.18)"
+#: Legends go under a plot, in rows: beside it, long trace names squeezed the plot to a third of its width.
+LEGEND_BELOW = {"legend": {"orientation": "h", "x": 0, "y": -0.2, "yanchor": "top"}, "height": 470,
+                "margin": {"l": 70, "r": 20, "t": 30, "b": 130}}
 
 
-def _style(fig: Any, **layout: Any) -> None:
-    fig.update_layout(**LAYOUT, **layout)
-    fig.update_xaxes(**AXES)
-    fig.update_yaxes(**AXES)
+def plotly_js() -> str:
+    """plotly.js as the plotly package ships it (``package_data/plotly.min.js``), found without importing plotly."""
+    spec = find_spec("plotly")
+    if spec is None or not spec.submodule_search_locations:
+        raise RuntimeError("the plotly package is not installed: harness report inlines its plotly.js")
+    return (Path(next(iter(spec.submodule_search_locations))) / "package_data" / "plotly.min.js").read_text(
+        encoding="utf-8")
+
+
+def _finite(value: Any) -> Any:
+    """``value`` with every NaN or infinity made ``None`` (JSON has neither; plotly.js skips nulls)."""
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, list):
+        return [_finite(v) for v in value]
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    return value
+
+
+def figure_html(fig: dict, div_id: str, *, include_plotlyjs: bool = False) -> str:
+    """The ``<div>`` that draws ``fig`` (what ``plotly.io.to_html(full_html=False)`` writes), with plotly.js
+    before it when ``include_plotlyjs``."""
+    def js(obj: Any) -> str:
+        return json.dumps(_finite(obj), separators=(",", ":"), allow_nan=False).replace("</", "<\\/")
+
+    height = fig["layout"].get("height")
+    lib = f"<script>window.PlotlyConfig = {{MathJaxConfig: 'local'}};</script><script>{plotly_js()}</script>" \
+        if include_plotlyjs else ""
+    return (f'<div style="height:{f"{height}px" if height else "100%"}; width:100%;">{lib}'
+            f'<div id="{div_id}" class="plotly-graph-div" style="height:100%; width:100%;"></div>'
+            f'<script>window.PLOTLYENV=window.PLOTLYENV || {{}}; if (document.getElementById("{div_id}")) {{'
+            f'Plotly.newPlot("{div_id}", {js(fig["data"])}, {js(fig["layout"])}, {js(PLOT_CONFIG)})}};</script></div>')
+
+
+def _layout(**layout: Any) -> dict:
+    out = {**LAYOUT, **layout}
+    for key in [k for k in out if k.startswith(("xaxis", "yaxis"))]:
+        out[key] = {**AXES, **out[key]}
+    return out
 
 
 def units(db: str | Path) -> dict[str, str]:
     """``{metric: unit}`` from the metric catalogue."""
     conn = open_readonly(db)
     try:
-        return {r[0]: r[1] or "" for r in conn.execute("SELECT name, unit FROM metrics")}
+        return {r[0]: r[1] or "" for r in conn.execute("SELECT name, unit FROM metrics").fetchall()}
     finally:
         conn.close()
 
@@ -51,45 +103,67 @@ def axis_title(column: str, unit_of: dict[str, str]) -> str:
     return f"{metric}{f' at batch {batch}' if batch else ''}{f' ({unit})' if unit else ''}"
 
 
-def _hover(frame: Any) -> list[str]:
+def missing(value: Any) -> bool:
+    """``None``, NaN or pandas' NA: no value."""
+    return value is None or (isinstance(value, float) and value != value) or type(value).__name__ == "NAType"
+
+
+def flagged(text: Any) -> bool:
+    """A row's ``flags`` says it failed a gate."""
+    return isinstance(text, str) and text != ""
+
+
+def _hover(board: dict[str, list], rows: list[int]) -> list[str]:
     out = []
-    for r in frame.itertuples(index=False):
-        params = f"({r.method_params})" if r.method_params else ""
-        flags = f"<br>flagged: {html.escape(str(r.flags))}" if isinstance(r.flags, str) and r.flags else ""
-        out.append(f"{html.escape(str(r.model))} / {html.escape(str(r.method))}{html.escape(params)} / "
-                   f"{html.escape(str(r.backend))}{flags}")
+    for i in rows:
+        params = board["method_params"][i]
+        params = f"({params})" if isinstance(params, str) and params else ""
+        flags = board["flags"][i]
+        flags = f"<br>flagged: {html.escape(flags)}" if flagged(flags) else ""
+        out.append(f"{html.escape(str(board['model'][i]))} / {html.escape(str(board['method'][i]))}"
+                   f"{html.escape(params)} / {html.escape(str(board['backend'][i]))}{flags}")
     return out
 
 
-def scatter(frame: Any, x: str, y: str, *, x_max: bool, y_max: bool, title: str, by: str | None,
-            unit_of: dict[str, str]) -> tuple[Any, int]:
-    """A Pareto scatter of ``frame``'s ``x`` and ``y`` columns (one frontier per value of ``by``)."""
-    import plotly.graph_objects as go
-
+def scatter(board: dict[str, list], rows: list[int], x: str, y: str, *, x_max: bool, y_max: bool, title: str,
+            by: str | None, unit_of: dict[str, str]) -> tuple[dict, int]:
+    """A Pareto scatter of ``board``'s ``x`` and ``y`` columns over ``rows`` (one frontier per value of
+    ``by``); returns the figure and how many points it has."""
     from harness.query.pareto import non_dominated
 
-    points = frame[frame[x].notna() & frame[y].notna()]
-    fig = go.Figure()
-    groups = [(None, points)] if by is None else list(points.groupby(by, sort=True))
-    for name, group in groups:
-        suffix = f" ({name})" if name is not None else ""
-        flagged = group["flags"].notna() & (group["flags"] != "")
-        ranked = group[~flagged]
-        signs = [-1.0 if y_max else 1.0, -1.0 if x_max else 1.0]
-        mask = non_dominated(ranked[[y, x]].to_numpy(dtype=float) * signs)
-        front, others = ranked[mask].sort_values(x), ranked[~mask]
-        for part, label, mode, symbol in ((front, "Pareto frontier", "lines+markers", "circle"),
-                                          (others, "dominated", "markers", "circle-open"),
-                                          (group[flagged], "flagged (never ranked)", "markers", "x")):
-            if part.empty:
-                continue
-            fig.add_trace(go.Scatter(x=part[x].tolist(), y=part[y].tolist(), mode=mode, name=label + suffix,
-                                     marker={"symbol": symbol, "size": 8 if len(points) < 500 else 5},
-                                     hovertext=_hover(part), hoverinfo="text+x+y"))
+    xs, ys, flags = board[x], board[y], board["flags"]
+    points = [i for i in rows if not missing(xs[i]) and not missing(ys[i])]
+    groups: dict[Any, list[int]] = {}
+    for i in points:
+        groups.setdefault(None if by is None else board[by][i], []).append(i)
+    traces = []
+    size = 8 if len(points) < 500 else 5
+    signs = (-1.0 if y_max else 1.0, -1.0 if x_max else 1.0)
+    colours = LAYOUT["colorway"]
+    for g, name in enumerate(sorted(groups, key=lambda g: (g is None, str(g)))):
+        group = groups[name]
+        # One colour per group (the symbol tells frontier, dominated and flagged apart); one group: three.
+        colour = [colours[g % len(colours)]] * 3 if by is not None else colours[:3]
+        ranked = [i for i in group if not flagged(flags[i])]
+        mask = non_dominated([[float(ys[i]) * signs[0], float(xs[i]) * signs[1]] for i in ranked]) \
+            if ranked else []
+        front = sorted((i for i, keep in zip(ranked, mask) if keep), key=lambda i: float(xs[i]))
+        others = [i for i, keep in zip(ranked, mask) if not keep]
+        for part, label, mode, symbol, c in ((front, "Pareto frontier", "lines+markers", "circle", colour[0]),
+                                             (others, "dominated", "markers", "circle-open", colour[1]),
+                                             ([i for i in group if flagged(flags[i])], "flagged (never ranked)",
+                                              "markers", "x", colour[2])):
+            if part:
+                # Grouped per value of ``by`` in the legend, its value the group's title: one column each.
+                group_of = {} if name is None else {"legendgroup": str(name), "legendgrouptitle": {"text": str(name)}}
+                traces.append({"type": "scatter", "x": [float(xs[i]) for i in part],
+                               "y": [float(ys[i]) for i in part], "mode": mode, "name": label,
+                               "marker": {"symbol": symbol, "size": size, "color": c}, "line": {"color": c},
+                               "hovertext": _hover(board, part), "hoverinfo": "text+x+y", **group_of})
     # The page's heading names the plot; a title inside it would sit under plotly's toolbar.
-    _style(fig, xaxis_title=axis_title(x, unit_of), yaxis_title=axis_title(y, unit_of), height=400,
-           margin={"l": 70, "r": 20, "t": 30, "b": 60}, meta={"title": title})
-    return fig, len(points)
+    layout = _layout(xaxis={"title": {"text": axis_title(x, unit_of)}},
+                     yaxis={"title": {"text": axis_title(y, unit_of)}}, meta={"title": title}, **LEGEND_BELOW)
+    return {"data": traces, "layout": layout}, len(points)
 
 
 def _where(metric: str, machine_hash: str, batch_size: int | None) -> tuple[str, list]:
@@ -101,133 +175,183 @@ def _where(metric: str, machine_hash: str, batch_size: int | None) -> tuple[str,
     return " AND ".join(where), args
 
 
-def history_rows(db: str | Path, metric: str, machine_hash: str, batch_size: int | None,
-                 top: list[tuple]) -> tuple[Any, Any]:
-    """Two frames of ``metric``'s ok values on one machine, oldest run first: every cell's value relative to
-    its first run (``run_id, started_at, tag, backend, rel``: computed in SQL, no identity strings), and the
-    values of the first :data:`TOP_SERIES` entries of ``top`` ((model, method, method_params as the
-    leaderboard shows them, backend), best first) with the stored 95% confidence interval of the median
-    (``ci_low``, ``ci_high``; empty when none)."""
-    import pandas as pd
+@dataclass
+class History:
+    """One metric's ok values on one machine (:func:`history_rows`)."""
 
-    from harness.query.columns import params_text
+    #: ``{run id: (started_at, tag)}``, oldest run first.
+    runs: dict[int, tuple[str, str | None]]
+    #: ``{backend: {run id: [every cell's value relative to its first run]}}`` (``""``: no backend).
+    relative: dict[str, dict[int, list[float]]]
+    #: ``[(label, [(run id, value, ci_low, ci_high)])]``: the top entries, best first, oldest run first.
+    series: list[tuple[str, list[tuple]]] = field(default_factory=list)
+
+    def cells(self, run_id: int) -> int:
+        """How many cells have a value in run ``run_id``."""
+        return sum(len(per.get(run_id, ())) for per in self.relative.values())
+
+
+def history_rows(db: str | Path, metric: str, machine_hash: str, batch_size: int | None,
+                 top: list[tuple]) -> History:
+    """``metric``'s ok values on one machine: every cell's value relative to its first run, and the values of
+    the first :data:`TOP_SERIES` entries of ``top`` ((model, dataset, method, method_params, seed, backend) as
+    the leaderboard shows them, best first) with the stored 95% confidence interval of the median (empty when
+    none)."""
+    from harness.query.columns import label, params_text
 
     where, args = _where(metric, machine_hash, batch_size)
     conn = open_readonly(db)
     conn.row_factory = None
     try:
-        overview = pd.read_sql_query(
-            "SELECT r.id AS run_id, r.started_at, r.tag, c.backend, m.value / first_value(m.value) OVER ("
-            "PARTITION BY c.cell_key, m.params ORDER BY r.started_at, r.id) AS rel "
-            "FROM measurements m JOIN cells c ON c.id = m.cell_id JOIN runs r ON r.id = c.run_id "
-            f"WHERE {where} ORDER BY r.started_at, r.id", conn, params=args)
+        found = conn.execute("SELECT id, started_at, tag FROM runs WHERE machine_hash = ?", [machine_hash]).fetchall()
+        runs = {r[0]: (r[1], r[2]) for r in sorted(found, key=lambda r: (r[1] or "", r[0]))}
+        rows = conn.execute("SELECT c.run_id, c.backend, c.cell_key, m.params, m.value FROM measurements m "
+                            f"JOIN cells c ON c.id = m.cell_id JOIN runs r ON r.id = c.run_id WHERE {where}",
+                            args).fetchall()
         wanted = top[:TOP_SERIES * 4]  # the best entries; a few may have no value of this metric
-        triples = json.dumps(sorted({(m, me, b or "") for m, me, _, b in wanted}))
-        values = pd.read_sql_query(
-            "SELECT r.id AS run_id, r.started_at, r.tag, c.model, c.method, c.method_params, c.backend, m.value, "
-            "json_extract(m.stats, '$.ci95_median_ms[0]') AS ci_low, "
-            "json_extract(m.stats, '$.ci95_median_ms[1]') AS ci_high "
-            "FROM measurements m JOIN cells c ON c.id = m.cell_id JOIN runs r ON r.id = c.run_id "
-            f"WHERE {where} AND c.model || char(31) || c.method || char(31) || coalesce(c.backend, '') IN ("
-            "SELECT json_extract(value, '$[0]') || char(31) || json_extract(value, '$[1]') || char(31) || "
-            "json_extract(value, '$[2]') FROM json_each(?)) ORDER BY r.started_at, r.id",
-            conn, params=[*args, triples])
-        values["method_params"] = [params_text(json.loads(p)) for p in values["method_params"]]
-        values["backend"] = values["backend"].fillna("")
-        groups = dict(iter(values.groupby(["model", "method", "method_params", "backend"], sort=False)))
-        series = []
-        for model, method, mparams, backend in wanted:
-            part = groups.get((model, method, mparams, backend or ""))
-            if part is not None and len(series) < TOP_SERIES:
-                series.append(part.assign(entry=_label(model, method, mparams, backend)))
+        models = json.dumps(sorted({str(e[0]).split("(", 1)[0] for e in wanted}))
+        methods = json.dumps(sorted({str(e[2]) for e in wanted}))
+        # The few cells of those models and methods first (materialized), then their measurements by cell:
+        # not every measurement of the metric.
+        values = conn.execute(
+            "WITH wanted AS MATERIALIZED (SELECT * FROM cells WHERE model IN (SELECT value FROM json_each(?)) "
+            "AND method IN (SELECT value FROM json_each(?))) "
+            "SELECT c.run_id, c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, "
+            "c.seed, c.backend, m.value, json_extract(m.stats, '$.ci95_median_ms[0]'), "
+            "json_extract(m.stats, '$.ci95_median_ms[1]') FROM wanted c CROSS JOIN measurements m ON "
+            f"m.cell_id = c.id JOIN runs r ON r.id = c.run_id WHERE {where}", [models, methods, *args]).fetchall()
     finally:
         conn.close()
-    return overview, series
+    # Relative values in Python, run by run from the oldest: no window function and no sort in SQL.
+    by_run: dict[int, list] = {}
+    for row in rows:
+        by_run.setdefault(row[0], []).append(row)
+    first: dict[tuple, float] = {}
+    relative: dict[str, dict[int, list[float]]] = {}
+    for run_id in runs:
+        for _, backend, key, params, value in by_run.get(run_id, ()):
+            base = first.setdefault((key, params), value)
+            if base:
+                relative.setdefault(backend or "", {}).setdefault(run_id, []).append(value / base)
+    by_entry: dict[tuple, list[tuple]] = {}
+    for run_id, model, mp, dataset, dp, method, params, seed, backend, value, low, high in values:
+        key = (label(model, mp), label(dataset, dp), method, params_text(json.loads(params or "{}")), seed,
+               backend or "")
+        by_entry.setdefault(key, []).append((run_id, value, low, high))
+    order = {rid: n for n, rid in enumerate(runs)}
+    series = []
+    for model, dataset, method, mparams, seed, backend in wanted:
+        part = by_entry.get((model, dataset, method, mparams or "", seed, backend or ""))
+        if part and len(series) < TOP_SERIES:
+            series.append((_label(model, method, mparams, backend), sorted(part, key=lambda r: order[r[0]])))
+    return History(runs, relative, series)
 
 
 def _label(model: str, method: str, mparams: str, backend: str | None) -> str:
     return f"{model} / {method}{f'({mparams})' if mparams else ''} / {backend or '-'}"
 
 
-def history(overview: Any, series: list, metric: str, column: str, unit_of: dict[str, str],
-            title: str) -> tuple[Any, int]:
-    """Small multiples of :func:`history_rows`'s frames: an overview panel per backend (median and 10-90%
-    band of every cell's value relative to its first run), then one panel per top entry. Returns the figure
-    and the number of panels."""
-    import pandas as pd
-    import plotly.graph_objects as go
-    from plotly.subplots import make_subplots
+def when(started_at: str) -> str:
+    """An ISO start time as plotly's date axis reads it: ``YYYY-MM-DD HH:MM:SS`` in UTC."""
+    try:
+        t = _dt.datetime.fromisoformat(started_at)
+    except (TypeError, ValueError):
+        return str(started_at)
+    if t.tzinfo is not None:
+        t = t.astimezone(_dt.UTC).replace(tzinfo=None)
+    return t.isoformat(sep=" ")
 
-    def when(frame: Any) -> Any:
-        return frame.assign(when=pd.to_datetime(frame["started_at"], utc=True, format="ISO8601"),
-                            run=[f"run {i}{f' ({t})' if isinstance(t, str) and t else ''}"
-                                 for i, t in zip(frame["run_id"], frame["tag"])])
 
-    overview = when(overview)
-    backends = sorted(set(overview["backend"].dropna())) or [None]
+def quantile(ordered: list[float], q: float) -> float:
+    """The ``q`` quantile of sorted values, linearly interpolated (numpy's and pandas' default)."""
+    pos = q * (len(ordered) - 1)
+    lo = math.floor(pos)
+    hi = min(lo + 1, len(ordered) - 1)
+    return ordered[lo] + (ordered[hi] - ordered[lo]) * (pos - lo)
+
+
+def history(data: History, metric: str, column: str, unit_of: dict[str, str], title: str) -> tuple[dict, int]:
+    """Small multiples of :func:`history_rows`'s values: an overview panel per backend (median and 10-90% band
+    of every cell's value relative to its first run), then one panel per top entry. Returns the figure and the
+    number of panels."""
+    backends = sorted(data.relative) or [""]
     titles = [f"every cell{f' on {b}' if b else ''}: median and 10-90% band" for b in backends]
-    titles += [part["entry"].iloc[0] for part in series]
-    cols = 2
-    n_rows = -(-len(titles) // cols)
-    fig = make_subplots(rows=n_rows, cols=cols, subplot_titles=titles,
-                        vertical_spacing=min(0.12, 0.5 / max(n_rows, 1)), horizontal_spacing=0.1)
-    unit = axis_title(column, unit_of)
-    band = "rgba(31,119,180,0.18)"
+    titles += [name for name, _ in data.series]
+    cols, n_rows = 2, -(-len(titles) // 2)
+    v_gap, h_gap = min(0.12, 0.5 / max(n_rows, 1)), 0.1  # as plotly's make_subplots spaces them
+    row_h, col_w = (1 - v_gap * (n_rows - 1)) / n_rows, (1 - h_gap) / cols
+    traces: list[dict] = []
+    layout = _layout(height=250 * n_rows + 60, margin={"l": 70, "r": 20, "t": 40, "b": 50},
+                     meta={"title": title}, annotations=[])
+    dates = {rid: when(started) for rid, (started, _) in data.runs.items()}
+    names = {rid: f"run {rid}{f' ({tag})' if tag else ''}" for rid, (_, tag) in data.runs.items()}
 
-    def draw(i: int, x: list, mid: list, low: list, high: list, text: list, ytitle: str) -> None:
+    def draw(i: int, at: list[int], mid: list, low: list, high: list, text: list, ytitle: str) -> None:
         r_, c_ = divmod(i, cols)
+        n = "" if i == 0 else str(i + 1)
+        top = 1 - r_ * (row_h + v_gap)
+        x_dom = [c_ * (col_w + h_gap), c_ * (col_w + h_gap) + col_w]
+        layout[f"xaxis{n}"] = {**AXES, "anchor": f"y{n}", "domain": x_dom, "title": {"text": "run start (UTC)"}}
+        layout[f"yaxis{n}"] = {**AXES, "anchor": f"x{n}", "domain": [max(top - row_h, 0.0), top],
+                               "title": {"text": ytitle, "standoff": 6}}
+        layout["annotations"].append({"text": titles[i], "x": sum(x_dom) / 2, "y": top, "xref": "paper",
+                                      "yref": "paper", "xanchor": "center", "yanchor": "bottom",
+                                      "showarrow": False, "font": {"size": 11}})
+        axes = {"xaxis": f"x{n}", "yaxis": f"y{n}"}
+        x = [dates[rid] for rid in at]
         if low:
-            fig.add_trace(go.Scatter(x=x + x[::-1], y=high + low[::-1], fill="toself", fillcolor=band, mode="lines",
-                                     line={"width": 0}, hoverinfo="skip", showlegend=False), row=r_ + 1, col=c_ + 1)
-        fig.add_trace(go.Scatter(x=x, y=mid, mode="lines+markers", line={"color": "#1f77b4"}, hovertext=text,
-                                 hoverinfo="text+x+y", showlegend=False), row=r_ + 1, col=c_ + 1)
-        fig.update_yaxes(title_text=ytitle, row=r_ + 1, col=c_ + 1)
+            traces.append({"type": "scatter", "x": x + x[::-1], "y": high + low[::-1], "fill": "toself",
+                           "fillcolor": BAND, "mode": "lines", "line": {"width": 0}, "hoverinfo": "skip",
+                           "showlegend": False, **axes})
+        traces.append({"type": "scatter", "x": x, "y": mid, "mode": "lines+markers", "line": {"color": "#1f77b4"},
+                       "hovertext": text, "hoverinfo": "text+x+y", "showlegend": False, **axes})
 
     for i, b in enumerate(backends):
-        part = overview[overview["backend"].fillna("") == (b or "")]
-        q = part.groupby(["when", "run"], sort=True)["rel"].quantile([0.1, 0.5, 0.9]).unstack()
-        cells = part.groupby(["when", "run"], sort=True)["rel"].size()
-        draw(i, [w for w, _ in q.index], list(q[0.5]), list(q[0.1]), list(q[0.9]),
-             [f"{r}: {n} cells" for (_, r), n in zip(q.index, cells)], f"{metric} / first run (ratio)")
-    for j, part in enumerate(series, start=len(backends)):
-        part = when(part)
-        ci = part[part["ci_low"].notna() & part["ci_high"].notna()]
-        if len(ci) == len(part):
-            draw(j, list(part["when"]), list(part["value"]), list(ci["ci_low"]), list(ci["ci_high"]),
-                 list(part["run"]), unit)
-        else:
-            draw(j, list(part["when"]), list(part["value"]), [], [], list(part["run"]), unit)
-    fig.update_xaxes(title_text="run start (UTC)")
-    fig.update_annotations(font_size=11)
-    _style(fig, height=250 * n_rows + 60, margin={"l": 70, "r": 20, "t": 40, "b": 50}, meta={"title": title})
-    return fig, len(titles)
+        cells = data.relative.get(b, {})
+        at = [rid for rid in data.runs if rid in cells]
+        ordered = [sorted(cells[rid]) for rid in at]
+        qs = [[quantile(values, q) for values in ordered] for q in (0.1, 0.5, 0.9)]
+        draw(i, at, qs[1], qs[0], qs[2], [f"{names[rid]}: {len(cells[rid])} cells" for rid in at],
+             f"{metric} / first run (ratio)")
+    unit = axis_title(column, unit_of)
+    for j, (_, part) in enumerate(data.series, start=len(backends)):
+        banded = all(r[2] is not None and r[3] is not None for r in part)
+        draw(j, [r[0] for r in part], [r[1] for r in part], [r[2] for r in part] if banded else [],
+             [r[3] for r in part] if banded else [], [names[r[0]] for r in part], unit)
+    return {"data": traces, "layout": layout}, len(titles)
 
 
-def density_figures(board: Any) -> list[tuple[str, str, Any, int]]:
-    """One plot per dense family (:mod:`harness.query.density`): the family's points, its fitted curve, and the
-    compressed models at their nonzero parameters, each hover naming its capacity density."""
-    import plotly.graph_objects as go
-
+def density_figures(frame: Any, board: dict[str, list], unit_of: dict[str, str]) -> list[tuple[str, str, dict, int]]:
+    """One plot per dense family (:mod:`harness.query.density`) of the leaderboard ``frame`` (``board``: its
+    columns): the family's points, its fitted curve, and the compressed models at their nonzero parameters,
+    each hover naming its capacity density."""
     from harness.query import density
 
-    groups, fits = density.families(board)
+    groups, fits = density.families(frame)
     out = []
+    nonzero = board.get("nonzero_params")
+    density_of = board.get("capacity_density")
     for key, (metric, fit) in sorted(fits.items()):
-        rows = board[[g == key for g in groups]]
-        rows = rows[rows["nonzero_params"].notna() & rows[metric].notna()]
-        fig = go.Figure()
+        rows = [i for i, g in enumerate(groups) if g == key and not missing(nonzero[i])
+                and not missing(board[metric][i])]
         xs, ys = density.curve_points(fit, metric)
-        fig.add_trace(go.Scatter(x=xs, y=ys, mode="lines", name=f"fitted dense curve ({fit.points} points)"))
-        for name, part in rows.groupby("method", sort=True):
-            hover = [f"{h}<br>capacity density {d:.3g}" if d == d else f"{h}<br>capacity density: none"
-                     for h, d in zip(_hover(part), part.get("capacity_density", part[metric] * float("nan")))]
-            fig.add_trace(go.Scatter(x=part["nonzero_params"].tolist(), y=part[metric].tolist(), mode="markers",
-                                     name=str(name), hovertext=hover, hoverinfo="text+x+y",
-                                     marker={"size": 9, "symbol": "diamond" if name == "dense" else "circle"}))
+        traces = [{"type": "scatter", "x": xs, "y": ys, "mode": "lines",
+                   "name": f"fitted dense curve ({fit.points} points)"}]
+        methods: dict[str, list[int]] = {}
+        for i in rows:
+            methods.setdefault(str(board["method"][i]), []).append(i)
+        for name in sorted(methods):
+            part = methods[name]
+            hover = [f"{h}<br>capacity density {density_of[i]:.3g}" if density_of and not missing(density_of[i])
+                     else f"{h}<br>capacity density: none" for h, i in zip(_hover(board, part), part)]
+            traces.append({"type": "scatter", "x": [float(nonzero[i]) for i in part],
+                           "y": [float(board[metric][i]) for i in part], "mode": "markers", "name": name,
+                           "hovertext": hover, "hoverinfo": "text+x+y",
+                           "marker": {"size": 9, "symbol": "diamond" if name == "dense" else "circle"}})
         arch, dataset, backend = key[0], key[1], key[2]
-        fig.update_layout(title=f"{metric} against nonzero parameters: {arch} on {dataset}, {backend}",
-                          xaxis_title="nonzero parameters", yaxis_title=metric, xaxis_type="log",
-                          template="plotly_white", height=420, margin={"l": 60, "r": 20, "t": 50, "b": 50})
+        layout = _layout(xaxis={"title": {"text": "nonzero parameters (count, log scale)"}, "type": "log"},
+                         yaxis={"title": {"text": axis_title(metric, unit_of)}}, **LEGEND_BELOW,
+                         meta={"title": f"{metric} against nonzero parameters: {arch} on {dataset}, {backend}"})
         out.append((f"density-{arch}-{dataset}-{backend}", f"Capacity density: {arch} on {dataset} ({backend})",
-                    fig, len(rows)))
+                    {"data": traces, "layout": layout}, len(rows)))
     return out

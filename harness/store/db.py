@@ -20,6 +20,7 @@ from sqlite_utils.migrations import Migrations
 from harness.core.clock import now
 from harness.core.identity import canonical
 from harness.core.paths import DEFAULT_DB  # noqa: F401 - the store's default file, defined once in core.paths
+
 # NoDatabase and open_readonly: re-exported (readers import open_readonly from harness.store.check, which
 # does not import sqlite-utils)
 from harness.store.check import NoDatabase, check_store, open_readonly  # noqa: F401
