@@ -12,7 +12,7 @@ timed call runs the model ``HARNESS_TOY_WORK`` times, 10 by default):
    ``cpu_ms``, the process CPU time per call: on a busy machine the wall-clock ones move with the load, see
    docs/compare.md) (target: 9 of 10); ``caught_by`` says how many trials each metric caught.
 
-    python bench/false_alarms.py            # 10 + 1 quiet runs, 10 slow trials (about 15 minutes on 2 cores)
+    python bench/false_alarms.py            # 10 + 1 quiet runs, 10 slow trials (5 to 15 minutes on 2 cores)
     python bench/false_alarms.py --quick    # 4 + 1 quiet runs, 3 slow trials, smoke profile
 
 Prints one JSON object with the figures. Say how loaded the machine was when you quote them.
