@@ -149,8 +149,13 @@ class RunnerSession:
         """Time inside the runner, rotating among ``batches``."""
         blobs = [blob for i, b in enumerate(batches) for blob in self._blobs(b, batch=i)]
         resp, _ = self.request({"op": "time", "plan": plan.as_dict()}, blobs)
+        info = dict(resp.get("info", {}))
+        # The model ran in the runner's process (Node, a remote or emulated host): this process's CPU clock
+        # did not see its work, and the runner protocol carries no CPU time.
+        info.setdefault("cpu_time_absent", f"timed in a runner process ({resp['timer']}): its CPU time is not "
+                                           "measured there")
         return TimingResult(samples_s=[float(v) for v in resp["samples_s"]], inner_loops=int(resp["inner_loops"]),
-                            warmup_iters=int(resp["warmup_iters"]), timer=resp["timer"], info=resp.get("info", {}))
+                            warmup_iters=int(resp["warmup_iters"]), timer=resp["timer"], info=info)
 
     def timed_outputs(self, batches: Sequence[Any]) -> list[Any]:
         """The outputs of the runner's timed call on each batch (the ``outputs`` request)."""

@@ -23,6 +23,9 @@ The plan, as pyperf does it:
    uniform reservoir).
 
 Inputs rotate among several distinct batches so caches do not flatter a result.
+Where the runtime runs in this process, the process's CPU time is read around the
+same sampling blocks (``cpu_clock``; Google Benchmark's "CPU" beside "Time"): the
+work done, without the time other load kept the runtime off the CPU.
 """
 
 from __future__ import annotations
@@ -63,7 +66,8 @@ def measure_clock(clock_ns: Callable[[], int] = time.perf_counter_ns, reads: int
 
 def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str,
              resolution_s: float, clock: Callable[[], float] = time.perf_counter,
-             seed: int = 0) -> TimingResult:
+             seed: int = 0, cpu_clock: Callable[[], int] | None = None,
+             cpu_resolution_s: float | None = None) -> TimingResult:
     """Warm up, then time single calls (per query) or calibrated blocks, following ``plan``.
 
     ``block`` runs ``n`` inferences rotating inputs from index ``offset`` and returns their
@@ -73,6 +77,13 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
     (``info["sampling"] == "per query"``); otherwise each sample is the mean of an inner loop
     calibrated to ``min_sample_s`` (``"block means"``). At most ``plan.max_samples`` samples are
     kept: a uniform reservoir (seeded) over all those taken.
+
+    ``cpu_clock`` (nanoseconds of this process's CPU time: ``time.process_time_ns``, all threads) is
+    read just outside the sampling blocks, so the very calls the wall clock times give their CPU time
+    per call (``cpu_samples_s``; no extra calls). As for the wall clock, one CPU sample must last
+    ``per_query_factor`` x that clock's resolution (``cpu_resolution_s``, else the smallest step seen)
+    plus its overhead: where one block is shorter, a CPU sample spans the fewest consecutive blocks
+    (a power of two) that are long enough (``info["cpu_calls_per_sample"]``), in a reservoir of its own.
     """
     # 1. Warm-up: minimum count and time, then until two consecutive windows agree.
     began = clock()
@@ -114,6 +125,7 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
         if took >= floor or inner >= 1 << 20:
             break
         inner *= 2
+    cpu = _CPUSamples(cpu_clock, cpu_resolution_s, plan, inner, inner * call_s, seed) if cpu_clock else None
     # 4. Samples, at most max_samples kept (Algorithm R), so memory stays bounded on any plan.
     pick = random.Random(seed)
     cap = plan.max_samples
@@ -121,7 +133,11 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
     taken = 0
     begin = clock()
     while True:
+        if cpu:
+            cpu.before()
         value = block(inner, pos) / inner
+        if cpu:
+            cpu.after()
         pos += inner
         taken += 1
         if len(samples) < cap:
@@ -142,7 +158,62 @@ def run_plan(block: Callable[[int, int], float], plan: TimingPlan, *, timer: str
             "calls_per_sample": inner, "samples_taken": taken, "samples_kept": len(samples)}
     if not per_query:
         info["min_sample_s"] = floor
-    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer, info=info)
+    if cpu:
+        info.update(cpu.info())
+    return TimingResult(samples_s=samples, inner_loops=inner, warmup_iters=warmup_iters, timer=timer, info=info,
+                        cpu_samples_s=(cpu.samples or None) if cpu else None)
+
+
+class _CPUSamples:
+    """CPU time per call over groups of consecutive sampling blocks (:func:`run_plan`'s ``cpu_clock``).
+
+    A group is as many blocks (a power of two) as make one CPU sample last ``per_query_factor`` x the CPU
+    clock's resolution plus overhead, the wall clock's rule, so the clock's own reads stay within
+    1/factor of what it measures; its samples have a reservoir of their own (seeded apart from the wall's).
+    """
+
+    def __init__(self, clock: Callable[[], int], resolution_s: float | None, plan: TimingPlan, inner: int,
+                 block_s: float, seed: int) -> None:
+        read = measure_clock(clock, reads=201)
+        self.clock, self.inner, self.cap = clock, inner, plan.max_samples
+        self.resolution_s = read["resolution_s"] if resolution_s is None else resolution_s
+        self.overhead_s = read["overhead_s"]
+        self.need_s = plan.per_query_factor * (self.resolution_s + self.overhead_s)
+        self.group = 1
+        while block_s > 0 and self.group * block_s < self.need_s and self.group < 1 << 20:
+            self.group *= 2
+        self.pick = random.Random(seed + 1)
+        self.samples: list[float] = []
+        self.taken = self.pending = self.start = 0
+
+    def before(self) -> None:
+        if not self.pending:
+            self.start = self.clock()
+
+    def after(self) -> None:
+        self.pending += 1
+        if self.pending < self.group:
+            return
+        value = (self.clock() - self.start) / 1e9 / (self.group * self.inner)
+        self.pending = 0
+        self.taken += 1
+        if len(self.samples) < self.cap:
+            self.samples.append(value)
+        else:
+            j = self.pick.randrange(self.taken)
+            if j < self.cap:
+                self.samples[j] = value
+
+    def info(self) -> dict:
+        name = f"{getattr(self.clock, '__module__', None) or ''}.{getattr(self.clock, '__name__', 'cpu clock')}"
+        out = {"cpu_timer": name.lstrip("."), "cpu_timer_resolution_s": self.resolution_s,
+               "cpu_timer_overhead_s": self.overhead_s, "cpu_threshold_s": self.need_s,
+               "cpu_calls_per_sample": self.group * self.inner, "cpu_samples_taken": self.taken}
+        if not self.samples:
+            out["cpu_time_absent"] = (f"no CPU sample: one needs {self.group} timed blocks (at least "
+                                      f"{self.need_s * 1e6:.3g} us, {self.resolution_s * 1e6:.3g} us resolution); "
+                                      "the sampling phase ended first")
+        return out
 
 
 def clock_resolution() -> float:
@@ -151,7 +222,8 @@ def clock_resolution() -> float:
 
 
 def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingResult:
-    """Time a rotation of zero-argument calls (one per distinct input batch) with ``plan``.
+    """Time a rotation of zero-argument calls (one per distinct input batch) with ``plan``, by
+    ``perf_counter_ns`` (wall) and ``process_time_ns`` (this process's CPU time, ``cpu_samples_s``).
 
     The calls should be bound in advance (feeds prepared, arguments resolved), so that
     the loop measures the runtime, not the harness.
@@ -167,7 +239,9 @@ def time_calls(calls: Sequence[Callable[[], Any]], plan: TimingPlan) -> TimingRe
             calls[j % n]()
         return (clock() - t0) / 1e9
 
-    return run_plan(block, plan, timer="time.perf_counter_ns", resolution_s=clock_resolution())
+    # The runtime runs in this process: its CPU time (every thread's) is this process's.
+    return run_plan(block, plan, timer="time.perf_counter_ns", resolution_s=clock_resolution(),
+                    cpu_clock=time.process_time_ns, cpu_resolution_s=time.get_clock_info("process_time").resolution)
 
 
 class InProcessSession:

@@ -77,6 +77,9 @@ class TimingResult:
     :param warmup_iters: calls made before the first sample.
     :param timer: the clock used (``time.perf_counter_ns``, CUDA events, ``process.hrtime``...).
     :param info: anything else the runtime wants recorded (warm-up stability, timer resolution...).
+    :param cpu_samples_s: process CPU seconds per call over the very blocks of ``samples_s`` (same order
+        and length; all threads of the timing process), or ``None`` where the runtime did not measure
+        them; then ``info["cpu_time_absent"]`` may say why (docs/measurements.md, ``cpu_ms``).
     """
 
     samples_s: list[float]
@@ -84,3 +87,4 @@ class TimingResult:
     warmup_iters: int
     timer: str
     info: dict = field(default_factory=dict)
+    cpu_samples_s: list[float] | None = None

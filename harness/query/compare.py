@@ -125,7 +125,9 @@ _COLUMNS = ("c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sampl
             f"({_STATS.format('$.ci95_median_ms[1]')} - {_STATS.format('$.ci95_median_ms[0]')}) / 2 / "
             f"{_STATS.format('$.median_ms')} AS ci_rel, "
             f"({_STATS.format('$.ci95_p10_ms[1]')} - {_STATS.format('$.ci95_p10_ms[0]')}) / 2 / "
-            f"{_STATS.format('$.p10_ms')} AS ci10_rel, c.run_id AS base_run")
+            f"{_STATS.format('$.p10_ms')} AS ci10_rel, {_STATS.format('$.cpu.cv')} AS cpu_cv, "
+            f"({_STATS.format('$.cpu.ci95_median_ms[1]')} - {_STATS.format('$.cpu.ci95_median_ms[0]')}) / 2 / "
+            f"{_STATS.format('$.cpu.median_ms')} AS cpu_ci_rel, c.run_id AS base_run")
 _IDENTITY = ("c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, c.seed, c.backend, "
              "c.backend_params, ")
 
@@ -140,8 +142,12 @@ def _finish(frame: Any) -> Any:
     # p10_ms is discounted by its own interval where the run recorded it, the others by the median's.
     ci10 = groups["ci10_rel"].transform("max")
     frame["ci_rel"] = frame["ci_rel"].where(~((frame["metric"] == "p10_ms") & ci10.notna()), ci10)
+    # cpu_ms has samples of its own (CPU time per call): their CV and median interval, not the wall clock's.
+    cpu = frame["metric"] == "cpu_ms"
+    frame["cv"] = frame["cv"].where(~cpu, groups["cpu_cv"].transform("max"))
+    frame["ci_rel"] = frame["ci_rel"].where(~cpu, groups["cpu_ci_rel"].transform("max"))
     frame["per_process"] = groups["per_process"].transform("first")
-    return frame.drop(columns=["ci10_rel"])
+    return frame.drop(columns=["ci10_rel", "cpu_cv", "cpu_ci_rel"])
 
 
 def _load(conn: Any, run_id: int, identity: bool) -> Any:

@@ -32,7 +32,7 @@ MIN_HISTORY = 3
 MIN_PROCESSES = 3
 #: Which per-process statistic stands for a metric (the latency suite's ``stats["per_process"]``).
 PER_PROCESS_KEY = {"p50_ms": "median_ms", "p10_ms": "p10_ms", "mean_ms": "mean_ms", "p90_ms": "p90_ms",
-                   "p99_ms": "p99_ms",
+                   "p99_ms": "p99_ms", "cpu_ms": "cpu_median_ms",
                    "throughput_sps": "mean_ms", "speedup": "median_ms", "speedup_efficiency": "median_ms",
                    "roofline_fraction": "median_ms"}
 

@@ -26,7 +26,8 @@ processes = PROCESSES
 def measurements(db):
     conn = sqlite3.connect(db)
     conn.row_factory = sqlite3.Row
-    rows = conn.execute("SELECT c.method, m.metric, m.value, m.params, m.info, s.n FROM measurements m "
+    rows = conn.execute("SELECT c.method, m.metric, m.value, m.params, m.info, m.stats, m.sample_set_id, s.n "
+                        "FROM measurements m "
                         "JOIN cells c ON c.id = m.cell_id LEFT JOIN sample_sets s ON s.id = m.sample_set_id")
     return [dict(r) for r in rows]
 
@@ -57,11 +58,25 @@ def test_latency_records_speedup_and_how_it_was_timed(harness_cli, suite_file, t
         assert by[("random", "check_claims", None)]["value"] == 1.0
         assert theory > 2  # 75% of the weights are zero
         assert by[("random", "speedup_efficiency", bs)]["value"] == pytest.approx(speedup / theory)
+        # CPU time beside wall time, over the same timed calls: the process's, summarized as the wall samples
+        # are (median, its order-statistics interval), with no sample set of its own.
+        cpu = by[("random", "cpu_ms", bs)]
+        stats = json.loads(cpu["stats"])
+        assert cpu["value"] > 0 and cpu["value"] == stats["cpu"]["median_ms"]
+        # Over the same sampling phase: CPU samples span the fewest consecutive timed calls long enough for
+        # the CPU clock (mlp's calls are a few microseconds), so there are at most as many.
+        calls = info["cpu_calls_per_sample"]
+        assert calls >= info["calls_per_sample"] and 0 < stats["cpu"]["n"] <= stats["n"]
+        low, high = stats["cpu"]["ci95_median_ms"]
+        assert low <= cpu["value"] <= high
+        assert cpu["sample_set_id"] is None and stats == json.loads(p50["stats"])
+        assert info["cpu_timer"] == "time.process_time_ns" and "cpu_time_absent" not in info
         if processes > 1:
             per_process = info["per_process"]
             assert len(per_process) == processes
             # The sample set stores at most STORED_SAMPLES of the processes' samples (evenly spaced).
             assert p50["n"] == min(sum(p["n"] for p in per_process), STORED_SAMPLES)
+            assert len(stats["per_process"]["cpu_median_ms"]) == processes  # compare's welch-t uses them
 
 
 LENET = """
@@ -121,3 +136,22 @@ def test_merged_processes_report_block_means_if_any_process_took_them():
     blocks = TimingResult(samples_s=[1e-6] * 3, inner_loops=64, warmup_iters=5, timer="t", info={})
     assert merge([per_query, blocks]).inner_loops == 64
     assert merge([per_query, per_query]).inner_loops == 1
+
+
+def test_merged_processes_have_cpu_time_only_if_every_process_measured_it():
+    from harness.api import TimingResult
+    from harness.builtins.suites.latency import merge
+
+    def timed(cpu, **info):
+        return TimingResult(samples_s=[1e-5] * 3, inner_loops=1, warmup_iters=5, timer="t", info=info,
+                            cpu_samples_s=cpu)
+
+    both = merge([timed([9e-6] * 3), timed([8e-6] * 3)])
+    assert both.cpu_samples_s == [9e-6] * 3 + [8e-6] * 3 and "cpu_time_absent" not in both.info
+    one = merge([timed([9e-6] * 3), timed(None, cpu_time_absent="CUDA: the model runs on the GPU")])
+    assert one.cpu_samples_s is None
+    assert one.info["cpu_time_absent"] == "process 2 of 2: CUDA: the model runs on the GPU"
+    # A third-party session that says nothing: the reason names its timer and the field it left empty.
+    quiet = merge([timed([9e-6] * 3), timed([])])
+    assert quiet.cpu_samples_s is None and quiet.info["cpu_time_absent"] == (
+        "process 2 of 2: the backend's session (t) measured no process CPU time (TimingResult.cpu_samples_s)")

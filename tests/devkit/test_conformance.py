@@ -245,8 +245,8 @@ def test_builtin_suites_pass(harness_cli):
     assert proc.returncode == 0, proc.stdout + proc.stderr
     for suite in ("accuracy", "latency", "size"):
         assert f"suite {suite}\n  PASS  settings: " in proc.stdout
-    assert ("Measurements of check_test01, mean_ms, p10_ms, p50_ms, p90_ms, p99_ms, roofline_fraction, speedup, "
-            "speedup_efficiency, stdev_ms, throughput_sps") in proc.stdout
+    assert ("Measurements of check_test01, cpu_ms, mean_ms, p10_ms, p50_ms, p90_ms, p99_ms, roofline_fraction, "
+            "speedup, speedup_efficiency, stdev_ms, throughput_sps") in proc.stdout
     assert "Measurements of check_agreement, top1, top1_delta, top1_retained" in proc.stdout  # the checks, always
     assert "compression-harness: " in proc.stdout and " 0 failed" in proc.stdout
 

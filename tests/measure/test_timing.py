@@ -235,3 +235,65 @@ def test_two_million_samples_are_summarized_in_bounded_memory():
     assert peak < 10 * samples.nbytes
     assert len(kept) == STORED_SAMPLES and kept[0] == samples[0] and kept[-1] == samples[-1]
     assert stored_samples(samples[:50]) == list(samples[:50])
+
+
+class CPURuntime(FakeRuntime):
+    """A fake runtime that also keeps a CPU clock (ns): each call works ``share`` of its wall time."""
+
+    def __init__(self, cost, share, cpu_read_ns=100):
+        super().__init__(cost)
+        self.share, self.cpu_ns, self.cpu_read_ns = share, 0, cpu_read_ns
+
+    def block(self, n, offset):
+        took = super().block(n, offset)
+        self.cpu_ns += round(took * self.share * 1e9)
+        return took
+
+    def cpu_clock(self):
+        self.cpu_ns += self.cpu_read_ns  # reading the clock costs CPU time too
+        return self.cpu_ns
+
+
+def test_cpu_time_is_read_around_the_same_blocks_the_wall_clock_times():
+    # Calls of 10..70 us (a rotation), each working 40% of its wall time (the rest: waiting).
+    rt = CPURuntime(lambda i: 10e-6 * (1 + (i % 7)), share=0.4)
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=3000, min_time_s=0.0, max_samples=200)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-9, clock=rt.clock, cpu_clock=rt.cpu_clock,
+                      cpu_resolution_s=1e-9)
+    assert result.info["cpu_timer"].endswith("cpu_clock") and "cpu_time_absent" not in result.info
+    assert result.info["cpu_timer_overhead_s"] == pytest.approx(100e-9)
+    # Every call is long enough for the CPU clock: one CPU sample per timed call, each that call's CPU
+    # time (40% of its wall time, plus one read of the CPU clock), kept in a reservoir as the wall samples.
+    assert result.info["cpu_calls_per_sample"] == 1 and result.info["cpu_samples_taken"] == 3000
+    assert len(result.cpu_samples_s) == len(result.samples_s) == 200
+    levels = {round((0.4 * 10e-6 * k + 100e-9) * 1e9) for k in range(1, 8)}
+    assert {round(v * 1e9) for v in result.cpu_samples_s} == levels
+
+
+def test_calls_too_short_for_the_cpu_clock_share_a_cpu_sample():
+    # 10 us calls timed per query, on a CPU clock that costs 1 us per read (and steps by 1 us):
+    # 20 x (1 + 1) us = 40 us, so one CPU sample spans 4 consecutive timed calls.
+    rt = CPURuntime(lambda i: 10e-6, share=1.0, cpu_read_ns=1000)
+    plan = TimingPlan(warmup_iters=1, warmup_s=0.0, min_samples=40, min_time_s=0.0)
+    result = run_plan(rt.block, plan, timer="fake", resolution_s=1e-9, clock=rt.clock, cpu_clock=rt.cpu_clock)
+    assert result.info["sampling"] == "per query" and result.info["cpu_calls_per_sample"] == 4
+    assert result.cpu_samples_s == [pytest.approx((4 * 10e-6 + 1e-6) / 4)] * 10
+    # A sampling phase shorter than one CPU sample gives none, and says why.
+    other = CPURuntime(rt.cost, share=1.0, cpu_read_ns=1000)
+    few = run_plan(other.block, TimingPlan(**{**plan.as_dict(), "min_samples": 3}), timer="fake",
+                   resolution_s=1e-9, clock=other.clock, cpu_clock=other.cpu_clock)
+    assert few.cpu_samples_s is None and few.info["cpu_time_absent"].startswith("no CPU sample: one needs 4")
+    # Without a CPU clock, run_plan records nothing of one (a runtime in another process, CUDA events).
+    plain = run_plan(FakeRuntime(lambda i: 10e-6).block, plan, timer="fake", resolution_s=1e-9)
+    assert plain.cpu_samples_s is None and not any(k.startswith("cpu") for k in plain.info)
+
+
+def test_time_calls_measures_this_process_cpu_time_which_waiting_does_not_use():
+    import time
+
+    plan = TimingPlan(warmup_iters=3, warmup_s=0.0, min_samples=20, min_time_s=0.0)
+    result = time_calls([lambda: time.sleep(0.002)], plan)
+    assert result.info["cpu_timer"] == "time.process_time_ns"
+    assert len(result.cpu_samples_s) == len(result.samples_s) and all(v >= 0 for v in result.cpu_samples_s)
+    # A sleeping call waits: at least 2 ms of wall time each, and next to no CPU time.
+    assert min(result.samples_s) >= 0.002 and statistics.median(result.cpu_samples_s) < 0.001

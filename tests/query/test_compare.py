@@ -273,3 +273,62 @@ def test_on_a_busy_machine_the_load_moves_the_median_and_p10_finds_the_slowdown(
     assert rows["p10_ms@b1"]["change"] == pytest.approx(0.10, abs=0.02)
     assert result.exit_code == 1
     store.close()
+
+
+def cpu_night(store, cpu_ms, *, wall_ms=1.0, busy=0.3, seed=0, processes=1):
+    """A night on a shared machine as the latency suite records it with CPU time: wall samples bimodal with
+    the load (``busy`` of the calls delayed) around ``wall_ms``, whose fast mode also drifts with the
+    machine's state, and the same calls' CPU time around ``cpu_ms``, which time spent descheduled leaves out."""
+    import numpy as np
+
+    from harness.measure.timing import summarize
+
+    rng = np.random.default_rng(seed)
+    n = 4000
+    slow = rng.random(n) < busy
+    wall = wall_ms * np.where(slow, 1.6 * rng.lognormal(0.0, 0.1, n), rng.lognormal(0.0, 0.01, n))
+    cpu = cpu_ms * rng.lognormal(0.0, 0.03, n)
+    stats = summarize(wall / 1e3)
+    stats["cpu"] = summarize(cpu / 1e3)
+    if processes > 1:
+        stats["per_process"] = {"median_ms": [float(np.median(p)) for p in np.array_split(wall, processes)],
+                                "cpu_median_ms": [float(np.median(p)) for p in np.array_split(cpu, processes)]}
+    params = {"batch_size": 1}
+    run = new_run(store, tag="nightly")
+    record(store, run, FAST, [
+        {"metric": "p50_ms", "value": stats["median_ms"], "unit": "ms", "params": params, "stats": stats,
+         "samples": [float(v) for v in wall], "samples_name": "p50_ms@batch_size=1"},
+        {"metric": "p10_ms", "value": stats["p10_ms"], "unit": "ms", "params": params, "stats": stats},
+        {"metric": "cpu_ms", "value": stats["cpu"]["median_ms"], "unit": "ms", "params": params, "stats": stats}])
+    return run
+
+
+def test_cpu_time_finds_a_slowdown_the_wall_clock_loses_in_the_load(tmp_path):
+    store = open_store(tmp_path / "cpu.db")
+    # Unchanged nights: the load moves the median, the machine's state the fast mode (p10) by up to 15%.
+    for i, (wall, busy) in enumerate([(1.0, 0.6), (1.15, 0.3), (0.9, 0.55), (1.1, 0.35), (0.92, 0.6), (1.12, 0.3)]):
+        cpu_night(store, 0.8 * (1 + 0.01 * (i % 3 - 1)), wall_ms=wall, busy=busy, seed=i)
+    cpu_night(store, 0.8, wall_ms=0.9, busy=0.5, seed=40)  # unchanged code on another night's machine
+    result = compare_runs(tmp_path / "cpu.db", "previous", "latest")
+    assert result.count("regression") == 0 and result.count("improvement") == 0
+    # 10% more work per call on a night whose machine state hides it from p10 and whose load hides it
+    # from the median: the calls' CPU time shows it, against its own run-to-run noise.
+    cpu_night(store, 0.88, wall_ms=0.99, busy=0.5, seed=41)
+    result = compare_runs(tmp_path / "cpu.db", "previous", "latest")
+    rows = by_metric(result)
+    assert rows["p10_ms@b1"]["verdict"] == "ok" and rows["p50_ms@b1"]["verdict"] != "regression"
+    assert rows["cpu_ms@b1"]["verdict"] == "regression" and rows["cpu_ms@b1"]["test"] == "history-t (7 runs)"
+    assert rows["cpu_ms@b1"]["change"] == pytest.approx(0.10, abs=0.02)
+    # Judged by its own samples' spread: the wall samples' CV (unstable) and median interval are not its.
+    assert "unstable" not in rows["cpu_ms@b1"]["why"]
+    assert result.exit_code == 1
+    store.close()
+
+
+def test_cpu_time_of_several_processes_is_tested_per_process(tmp_path):
+    store = open_store(tmp_path / "pp.db")
+    cpu_night(store, 0.80, seed=1, processes=4)
+    cpu_night(store, 0.88, seed=2, processes=4)  # no history: the processes are the unit of variation
+    rows = by_metric(compare_runs(tmp_path / "pp.db", "previous", "latest"))
+    assert rows["cpu_ms@b1"]["test"] == "welch-t (4+4 processes)" and rows["cpu_ms@b1"]["verdict"] == "regression"
+    store.close()

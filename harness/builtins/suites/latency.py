@@ -48,6 +48,9 @@ METRICS = (
     MetricSpec("p99_ms", "ms", False, "99th percentile latency of one batch"),
     MetricSpec("mean_ms", "ms", False, "mean latency of one batch"),
     MetricSpec("stdev_ms", "ms", False, "standard deviation of the latency samples"),
+    MetricSpec("cpu_ms", "ms", False, "median process CPU time of one batch (all threads of the timing process) "
+               "over the same timed calls: the work done, without time other load kept it off the CPU; "
+               "in-process CPU backends only"),
     MetricSpec("throughput_sps", "samples/s", True, "samples per second: batch size over mean latency"),
     MetricSpec("speedup", "ratio", True, "dense p50 over this p50, same backend and batch size (realized speedup)"),
     MetricSpec("speedup_efficiency", "ratio", True,
@@ -89,9 +92,32 @@ def merge(results: list[TimingResult]) -> TimingResult:
     if peaks:
         info["peak_device_bytes"] = max(peaks)
     info["process_samples"] = [r.samples_s for r in results]  # popped by run(): per-process statistics
+    # CPU time only where every process measured it: a merge of some processes' would not be the cell's.
+    cpu = None
+    lacking = [i for i, r in enumerate(results) if cpu_samples(r) is None]
+    if lacking:
+        info["cpu_time_absent"] = (f"process {lacking[0] + 1} of {len(results)}: "
+                                   f"{cpu_time_absent(results[lacking[0]])}")
+        info.pop("process_cpu_samples", None)
+    else:
+        cpu = [v for r in results for v in r.cpu_samples_s]
+        info["process_cpu_samples"] = [r.cpu_samples_s for r in results]
+        info.pop("cpu_time_absent", None)
     # The largest inner loop speaks for all: one process of block means makes the tails block percentiles.
     return TimingResult(samples_s=samples, inner_loops=max(r.inner_loops for r in results),
-                        warmup_iters=sum(r.warmup_iters for r in results), timer=results[0].timer, info=info)
+                        warmup_iters=sum(r.warmup_iters for r in results), timer=results[0].timer, info=info,
+                        cpu_samples_s=cpu)
+
+
+def cpu_samples(result: TimingResult) -> list | None:
+    """The result's CPU seconds per call (``cpu_samples_s``), or ``None`` where it has none."""
+    return getattr(result, "cpu_samples_s", None) or None
+
+
+def cpu_time_absent(result: TimingResult) -> str:
+    """Why a result has no ``cpu_ms``: the runtime's own reason, else what it returned."""
+    return str(result.info.get("cpu_time_absent") or f"the backend's session ({result.timer}) measured no "
+                                                      "process CPU time (TimingResult.cpu_samples_s)")
 
 
 def theoretical_speedup(ctx: CellContext) -> float | None:
@@ -140,12 +166,20 @@ def run(ctx: CellContext) -> list[Measurement]:
                 result = merge(ctx.time_in_processes(batches, plan, processes))
                 session_info = result.info.pop("session_info", {})
             stats = summarize(result.samples_s, seed=ctx.cell["seed"])
+            cpu = cpu_samples(result)
+            if cpu:  # summarized as the wall samples are: the median and its order-statistics interval
+                stats["cpu"] = {k: v for k, v in summarize(cpu).items() if k != "ci95_method"}
             if processes > 1:
                 # Each process's own statistics: the process is compare's unit of variation (pyperf's workers).
                 per = [summarize(r, seed=ctx.cell["seed"]) for r in result.info.pop("process_samples", [])]
                 if per:
                     stats["per_process"] = {k: [p[k] for p in per] for k in ("median_ms", "mean_ms", "p10_ms",
                                                                              "p90_ms", "p99_ms")}
+                per_cpu = result.info.pop("process_cpu_samples", None)
+                if per and cpu and per_cpu:
+                    stats["per_process"]["cpu_median_ms"] = [summarize(c)["median_ms"] for c in per_cpu]
+            if not cpu:
+                result.info["cpu_time_absent"] = cpu_time_absent(result)
             scenario = "single-stream" if bs == 1 else ("offline" if bs == sizes[-1] else "batch")
             info = dict(session_info)
             info.update({"batch_size": bs, "scenario": scenario, "timer": result.timer,
@@ -183,6 +217,9 @@ def run(ctx: CellContext) -> list[Measurement]:
                 if metric == "p50_ms":
                     m.samples = [v * 1e3 for v in stored_samples(result.samples_s)]
                 out.append(m)
+            if cpu:
+                out.append(Measurement("cpu_ms", stats["cpu"]["median_ms"], "ms", params=params, stats=stats,
+                                       info=info, flag=flag))
             out.append(Measurement("throughput_sps", bs / mean_s if mean_s > 0 else None, "samples/s",
                                    params=params, stats=stats, info=info, flag=flag))
             dense_p50 = stats["median_ms"] if ctx.is_baseline else ctx.baseline("p50_ms", batch_size=bs)

@@ -162,6 +162,9 @@ class TorchCudaSession:
             result = run_plan(block, plan, timer="torch.cuda.Event(enable_timing=True)",
                               resolution_s=EVENT_RESOLUTION_S)
             result.info["peak_device_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
+        # No cpu_ms: the work runs on the GPU; the host's CPU time is launches plus synchronize, which may spin.
+        result.info["cpu_time_absent"] = ("CUDA: the model runs on the GPU; host CPU time would count kernel "
+                                          "launches and synchronize (which may spin), not the model's work")
         return result
 
     def timed_outputs(self, batches: Sequence[Any]) -> list[Any]:
