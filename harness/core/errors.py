@@ -8,7 +8,6 @@ escapes is a bug and keeps its traceback.
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Iterable
 
 
@@ -38,6 +37,8 @@ def unknown_name(what: str, name: str, known: Iterable[str], none: str = "none")
     is not among ``known``, with the nearest known name when one is close (:mod:`difflib`, as pluggy's
     users know from a misspelled hook)."""
     known = list(known)
+    import difflib  # only when a name is wrong: every command imports this module
+
     close = difflib.get_close_matches(name, known, n=1, cutoff=0.6) if isinstance(name, str) else []
     hint = f": did you mean {close[0]!r}?" if close else ""
     return f"unknown {what} {name!r}{hint} (known: {', '.join(known) or none})"

@@ -290,8 +290,18 @@ def _markdown(b: Board) -> str:
 
 
 def _table(b: Board) -> str:
-    """A boxed text table (tabulate's ``rounded_outline``), every value through :func:`_fmt`."""
-    from tabulate import tabulate
+    """A boxed text table, every value through :func:`_fmt`, in tabulate's ``rounded_outline`` look. Drawn
+    here: importing tabulate 0.10 (it reads its version through importlib.metadata) takes longer than a
+    filtered leaderboard's query, and a box of fixed-width columns is a few lines."""
+    heads = [str(c) for c in b.columns]
+    cells = [[" ".join(_fmt(r.get(c)).splitlines()) for c in b.columns] for r in b.rows]
+    widths = [max([len(h), *(len(row[i]) for row in cells)]) for i, h in enumerate(heads)]
 
-    cells = [[_fmt(r.get(c)) for c in b.columns] for r in b.rows]
-    return tabulate(cells, headers=[str(c) for c in b.columns], tablefmt="rounded_outline", disable_numparse=True)
+    def rule(left: str, mid: str, right: str) -> str:
+        return left + mid.join("\u2500" * (w + 2) for w in widths) + right
+
+    def line(values: list[str]) -> str:
+        return "\u2502 " + " \u2502 ".join(v.ljust(w) for v, w in zip(values, widths)) + " \u2502"
+
+    return "\n".join([rule("\u256d", "\u252c", "\u256e"), line(heads), rule("\u251c", "\u253c", "\u2524"),
+                      *(line(row) for row in cells), rule("\u2570", "\u2534", "\u256f")])
