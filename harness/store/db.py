@@ -12,7 +12,10 @@ import json
 import sqlite3
 from collections.abc import Iterable, Mapping
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NotRequired, TypedDict
+from typing import Any, NotRequired, TypedDict
+
+import sqlite_utils
+from sqlite_utils.migrations import Migrations
 
 from harness.core.clock import now
 from harness.core.identity import canonical
@@ -21,40 +24,7 @@ from harness.store.check import NoDatabase, check_store, readonly_uri  # noqa: F
 from harness.store.guard import GuardedConnection
 from harness.store.lock import migration_lock
 
-if TYPE_CHECKING:
-    import sqlite_utils
-
-
-class MigrationSet:
-    """Append-only named migrations, registered as with sqlite-utils' ``Migrations`` (``@migrations(name=...)``);
-    everything else (``apply``, ``pending``, ``applied``) is sqlite-utils' own. A reader needs only their names
-    (:func:`migration_names`), and importing sqlite-utils (which imports pandas) would cost it about 0.4 s:
-    sqlite-utils is imported when a writer first uses them."""
-
-    def __init__(self, name: str) -> None:
-        self.name = name
-        self.steps: list[tuple[str, Any]] = []
-        self._built = None
-
-    def __call__(self, *, name: str):  # noqa: D102 - registers the decorated function as migration ``name``
-        def register(fn):
-            self.steps.append((name, fn))
-            return fn
-        return register
-
-    def __getattr__(self, attr: str) -> Any:
-        if attr.startswith("_"):
-            raise AttributeError(attr)
-        if self._built is None:  # sqlite-utils refuses a name registered twice
-            from sqlite_utils.migrations import Migrations
-
-            self._built = Migrations(self.name)
-            for name, fn in self.steps:
-                self._built(name=name)(fn)
-        return getattr(self._built, attr)
-
-
-migrations = MigrationSet("harness")
+migrations = Migrations("harness")
 
 
 @migrations(name="m001_runs_cells_measurements")
@@ -254,8 +224,6 @@ class Store:
 
     def __init__(self, path: str | Path):
         self.path = Path(path)
-        import sqlite_utils
-
         if str(path) == ":memory:":
             self.db = sqlite_utils.Database(str(path))
             self._migrate()
@@ -372,7 +340,7 @@ class Store:
 
 def migration_names() -> list[str]:
     """The names of the migrations this version knows, in order."""
-    return [name for name, _ in migrations.steps]
+    return [m.name for m in migrations._migrations]
 
 
 def open_readonly(path: str | Path, *, timeout_s: float | None = None) -> GuardedConnection:
