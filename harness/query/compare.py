@@ -156,8 +156,8 @@ def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: floa
     ``history`` earlier runs of a cell on NEW's machine (0: none) give the noise between runs where
     the runs have no per-process values; ``keep_unstable`` counts unstable measurements' changes;
     ``test_dispersion`` tests stdev and the like as timing metrics; without ``every_row`` the rows within
-    the threshold are counted in SQL and not kept (what ``harness compare`` without ``--all`` needs: a
-    tenth of the work). Raises :class:`MachineMismatch` when the runs' machine fingerprints differ and
+    the threshold are counted in SQL and not kept (``harness compare`` without ``--all``: the pairs that
+    need no test never come into Python). Raises :class:`MachineMismatch` when the runs' machine fingerprints differ and
     ``force`` is false, and :class:`harness.query.refs.QueryError` for unknown runs, metrics or bad settings.
     """
     if not threshold >= 0:
