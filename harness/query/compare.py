@@ -286,14 +286,23 @@ def _verdicts(c: dict, stats: dict, threshold: float, alpha: float, keep_unstabl
         elif not cand:
             verdict, why = within
         else:
-            sb = stats.get((c["base_cell"][i], c["params"][i])) or (None,) * 4
-            sn = stats.get((c["cell"][i], c["params"][i])) or (None,) * 4
-            p10 = c["raw_metric"][i] == "p10_ms"  # discounted by its own interval where the run recorded it
-            verdict, why = _verdict(c["change"][i], c["direction"][i], k, c["test"][i], c["q_value"][i], sb[0], sn[0],
-                                    sb[3] if p10 and sb[3] is not None else sb[2],
-                                    sn[3] if p10 and sn[3] is not None else sn[2], threshold, alpha, keep_unstable)
+            metric = c["raw_metric"][i]
+            cvb, cib = _spread(stats.get((c["base_cell"][i], c["params"][i])), metric)
+            cvn, cin = _spread(stats.get((c["cell"][i], c["params"][i])), metric)
+            verdict, why = _verdict(c["change"][i], c["direction"][i], k, c["test"][i], c["q_value"][i], cvb, cvn,
+                                    cib, cin, threshold, alpha, keep_unstable)
         c["verdict"].append(verdict)
         c["why"].append(why)
+
+
+def _spread(stats: tuple | None, metric: str) -> tuple:
+    """The coefficient of variation and the relative half-width of the 95% interval that judge an unstable
+    measurement of ``metric`` (:func:`harness.query.pairing.sample_stats`): the median's; for ``p10_ms`` the
+    10th percentile's where the run recorded it; for ``cpu_ms`` those of its own CPU-time samples."""
+    cv, _, ci, ci10, cpu_cv, cpu_ci = stats or (None,) * 6
+    if metric == "cpu_ms":
+        return cpu_cv, cpu_ci
+    return cv, (ci10 if metric == "p10_ms" and ci10 is not None else ci)
 
 
 def _verdict(change: float, direction: Any, k: str, test: str, q: float, cvb: Any, cvn: Any, cib: Any, cin: Any,

@@ -26,12 +26,21 @@ _CHANGE = ("CASE WHEN coalesce(n.unit = 'fraction', 0) OR NOT coalesce(b.value >
 _QUIET = "NOT (p.change IS NULL OR abs(p.change) > :threshold)"
 _SAMPLED = ("(EXISTS (SELECT 1 FROM compare_sets s WHERE s.cell = k.new_cell AND s.params IS p.params) AND "
             "EXISTS (SELECT 1 FROM compare_sets s WHERE s.cell = k.base_cell AND s.params IS p.params))")
-_STATS = "json_extract(m.stats, '{}')"
-_SAMPLE_STATS = (f"{_STATS.format('$.cv')}, {_STATS.format('$.per_process')}, "
-                 f"({_STATS.format('$.ci95_median_ms[1]')} - {_STATS.format('$.ci95_median_ms[0]')}) / 2 / "
-                 f"{_STATS.format('$.median_ms')}, "
-                 f"({_STATS.format('$.ci95_p10_ms[1]')} - {_STATS.format('$.ci95_p10_ms[0]')}) / 2 / "
-                 f"{_STATS.format('$.p10_ms')}")
+
+
+def _stat(path: str) -> str:
+    return f"json_extract(m.stats, '{path}')"
+
+
+def _half_width(interval: str, centre: str) -> str:
+    return f"({_stat(interval + '[1]')} - {_stat(interval + '[0]')}) / 2 / {_stat(centre)}"
+
+
+#: What a sample set's measurement says of its spread (see :func:`sample_stats`); ``stats.cpu``: the CPU time
+#: per call of the same timed calls, samples of its own, where the latency suite recorded it.
+_SAMPLE_STATS = ", ".join((_stat("$.cv"), _stat("$.per_process"), _half_width("$.ci95_median_ms", "$.median_ms"),
+                           _half_width("$.ci95_p10_ms", "$.p10_ms"), _stat("$.cpu.cv"),
+                           _half_width("$.cpu.ci95_median_ms", "$.cpu.median_ms")))
 
 
 def _has(cell: str) -> str:
@@ -107,19 +116,21 @@ def rows(conn: Any, threshold: float, every: bool, chunk: int = 20_000):
 
 
 def sample_stats(conn: Any, cells: set) -> dict:
-    """``{(cell id, params): (cv, per_process, ci_rel, ci10_rel)}`` of the sample sets of ``cells``.
+    """``{(cell id, params): (cv, per_process, ci_rel, ci10_rel, cpu_cv, cpu_ci_rel)}`` of the sample sets of
+    ``cells``.
 
     The statistics computed from a cell's raw samples (p90, mean, throughput...) share the sample set of the
     measurement that holds the samples (``p50_ms``) at the same parameters: its coefficient of variation, its
-    per-process values (JSON) and the relative half-widths of its median's and 10th percentile's 95% intervals.
-    Each is the largest of the set's measurements (per-process values: the first), ``None`` where none says."""
+    per-process values (JSON), the relative half-widths of its median's and 10th percentile's 95% intervals,
+    and the coefficient of variation and median's half-width of its CPU-time samples. Each is the largest of
+    the set's measurements (per-process values: the first), ``None`` where none says."""
     out: dict = {}
-    for cell, params, cv, per_process, ci, ci10 in conn.execute(
+    for cell, params, *values in conn.execute(
             f"SELECT m.cell_id, m.params, {_SAMPLE_STATS} FROM measurements m WHERE m.sample_set_id IS NOT NULL "
             "AND m.cell_id IN (SELECT value FROM json_each(?)) ORDER BY m.cell_id, m.id", [json.dumps(sorted(cells))]):
         seen = out.get((cell, params))
-        out[(cell, params)] = (cv, per_process, ci, ci10) if seen is None else (
-            _max(seen[0], cv), seen[1] if seen[1] is not None else per_process, _max(seen[2], ci), _max(seen[3], ci10))
+        out[(cell, params)] = tuple(values) if seen is None else tuple(
+            (a if a is not None else b) if i == 1 else _max(a, b) for i, (a, b) in enumerate(zip(seen, values)))
     return out
 
 
