@@ -57,3 +57,12 @@ def test_compare_two_runs_of_ten_thousand_cells(benchmark, store):
     assert result.rows["cell_key"].nunique() == 5 * ARTIFACTS
     regressed = result.rows[result.rows["verdict"] == "regression"]
     assert regressed["cell_key"].nunique() == len(planted(ARTIFACTS))
+
+
+def test_compare_two_runs_as_the_command_line_does(benchmark, store):
+    """Without ``--all``: the pairs within the threshold are counted in SQL, only the changes judged in Python."""
+    result = benchmark.pedantic(compare_runs, args=(store, "11", "12"), kwargs={"every_row": False}, rounds=3,
+                                warmup_rounds=1)
+    assert result.cells == 5 * ARTIFACTS and result.quiet > 0.9 * result.metrics
+    regressed = {r["model"] for r in result.listing() if r["verdict"] == "regression"}
+    assert len(regressed) == len({a % MODELS for a, _ in planted(ARTIFACTS)})

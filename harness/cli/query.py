@@ -112,15 +112,19 @@ def compare(base: str, new: str, db: str, threshold: float, alpha: float, histor
     cell's earlier runs), never raw samples; see docs/compare.md. Exit status 1 when a significant
     regression beyond the threshold is found, so a CI job can fail on it.
     """
-    from harness.query.compare import compare_runs
+    from harness.query.compare import DISPLAY, compare_runs
     from harness.query.leaderboard import render
 
     result = compare_runs(db, base, new, threshold=threshold, alpha=alpha, force=force,
                           metrics=list(metrics) or None, history=history, keep_unstable=keep_unstable,
-                          test_dispersion=test_dispersion)
+                          test_dispersion=test_dispersion, every_row=show_all)
     listing = result.listing(show_all)
-    if len(listing) or fmt != "table":
+    if listing:
         _echo(render(listing, fmt))
+    elif fmt != "table":  # nothing to list: the columns still head a CSV or Markdown table
+        from harness.query.board import Board
+
+        _echo(render(Board(list(DISPLAY), []), fmt))
     click.echo(result.summary(), err=True)
     sys.exit(result.exit_code)
 

@@ -30,11 +30,12 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from harness.query import noise
-from harness.query.columns import column_name, convert_distinct, label, params_text
+from harness.query import noise, pairing
+from harness.query.columns import column_name, label, params_text
 from harness.query.refs import QueryError, describe_machine, resolve_run
 from harness.store.check import open_readonly
 
@@ -47,27 +48,48 @@ class MachineMismatch(QueryError):
 
 
 VERDICTS = ("regression", "improvement", "changed", "unstable", "untested", "ok", "no value")
+_RANK = {v: i for i, v in enumerate(VERDICTS)}
+DISPLAY = ["verdict", "model", "dataset", "method", "method_params", "seed", "backend", "backend_params",
+           "metric", "base_run", "base", "new", "change", "change_kind", "test", "p_value", "q_value", "flag", "why"]
+#: Columns of :attr:`Comparison.rows` besides :data:`DISPLAY`.
+EXTRA = ["cell_key", "unit", "kind"]
 
 
 @dataclass
 class Comparison:
     """The result of :func:`compare_runs`: one row per (cell, metric) present in both runs (or in the new
-    run and the last earlier run where the cell succeeded)."""
+    run and the last earlier run where the cell succeeded), held as columns (``{name: [values]}``).
+
+    Without ``every_row`` only the rows that are not ``ok`` are kept (what :meth:`listing` shows); the
+    ``quiet`` others, within the threshold, are counted (:meth:`count`, :meth:`summary`) and nothing else."""
 
     base: dict
     new: dict
-    rows: Any
+    columns: dict
     threshold: float
     alpha: float
     only_base: int
     only_new: int
+    #: Cells and (cell, metric) rows compared.
+    cells: int = 0
+    metrics: int = 0
     forced_across_machines: bool = False
     #: ``{run id: cells}`` compared against an earlier run because they failed or were missing in BASE.
     fallback: dict = field(default_factory=dict)
+    #: Rows within the threshold that were counted, not kept (``every_row=False``): all ``ok``.
+    quiet: int = 0
+    every_row: bool = True
+
+    @cached_property
+    def rows(self) -> Any:
+        """The kept rows as a pandas DataFrame (:data:`DISPLAY` and :data:`EXTRA` columns), in the runs' order."""
+        import pandas as pd
+
+        return pd.DataFrame(self.columns)
 
     def count(self, verdict: str) -> int:
         """How many rows have this verdict."""
-        return int((self.rows["verdict"] == verdict).sum()) if len(self.rows) else 0
+        return self.columns["verdict"].count(verdict) + (self.quiet if verdict == "ok" else 0)
 
     @property
     def exit_code(self) -> int:
@@ -76,9 +98,8 @@ class Comparison:
 
     def summary(self) -> str:
         """One paragraph for people: what was compared, what was found, and what was discounted."""
-        cells = self.rows["cell_key"].nunique() if len(self.rows) else 0
-        lines = [f"compared run {self.base['id']} (base) with run {self.new['id']} (new): {cells} cells, "
-                 f"{len(self.rows)} metrics; threshold {self.threshold:.3g}, alpha {self.alpha:g} "
+        lines = [f"compared run {self.base['id']} (base) with run {self.new['id']} (new): {self.cells} cells, "
+                 f"{self.metrics} metrics; threshold {self.threshold:.3g}, alpha {self.alpha:g} "
                  f"(Benjamini-Hochberg adjusted; the run or process is the unit of variation)",
                  f"{self.count('regression')} regressions, {self.count('improvement')} improvements, "
                  f"{self.count('changed')} changed without a direction, {self.count('ok')} within threshold, "
@@ -104,89 +125,41 @@ class Comparison:
                          f"{describe_machine(self.new)}; latency changes may be the machine's")
         return "\n".join(lines)
 
-    def listing(self, show_all: bool = False) -> Any:
-        """The rows to show: everything but ``ok`` (or all of them), worst first."""
-        rows = self.rows if show_all else self.rows[self.rows["verdict"] != "ok"]
-        order = {v: i for i, v in enumerate(VERDICTS)}
-        rows = rows.assign(_o=rows["verdict"].map(order), _m=-rows["change"].abs())
-        rows = rows.sort_values(["_o", "_m", "model", "method", "method_params", "backend", "metric"],
-                                kind="stable")
-        return rows[DISPLAY].reset_index(drop=True)
+    def listing(self, show_all: bool = False) -> list[dict]:
+        """The rows to show, one dict per row with the :data:`DISPLAY` keys in order: everything but ``ok`` (or
+        all of them, which needs ``every_row``), worst first."""
+        if show_all and not self.every_row:
+            raise ValueError("listing every row needs compare_runs(..., every_row=True)")
+        c = self.columns
+        keep = [i for i, v in enumerate(c["verdict"]) if show_all or v != "ok"]
+        # pandas' order, which this listing had: missing values (no change, no backend) last in their key.
+        keep.sort(key=lambda i: (_RANK[c["verdict"][i]], _nan_last(-abs(c["change"][i])), _none_last(c["model"][i]),
+                                 _none_last(c["method"][i]), _none_last(c["method_params"][i]),
+                                 _none_last(c["backend"][i]), _none_last(c["metric"][i])))
+        columns = [c[name] for name in DISPLAY]
+        return [dict(zip(DISPLAY, (col[i] for col in columns))) for i in keep]
 
 
-DISPLAY = ["verdict", "model", "dataset", "method", "method_params", "seed", "backend", "backend_params",
-           "metric", "base_run", "base", "new", "change", "change_kind", "test", "p_value", "q_value", "flag", "why"]
-
-# The statistics of a sample set are read from the measurement that holds the samples (p50_ms) only:
-# the others of the same cell and batch size share them (see _finish), and JSON is parsed once per set.
-_STATS = "CASE WHEN m.sample_set_id IS NOT NULL THEN json_extract(m.stats, '{}') END"
-_COLUMNS = ("c.cell_key, m.cell_id, m.metric, m.params, m.value, m.unit, m.sample_set_id, m.flag, "
-            f"{_STATS.format('$.cv')} AS cv, {_STATS.format('$.per_process')} AS per_process, "
-            f"({_STATS.format('$.ci95_median_ms[1]')} - {_STATS.format('$.ci95_median_ms[0]')}) / 2 / "
-            f"{_STATS.format('$.median_ms')} AS ci_rel, "
-            f"({_STATS.format('$.ci95_p10_ms[1]')} - {_STATS.format('$.ci95_p10_ms[0]')}) / 2 / "
-            f"{_STATS.format('$.p10_ms')} AS ci10_rel, {_STATS.format('$.cpu.cv')} AS cpu_cv, "
-            f"({_STATS.format('$.cpu.ci95_median_ms[1]')} - {_STATS.format('$.cpu.ci95_median_ms[0]')}) / 2 / "
-            f"{_STATS.format('$.cpu.median_ms')} AS cpu_ci_rel, c.run_id AS base_run")
-_IDENTITY = ("c.model, c.model_params, c.dataset, c.dataset_params, c.method, c.method_params, c.seed, c.backend, "
-             "c.backend_params, ")
+def _nan_last(x: float) -> tuple:
+    return (True, 0.0) if x != x else (False, x)
 
 
-def _finish(frame: Any) -> Any:
-    # Statistics computed from a cell's raw samples (p90, mean, throughput...) share that sample set,
-    # its coefficient of variation and its per-process values.
-    groups = frame.groupby(["cell_id", "params"])
-    frame["samples_id"] = groups["sample_set_id"].transform("max")
-    frame["cv"] = groups["cv"].transform("max")
-    frame["ci_rel"] = groups["ci_rel"].transform("max")
-    # p10_ms is discounted by its own interval where the run recorded it, the others by the median's.
-    ci10 = groups["ci10_rel"].transform("max")
-    frame["ci_rel"] = frame["ci_rel"].where(~((frame["metric"] == "p10_ms") & ci10.notna()), ci10)
-    # cpu_ms has samples of its own (CPU time per call): their CV and median interval, not the wall clock's.
-    cpu = frame["metric"] == "cpu_ms"
-    frame["cv"] = frame["cv"].where(~cpu, groups["cpu_cv"].transform("max"))
-    frame["ci_rel"] = frame["ci_rel"].where(~cpu, groups["cpu_ci_rel"].transform("max"))
-    frame["per_process"] = groups["per_process"].transform("first")
-    return frame.drop(columns=["ci10_rel", "cpu_cv", "cpu_ci_rel"])
-
-
-def _load(conn: Any, run_id: int, identity: bool) -> Any:
-    import pandas as pd
-
-    frame = pd.read_sql_query(
-        f"SELECT {_IDENTITY if identity else ''}{_COLUMNS} FROM cells c JOIN measurements m ON m.cell_id = c.id "
-        "WHERE c.run_id = ? AND c.status = 'ok'", conn, params=[run_id])
-    return _finish(frame)
-
-
-def _last_success(conn: Any, keys: set, new: dict) -> Any:
-    """The measurements of each cell in ``keys`` from the last earlier run on NEW's machine where it succeeded."""
-    import pandas as pd
-
-    frame = pd.read_sql_query(
-        f"SELECT {_COLUMNS} FROM cells c JOIN measurements m ON m.cell_id = c.id WHERE c.id IN ("
-        "SELECT (SELECT c2.id FROM cells c2 JOIN runs r2 ON r2.id = c2.run_id WHERE c2.cell_key = k.value "
-        "AND c2.status = 'ok' AND r2.machine_hash = ? AND r2.id != ? AND (r2.started_at < ? OR "
-        "(r2.started_at = ? AND r2.id < ?)) ORDER BY r2.started_at DESC, r2.id DESC LIMIT 1) "
-        "FROM json_each(?) k)", conn,
-        params=[new["machine_hash"], new["id"], new["started_at"], new["started_at"], new["id"],
-                json.dumps(sorted(keys))])
-    return _finish(frame)
+def _none_last(x: Any) -> tuple:
+    return (True, "") if x is None else (False, x)
 
 
 def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: float = 0.05, alpha: float = 0.01,
                  force: bool = False, metrics: list[str] | None = None, history: int = 10,
-                 keep_unstable: bool = False, test_dispersion: bool = False) -> Comparison:
+                 keep_unstable: bool = False, test_dispersion: bool = False, every_row: bool = True) -> Comparison:
     """Compare run ``new_ref`` against run ``base_ref`` (ids, ``latest``, ``previous`` or tags).
 
     ``history`` earlier runs of a cell on NEW's machine (0: none) give the noise between runs where
     the runs have no per-process values; ``keep_unstable`` counts unstable measurements' changes;
-    ``test_dispersion`` tests stdev and the like as timing metrics. Raises :class:`MachineMismatch`
-    when the runs' machine fingerprints differ and ``force`` is false, and
-    :class:`harness.query.refs.QueryError` for unknown runs, metrics or bad settings.
+    ``test_dispersion`` tests stdev and the like as timing metrics; without ``every_row`` the rows within
+    the threshold are counted in SQL and not kept (``harness compare`` without ``--all``: the pairs that
+    need no test never come into Python). Raises :class:`MachineMismatch` when the runs' machine fingerprints differ and
+    ``force`` is false, and :class:`harness.query.refs.QueryError` for unknown runs, metrics or bad settings.
     """
-    import pandas as pd
-
     if not threshold >= 0:
         raise QueryError(f"--threshold {threshold!r}: must be a fraction >= 0 (0.05 is 5%)")
     if not 0 < alpha < 1:
@@ -205,80 +178,58 @@ def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: floa
                 f"run {base['id']} was measured on machine {describe_machine(base)} and run {new['id']} on "
                 f"{describe_machine(new)}: latency from different machines is not comparable. Compare runs of "
                 f"one machine, or pass --force to compare anyway")
+        conn.row_factory = None  # plain tuples from here on
         directions = {r[0]: (None if r[1] is None else bool(r[1]))
                       for r in conn.execute("SELECT name, higher_is_better FROM metrics")}
-        b = _load(conn, base["id"], identity=False)
-        n = _load(conn, new["id"], identity=True)
-        missing = set(n["cell_key"]) - set(b["cell_key"])
-        if missing:
-            b = pd.concat([b, _last_success(conn, missing, new)], ignore_index=True)
+        counts = pairing.pair(conn, base, new, metrics)
         if metrics:
-            known = set(b["metric"]) | set(n["metric"])
+            known = pairing.known_metrics(conn, base, new)
             unknown = [m for m in metrics if m not in known]
             if unknown:
                 raise QueryError(f"--metric {', '.join(unknown)}: not measured in these runs "
                                  f"(metrics: {', '.join(sorted(known))})")
-            b, n = b[b["metric"].isin(metrics)], n[n["metric"].isin(metrics)]
-        keys = ["cell_key", "metric", "params"]
-        rows = n.drop(columns=["base_run"]).merge(
-            b[keys + ["value", "samples_id", "cv", "ci_rel", "per_process", "base_run"]], on=keys, how="inner",
-            suffixes=("_new", "_base"))
-        in_base = set(b.loc[b["base_run"] == base["id"], "cell_key"])
-        only_base = len(in_base - set(n["cell_key"]))
-        only_new = len(set(n["cell_key"]) - set(b["cell_key"]))
-        fell_back = b[b["base_run"] != base["id"]].drop_duplicates("cell_key")
-        fallback = {int(r): int(c) for r, c in fell_back.groupby("base_run")["cell_key"].nunique().items()}
-        rows = rows.rename(columns={"value_new": "new", "value_base": "base"})
-        rows["direction"] = rows["metric"].map(directions)
-        rows["kind"] = [noise.kind(m, bool(a == a and c == c), test_dispersion, u) for m, a, c, u in
-                        zip(rows["metric"], rows["samples_id_new"], rows["samples_id_base"], rows["unit"])]
-        _changes(rows)
-        candidates = (rows["change"].abs() > threshold).to_numpy()
-        earlier = _history(conn, rows[candidates & (rows["kind"] == "timing").to_numpy()], new, history) \
-            if history else {}
+        quiet = [] if every_row else pairing.quiet_counts(conn, threshold)
+        c = _read(pairing.rows(conn, threshold, every_row), threshold, directions, test_dispersion)
+        timing = [i for i, k in enumerate(c["kind"]) if k == "timing"]
+        stats = pairing.sample_stats(conn, {x for i in timing for x in (c["cell"][i], c["base_cell"][i])})
+        _significance(c, timing, stats, conn, new, history,
+                      sum(n for m, u, s, n in quiet if noise.kind(m, bool(s), test_dispersion, u) == "timing"))
+        ids = pairing.identities(conn, set(c["cell"]))
     finally:
         conn.close()
-    _significance(rows, candidates, earlier)
-    _verdicts(rows, candidates, threshold, alpha, keep_unstable)
-    rows["metric"] = convert_distinct(rows, ["metric", "params"], column_name)
-    for col in ("method_params", "backend_params"):
-        rows[col] = convert_distinct(rows, [col], lambda s: params_text(json.loads(s)))
-    for kind in ("model", "dataset"):
-        rows[kind] = convert_distinct(rows, [kind, f"{kind}_params"], label)
-    return Comparison(base=base, new=new, rows=pd.DataFrame(rows), threshold=threshold, alpha=alpha,
-                      only_base=only_base, only_new=only_new, forced_across_machines=across, fallback=fallback)
+    _verdicts(c, stats, threshold, alpha, keep_unstable)
+    _labels(c, ids)
+    return Comparison(base=base, new=new, columns={k: c[k] for k in DISPLAY + EXTRA}, threshold=threshold,
+                      alpha=alpha, only_base=counts["only_base"], only_new=counts["only_new"], cells=counts["cells"],
+                      metrics=counts["metrics"], forced_across_machines=across, fallback=counts["fallback"],
+                      quiet=sum(r[3] for r in quiet), every_row=every_row)
 
 
-def _changes(rows: Any) -> None:
-    """Signed change of each row: relative, or absolute for fractions and non-positive bases."""
-    import numpy as np
-
-    base, new = rows["base"].to_numpy(dtype=float), rows["new"].to_numpy(dtype=float)
-    absolute = (rows["unit"] == "fraction").to_numpy() | ~(base > 0)
-    with np.errstate(divide="ignore", invalid="ignore"):
-        rel = new / base - 1.0
-    rows["change"] = np.where(absolute, new - base, rel)
-    rows["change_kind"] = np.where(absolute, "absolute", "relative")
+def change(base: float, new: float, unit: str | None) -> tuple[float, str]:
+    """Signed change and its kind: relative, or absolute for fractions and non-positive bases."""
+    if unit == "fraction" or not base > 0:
+        return new - base, "absolute"
+    return new / base - 1.0, "relative"
 
 
-def _history(conn: Any, rows: Any, new: dict, history: int) -> dict:
-    """``{(cell_key, metric, params): values}`` of the rows in up to ``history`` earlier runs on NEW's machine
-    (the base run among them), oldest first."""
-    import pandas as pd
-
-    if rows.empty:
-        return {}
-    hist = pd.read_sql_query(
-        "SELECT c.cell_key, m.metric, m.params, m.value, r.started_at, r.id AS run_id "
-        "FROM cells c JOIN runs r ON r.id = c.run_id JOIN measurements m ON m.cell_id = c.id "
-        "WHERE c.status = 'ok' AND r.machine_hash = ? AND r.id != ? AND r.started_at <= ? "
-        "AND c.cell_key IN (SELECT value FROM json_each(?)) AND m.metric IN (SELECT value FROM json_each(?))",
-        conn, params=[new["machine_hash"], new["id"], new["started_at"],
-                      json.dumps(sorted(set(rows["cell_key"]))), json.dumps(sorted(set(rows["metric"])))])
-    wanted = set(zip(rows["cell_key"], rows["metric"], rows["params"]))
-    hist = hist.sort_values(["started_at", "run_id"])
-    return {key: group["value"].dropna().to_numpy(dtype=float)[-history:]
-            for key, group in hist.groupby(["cell_key", "metric", "params"], sort=False) if key in wanted}
+def _read(pairs: Any, threshold: float, directions: dict, test_dispersion: bool) -> dict:
+    """The pairs as columns, with each one's change, kind (:func:`harness.query.noise.kind`) and direction."""
+    names = ("cell_key", "raw_metric", "params", "unit", "new", "flag", "base", "base_run", "cell", "base_cell",
+             "sampled", "change", "change_kind", "kind", "candidate", "direction")
+    c: dict = {n: [] for n in names}
+    kinds: dict = {}
+    add = [c[n].append for n in names]
+    for key, metric, params, unit, new, flag, base, base_run, cell, base_cell, sampled in pairs:
+        new = math.nan if new is None else float(new)
+        base = math.nan if base is None else float(base)
+        delta, delta_kind = change(base, new, unit)
+        kind = kinds.get((metric, sampled, unit))
+        if kind is None:
+            kind = kinds[(metric, sampled, unit)] = noise.kind(metric, bool(sampled), test_dispersion, unit)
+        for put, v in zip(add, (key, metric, params, unit, new, flag, base, base_run, cell, base_cell, sampled, delta,
+                                delta_kind, kind, abs(delta) > threshold, directions.get(metric))):
+            put(v)
+    return c
 
 
 def _per_process(text: Any, metric: str) -> list | None:
@@ -291,94 +242,120 @@ def _per_process(text: Any, metric: str) -> list | None:
     return values if isinstance(values, list) else None
 
 
-def _significance(rows: Any, candidates: Any, earlier: dict) -> None:
-    """The test, p-value and q-value of each row; q-values adjusted (Benjamini-Hochberg) over every timing row."""
-    import numpy as np
-    from scipy.stats import false_discovery_control
-
-    tests, ps = [], []
-    for cand, k, key, new, pb, pn in zip(candidates, rows["kind"], zip(rows["cell_key"], rows["metric"],
-                                                                     rows["params"]),
-                                         rows["new"], rows["per_process_base"], rows["per_process_new"]):
-        if k != "timing":
-            tests.append(k)
-            ps.append(np.nan)
-            continue
-        a, b = _per_process(pb, key[1]), _per_process(pn, key[1])
+def _significance(c: dict, timing: list, stats: dict, conn: Any, new: dict, history: int, quiet_timing: int) -> None:
+    """The test, p-value and q-value of each row; q-values adjusted (Benjamini-Hochberg) over every timing row,
+    the ``quiet_timing`` rows within the threshold that were not kept among them (each p = 1)."""
+    n = len(c["kind"])
+    c["test"], p = list(c["kind"]), [math.nan] * n
+    needs_history = {}
+    for i in timing:
+        metric, params, cand = c["raw_metric"][i], c["params"][i], c["candidate"][i]
+        a = _per_process((stats.get((c["base_cell"][i], params)) or (None, None))[1], metric)
+        b = _per_process((stats.get((c["cell"][i], params)) or (None, None))[1], metric)
         if a and b and len(a) >= noise.MIN_PROCESSES and len(b) >= noise.MIN_PROCESSES:
-            tests.append(f"welch-t ({len(a)}+{len(b)} processes)")
-            ps.append(noise.per_process_p(a, b) if cand else 1.0)
-            continue
-        hist = earlier.get(key)
-        p = noise.history_p(hist, float(new)) if cand and hist is not None else None
-        if p is not None:
-            tests.append(f"history-t ({len(hist)} runs)")
-            ps.append(p)
+            c["test"][i] = f"welch-t ({len(a)}+{len(b)} processes)"
+            got = noise.per_process_p(a, b) if cand else 1.0
+            p[i] = math.nan if got is None else got
         elif cand:
-            tests.append("untested")
-            ps.append(np.nan)
+            needs_history[i] = (c["cell_key"][i], metric, params)
         else:
-            tests.append("within threshold")
-            ps.append(1.0)
-    rows["test"] = tests
-    p = np.asarray(ps, dtype=float)
-    rows["p_value"] = np.where(candidates, p, np.nan)
-    q = np.full(len(p), np.nan)
-    tested = ~np.isnan(p)
-    if tested.any():
-        q[tested] = false_discovery_control(p[tested], method="bh")
-    rows["q_value"] = np.where(candidates, q, np.nan)
+            c["test"][i], p[i] = "within threshold", 1.0
+    earlier = pairing.history(conn, new, set(needs_history.values())) if history else {}
+    for i, key in needs_history.items():
+        hist = earlier.get(key)
+        hist = hist[-history:] if hist is not None else None
+        got = noise.history_p(hist, c["new"][i]) if hist is not None else None
+        if got is not None:
+            c["test"][i], p[i] = f"history-t ({len(hist)} runs)", got
+        else:
+            c["test"][i] = "untested"
+    tested = [i for i in range(n) if p[i] == p[i]]
+    q = noise.benjamini_hochberg([p[i] for i in tested] + [1.0] * quiet_timing)
+    adjusted = dict(zip(tested, (float(v) for v in q)))
+    cand = c["candidate"]
+    c["p_value"] = [p[i] if cand[i] else math.nan for i in range(n)]
+    c["q_value"] = [adjusted.get(i, math.nan) if cand[i] else math.nan for i in range(n)]
 
 
-def _verdicts(rows: Any, candidates: Any, threshold: float, alpha: float, keep_unstable: bool) -> None:
-    verdicts, whys = [], []
-    for cand, change, direction, k, test, q, base, new, cvb, cvn, cib, cin in zip(
-            candidates, rows["change"], rows["direction"], rows["kind"], rows["test"], rows["q_value"],
-            rows["base"], rows["new"], rows["cv_base"], rows["cv_new"], rows["ci_rel_base"], rows["ci_rel_new"]):
-        note = noise.unstable_note(_num(cvb), _num(cvn)) if k == "timing" and not keep_unstable else None
+def _verdicts(c: dict, stats: dict, threshold: float, alpha: float, keep_unstable: bool) -> None:
+    c["verdict"], c["why"] = [], []
+    within = ("ok", f"within threshold {threshold:.3g}")
+    for i, (cand, k, base, new) in enumerate(zip(c["candidate"], c["kind"], c["base"], c["new"])):
         if base != base or new != new:
-            verdicts.append("no value")
-            whys.append("a value is missing")
-            continue
-        if not cand:
-            verdicts.append("ok")
-            whys.append(f"within threshold {threshold:.3g}")
-            continue
-        if k == "dispersion":
-            verdicts.append("ok")
-            whys.append("dispersion metric: reported, never a regression (--test-dispersion tests it)")
-            continue
-        if k == "timing":
-            if test == "untested":
-                verdicts.append("untested")
-                whys.append(f"no noise estimate between runs: needs {noise.MIN_HISTORY} earlier runs of this cell "
-                            f"on this machine or processes >= {noise.MIN_PROCESSES}")
-                continue
-            if not (q < alpha):
-                verdicts.append("ok")
-                whys.append(f"not significant against the noise between runs ({test}: q={q:.3g} >= {alpha:g})")
-                continue
-            if note:
-                # Discounted: the change must also clear both medians' own 95% intervals (order statistics).
-                widened = noise.widened_threshold(threshold, _num(cib), _num(cin))
-                if not abs(change) > widened:
-                    verdicts.append("unstable")
-                    whys.append(f"{note} (over {noise.UNSTABLE_CV:.0%}, pyperf's rule): discounted; within the "
-                                f"threshold widened by the medians' 95% intervals, {widened:.3g}")
-                    continue
-        if direction is None or direction != direction:
-            verdicts.append("changed")
-            whys.append("changed; the metric has no better direction")
-            continue
-        better = (change > 0) == bool(direction)
-        verdicts.append("improvement" if better else "regression")
-        basis = f"significant ({test}, q={q:.2g})" if k == "timing" else "deterministic metric"
-        beyond = (f"beyond the threshold widened for an unstable measurement ({note}), "
-                  f"{noise.widened_threshold(threshold, _num(cib), _num(cin)):.3g}") if note else \
-            f"beyond threshold {threshold:.3g}"
-        whys.append(f"{basis}, {beyond}")
-    rows["verdict"] = verdicts
-    rows["why"] = whys
+            verdict, why = "no value", "a value is missing"
+        elif not cand:
+            verdict, why = within
+        else:
+            metric = c["raw_metric"][i]
+            cvb, cib = _spread(stats.get((c["base_cell"][i], c["params"][i])), metric)
+            cvn, cin = _spread(stats.get((c["cell"][i], c["params"][i])), metric)
+            verdict, why = _verdict(c["change"][i], c["direction"][i], k, c["test"][i], c["q_value"][i], cvb, cvn,
+                                    cib, cin, threshold, alpha, keep_unstable)
+        c["verdict"].append(verdict)
+        c["why"].append(why)
+
+
+def _spread(stats: tuple | None, metric: str) -> tuple:
+    """The coefficient of variation and the relative half-width of the 95% interval that judge an unstable
+    measurement of ``metric`` (:func:`harness.query.pairing.sample_stats`): the median's; for ``p10_ms`` the
+    10th percentile's where the run recorded it; for ``cpu_ms`` those of its own CPU-time samples."""
+    cv, _, ci, ci10, cpu_cv, cpu_ci = stats or (None,) * 6
+    if metric == "cpu_ms":
+        return cpu_cv, cpu_ci
+    return cv, (ci10 if metric == "p10_ms" and ci10 is not None else ci)
+
+
+def _verdict(change: float, direction: Any, k: str, test: str, q: float, cvb: Any, cvn: Any, cib: Any, cin: Any,
+             threshold: float, alpha: float, keep_unstable: bool) -> tuple[str, str]:
+    """The verdict of a change beyond the threshold, and why."""
+    note = noise.unstable_note(_num(cvb), _num(cvn)) if k == "timing" and not keep_unstable else None
+    if k == "dispersion":
+        return "ok", "dispersion metric: reported, never a regression (--test-dispersion tests it)"
+    if k == "timing":
+        if test == "untested":
+            return "untested", (f"no noise estimate between runs: needs {noise.MIN_HISTORY} earlier runs of this "
+                                f"cell on this machine or processes >= {noise.MIN_PROCESSES}")
+        if not (q < alpha):
+            return "ok", f"not significant against the noise between runs ({test}: q={q:.3g} >= {alpha:g})"
+        if note:
+            # Discounted: the change must also clear both medians' own 95% intervals (order statistics).
+            widened = noise.widened_threshold(threshold, _num(cib), _num(cin))
+            if not abs(change) > widened:
+                return "unstable", (f"{note} (over {noise.UNSTABLE_CV:.0%}, pyperf's rule): discounted; within the "
+                                    f"threshold widened by the medians' 95% intervals, {widened:.3g}")
+    if direction is None:
+        return "changed", "changed; the metric has no better direction"
+    better = (change > 0) == bool(direction)
+    basis = f"significant ({test}, q={q:.2g})" if k == "timing" else "deterministic metric"
+    beyond = (f"beyond the threshold widened for an unstable measurement ({note}), "
+              f"{noise.widened_threshold(threshold, _num(cib), _num(cin)):.3g}") if note else \
+        f"beyond threshold {threshold:.3g}"
+    return ("improvement" if better else "regression"), f"{basis}, {beyond}"
+
+
+def _labels(c: dict, ids: dict) -> None:
+    """Identity and metric columns as the leaderboard shows them, each distinct value converted once."""
+    texts: dict = {}
+
+    def once(fn, *args):
+        key = (fn, *args)
+        if key not in texts:
+            texts[key] = fn(*args)
+        return texts[key]
+
+    for name in ("model", "dataset", "method", "method_params", "seed", "backend", "backend_params"):
+        c[name] = []
+    for cell in c["cell"]:
+        model, mp, dataset, dp, method, methp, seed, backend, bp = ids[cell]
+        for name, v in (("model", once(label, model, mp)), ("dataset", once(label, dataset, dp)), ("method", method),
+                        ("method_params", once(_params, methp)), ("seed", seed), ("backend", backend),
+                        ("backend_params", once(_params, bp))):
+            c[name].append(v)
+    c["metric"] = [once(column_name, m, p) for m, p in zip(c["raw_metric"], c["params"])]
+
+
+def _params(text: str) -> str:
+    return params_text(json.loads(text))
 
 
 def _num(v: Any) -> float:

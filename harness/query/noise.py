@@ -6,13 +6,18 @@ machine's state drifts from one run to the next), so a test on raw samples finds
 "significant". Two tests use runs or processes as the observations:
 
 - **per-process** (``welch-t``): when both runs timed the cell in several processes (the latency
-  suite's ``processes``), Welch's t-test (scipy) on the logs of the processes' values;
+  suite's ``processes``), Welch's t-test on the logs of the processes' values;
 - **history** (``history-t``): otherwise the cell's values in earlier runs on the same machine are
   the sample of what an unchanged run gives, and the new value is tested against them with the
   prediction interval of a normal sample (Student's t with ``k - 1`` degrees of freedom, on logs).
 
 Without either, a timing change is ``untested``: one run against one run says nothing about the
 noise between runs, so it is never a regression.
+
+The p-values come from scipy's Student-t distribution function, ``scipy.special.stdtr`` (what
+``scipy.stats.t.sf`` and ``scipy.stats.ttest_ind`` compute them with): importing ``scipy.stats`` costs
+about a second, ``scipy.special`` a quarter of that. ``tests/query/test_noise.py`` checks the tests and
+:func:`benjamini_hochberg` against ``scipy.stats``.
 """
 
 from __future__ import annotations
@@ -62,7 +67,7 @@ def per_process_p(base: list | None, new: list | None) -> float | None:
     """Welch's t-test p-value (two-sided) on the logs of two runs' per-process values; ``None`` when
     either run has fewer than :data:`MIN_PROCESSES` processes."""
     import numpy as np
-    from scipy.stats import ttest_ind
+    from scipy.special import stdtr
 
     if not base or not new or len(base) < MIN_PROCESSES or len(new) < MIN_PROCESSES:
         return None
@@ -71,7 +76,14 @@ def per_process_p(base: list | None, new: list | None) -> float | None:
         return None
     if np.ptp(a) == 0 and np.ptp(b) == 0:
         return 1.0 if a[0] == b[0] else 0.0
-    return float(ttest_ind(a, b, equal_var=False).pvalue)
+    # scipy.stats.ttest_ind(a, b, equal_var=False), computed as scipy computes it: each mean's variance
+    # (the sample variance over n), Welch-Satterthwaite degrees of freedom, Student's t on both sides.
+    m1, m2 = a.mean(), b.mean()
+    vn1 = np.mean((a - m1) ** 2) * (len(a) / (len(a) - 1)) / len(a)
+    vn2 = np.mean((b - m2) ** 2) * (len(b) / (len(b) - 1)) / len(b)
+    df = (vn1 + vn2) ** 2 / (vn1 ** 2 / (len(a) - 1) + vn2 ** 2 / (len(b) - 1))
+    t = (m1 - m2) / np.sqrt(vn1 + vn2)
+    return float(2 * stdtr(df, -abs(t)))
 
 
 def history_p(earlier: Any, new: float) -> float | None:
@@ -79,7 +91,7 @@ def history_p(earlier: Any, new: float) -> float | None:
     (``t = (x - mean) / (s * sqrt(1 + 1/k))``, Student's t with ``k - 1`` degrees of freedom, on logs
     where every value is positive); ``None`` with fewer than :data:`MIN_HISTORY` earlier values."""
     import numpy as np
-    from scipy.stats import t as student
+    from scipy.special import stdtr
 
     e = np.asarray(earlier, dtype=float)
     e = e[np.isfinite(e)]
@@ -92,7 +104,23 @@ def history_p(earlier: Any, new: float) -> float | None:
     if s == 0:
         return 1.0 if x == float(h[0]) else 0.0
     stat = (x - float(h.mean())) / (s * math.sqrt(1 + 1 / k))
-    return float(2 * student.sf(abs(stat), k - 1))
+    return float(2 * stdtr(k - 1, -abs(stat)))  # scipy.stats.t.sf(abs(stat), k - 1), doubled
+
+
+def benjamini_hochberg(ps: Any) -> Any:
+    """Benjamini-Hochberg adjusted p-values (q-values) of ``ps``, in their order: what
+    ``scipy.stats.false_discovery_control(ps, method="bh")`` computes, without importing ``scipy.stats``."""
+    import numpy as np
+
+    p = np.asarray(ps, dtype=float)
+    if p.size <= 1:
+        return p
+    order = np.argsort(p)
+    ranked = p[order] * (len(p) / np.arange(1, len(p) + 1, dtype=float))
+    np.minimum.accumulate(ranked[::-1], out=ranked[::-1])
+    q = np.empty_like(ranked)
+    q[order] = ranked
+    return np.clip(q, 0.0, 1.0)
 
 
 def unstable_note(cv_base: float, cv_new: float) -> str | None:

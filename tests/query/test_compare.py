@@ -332,3 +332,41 @@ def test_cpu_time_of_several_processes_is_tested_per_process(tmp_path):
     rows = by_metric(compare_runs(tmp_path / "pp.db", "previous", "latest"))
     assert rows["cpu_ms@b1"]["test"] == "welch-t (4+4 processes)" and rows["cpu_ms@b1"]["verdict"] == "regression"
     store.close()
+def not_ok(records):
+    """The records whose verdict is not ok, NaN as None (NaN equals nothing, itself included)."""
+    return [{k: None if v != v else v for k, v in r.items()} for r in records if r["verdict"] != "ok"]
+
+
+def test_without_every_row_the_changes_are_counted_in_sql_and_the_verdicts_are_the_same(db, harness_cli):
+    path, store = db
+    run = new_run(store, tag="nightly")  # run 6: dense 25% slower and unstable in part, accuracy lower
+    record(store, run, FAST, latency(1.25, seed=42, stdev=True))
+    record(store, run, OTHER, latency(2.0, cv=0.4, seed=43))
+    record(store, run, ACC, accuracy(0.90, 0.96))
+    for options in ({}, {"metrics": ["p50_ms", "top1"]}, {"history": 0}, {"threshold": 0.0}):
+        every = compare_runs(path, "previous", "latest", **options)
+        changes = compare_runs(path, "previous", "latest", every_row=False, **options)
+        assert changes.summary() == every.summary() and changes.exit_code == every.exit_code
+        assert not_ok(changes.listing()) == not_ok(every.listing())
+        assert not_ok(changes.rows.to_dict("records")) == not_ok(every.rows.to_dict("records"))
+        assert {v: changes.count(v) for v in ("ok", "regression", "unstable")} == \
+            {v: every.count(v) for v in ("ok", "regression", "unstable")}
+    # Threshold 0: the rows left out are those that did not change at all (the checks).
+    assert every.count("regression") and changes.quiet == (every.rows["change"] == 0).sum() > 0
+    assert compare_runs(path, "previous", "latest", every_row=False).quiet > 0
+    with pytest.raises(ValueError, match="every_row"):
+        compare_runs(path, "previous", "latest", every_row=False).listing(show_all=True)
+    # The command line lists the same rows either way (--all adds the ok ones).
+    listed = json.loads(harness_cli("compare", "previous", "latest", "--db", path, "--format", "json").stdout)
+    every = json.loads(harness_cli("compare", "previous", "latest", "--db", path, "--format", "json", "--all").stdout)
+    assert listed == [r for r in every if r["verdict"] != "ok"] and len(every) > len(listed) > 0
+
+
+def test_nothing_to_list_still_prints_the_columns(db, harness_cli):
+    path, store = db
+    nightly(store, 123)
+    out = harness_cli("compare", "previous", "latest", "--db", path, "--format", "csv")
+    assert out.returncode == 0 and out.stdout.splitlines() == [
+        "verdict,model,dataset,method,method_params,seed,backend,backend_params,metric,base_run,base,new,change,"
+        "change_kind,test,p_value,q_value,flag,why"]
+    assert harness_cli("compare", "previous", "latest", "--db", path, "--format", "json").stdout.strip() == "[]"
