@@ -28,7 +28,7 @@ from harness.query.columns import (
     needed_checks,
     params_text,
 )
-from harness.query.refs import SHORT
+from harness.query.refs import SHORT, QueryError
 
 SUITE_ORDER = {"accuracy": 0, "latency": 1, "size": 2, "soundness": 3, "robustness": 4, "verification": 5}
 #: One leaderboard row per artifact, backend and machine; size (backend-independent) rows per artifact.
@@ -234,6 +234,9 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
             if entry is None:
                 entry = tables[side][key] = ({}, [], set())
         if value is not None and col not in entry[0]:
+            if value.__class__ is not float and value.__class__ is not int:  # SQLite keeps any type in any column
+                raise QueryError(f"cell {cid}: measurement {metric!r} holds {value!r}, which is no number; the "
+                                 "store was written or changed by something other than harness")
             entry[0][col] = value
             present[side].add(col)
         if flag is not None:

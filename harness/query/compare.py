@@ -181,7 +181,10 @@ def compare_runs(db: str | Path, base_ref: str, new_ref: str, *, threshold: floa
         conn.row_factory = None  # plain tuples from here on
         directions = {r[0]: (None if r[1] is None else bool(r[1]))
                       for r in conn.execute("SELECT name, higher_is_better FROM metrics")}
-        counts = pairing.pair(conn, base, new, metrics)
+        try:
+            counts = pairing.pair(conn, base, new, metrics)
+        except QueryError as exc:  # a stored value that is no number: name the file too
+            raise QueryError(f"{db}: {exc}") from None
         if metrics:
             known = pairing.known_metrics(conn, base, new)
             unknown = [m for m in metrics if m not in known]

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import io
 import json
+import math
 from collections.abc import Collection
 from pathlib import Path
 from typing import Any
@@ -141,7 +142,10 @@ def board(db: str | Path, *, model: str | None = None, dataset: str | None = Non
         conn.close()
     if not measurements:
         return Board(IDENTITY + ["flags"], [])
-    wide = widen(cells, measurements, layout)
+    try:
+        wide = widen(cells, measurements, layout)
+    except QueryError as exc:
+        raise QueryError(f"{db}: {exc}") from None
     add_unchecked(wide, catalogue)
     # Capacity density needs the whole dense family of each architecture: before any filter on a row.
     wide = density.add_columns(wide)
@@ -238,9 +242,9 @@ def render(rows: Any, fmt: str) -> str:
     """Render a :class:`harness.query.board.Board`, a DataFrame or a list of dicts as ``table``, ``json``, ``csv``
     or ``markdown`` (without pandas for a Board or a list)."""
     b = as_board(rows)
-    if fmt == "json":
-        return json.dumps([{c: plain(r.get(c)) for c in b.columns} for r in b.rows], indent=1, ensure_ascii=False,
-                          default=str) if b.rows else "[]"
+    if fmt == "json":  # valid JSON: an infinite figure (SQLite keeps them) is null, as NaN is
+        return json.dumps([{c: _finite(plain(r.get(c))) for c in b.columns} for r in b.rows], indent=1,
+                          ensure_ascii=False, default=str) if b.rows else "[]"
     if fmt == "csv":
         import csv
 
@@ -256,6 +260,10 @@ def render(rows: Any, fmt: str) -> str:
     if fmt == "table":
         return _table(b)
     raise ValueError(f"unknown format {fmt!r}")
+
+
+def _finite(v: Any) -> Any:
+    return None if isinstance(v, float) and not math.isfinite(v) else v
 
 
 def _fmt(v: Any) -> str:

@@ -18,6 +18,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from harness.query.refs import QueryError
+
 _IN_METRICS = "(:metrics IS NULL OR {}.metric IN (SELECT value FROM json_each(:metrics)))"
 #: The signed change of a pair: absolute for fractions and non-positive bases, else relative (as
 #: :func:`harness.query.compare.change` computes it in Python, both in IEEE doubles).
@@ -75,9 +77,18 @@ def pair(conn: Any, base: dict, new: dict, metrics: list[str] | None) -> dict:
                  "SELECT base_cell FROM compare_cells)")
     conn.execute(
         f"CREATE TEMP TABLE compare_pairs AS SELECT k.pair, n.id AS new_m, b.id AS base_m, n.metric, n.unit, "
-        f"n.params, {_CHANGE} AS change FROM compare_cells k JOIN measurements n ON n.cell_id = k.new_cell "
+        f"n.params, {_CHANGE} AS change, (typeof(n.value) IN ('text', 'blob') OR typeof(b.value) IN ('text', "
+        "'blob')) AS no_number FROM compare_cells k JOIN measurements n ON n.cell_id = k.new_cell "
         "JOIN measurements b ON b.cell_id = k.base_cell AND b.metric IS n.metric AND b.params IS n.params "
         f"WHERE {_IN_METRICS.format('n')} ORDER BY k.pair, n.id, b.id", p)
+    # SQLite keeps any type in any column, and its arithmetic reads text as 0: a change computed from a text
+    # "figure" would be a wrong figure, not an error. Refuse it, naming it.
+    bad = conn.execute("SELECT m.cell_id, m.metric, m.value FROM compare_pairs p JOIN measurements m "
+                       "ON m.id IN (p.new_m, p.base_m) WHERE p.no_number AND typeof(m.value) IN ('text', 'blob') "
+                       "LIMIT 1").fetchone()
+    if bad is not None:
+        raise QueryError(f"cell {bad[0]}: measurement {bad[1]!r} holds {bad[2]!r}, which is no number; the store "
+                         "was written or changed by something other than harness")
     only_base = conn.execute(
         f"SELECT count(*) FROM cells bc WHERE bc.run_id = :base AND bc.status = 'ok' AND {_has('bc.id')} AND NOT "
         "EXISTS (SELECT 1 FROM compare_cells k WHERE k.cell_key = bc.cell_key AND k.new_has)", p).fetchone()[0]

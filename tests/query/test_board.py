@@ -116,3 +116,48 @@ def test_a_board_read_for_some_metrics_has_the_whole_boards_rows_flags_and_ranks
     flags = {r["method"]: r["flags"] for r in board(path, metrics={"top1"}).rows}
     assert "unchecked: test01@b32 has no result (needed by p50_ms@b32)" in flags["int8-dynamic"]
     assert "quality gate" in flags["global-magnitude"] and flags["dense"] is None
+
+
+def test_a_value_that_is_no_number_is_a_clear_error_and_infinity_is_valid_json(tmp_path, harness_cli):
+    """SQLite keeps any type in any column: a store changed by hand (or by anything but harness) may hold text
+    where a figure belongs. The leaderboard names the file, the cell and the metric (exit 2, no traceback); an
+    infinite figure prints as null in JSON, which has no infinity."""
+    import json
+    import sqlite3
+
+    path = _mixed_store(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE measurements SET value = 1e400 WHERE metric = 'p50_ms'")
+    conn.commit()
+    out = harness_cli("leaderboard", "--db", path, "--format", "json")
+    assert out.returncode == 0 and {r["p50_ms@b1"] for r in json.loads(out.stdout)} == {None}
+    conn.execute("UPDATE measurements SET value = 'abc' WHERE id = (SELECT min(id) FROM measurements "
+                 "WHERE metric = 'top1')")
+    conn.commit()
+    conn.close()
+    for args in (["--sort", "top1"], ["--pareto", "top1:max,p50_ms:min"], ["--format", "json"]):
+        bad = harness_cli("leaderboard", "--db", path, *args)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert str(path) in bad.stderr and "measurement 'top1' holds 'abc', which is no number" in bad.stderr
+
+
+def test_compare_refuses_a_value_that_is_no_number(tmp_path, harness_cli):
+    """SQLite's arithmetic reads text as 0, so a text "figure" would give compare a wrong change, not an error."""
+    import sqlite3
+
+    from synthetic import latency, new_run, open_store, record
+
+    path = tmp_path / "c.db"
+    store = open_store(path)
+    for _ in range(2):
+        record(store, new_run(store), identity("dense", {}, "onnxruntime-cpu", "latency"), latency(1.0))
+    store.close()
+    assert harness_cli("compare", "previous", "latest", "--db", path).returncode == 0
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE measurements SET value = 'fast' WHERE id = (SELECT max(id) FROM measurements "
+                 "WHERE metric = 'p50_ms')")
+    conn.commit()
+    conn.close()
+    bad = harness_cli("compare", "previous", "latest", "--db", path)
+    assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+    assert str(path) in bad.stderr and "measurement 'p50_ms' holds 'fast', which is no number" in bad.stderr
