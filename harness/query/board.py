@@ -154,6 +154,11 @@ def fetch_latest(conn: Any, machine_hash: str | None, where: list[str], args: li
     return cells, measurements, layout
 
 
+def _not_harness(what: str, exc: Exception) -> QueryError:
+    return QueryError(f"{what} are not the JSON harness writes ({type(exc).__name__}: {exc}); the store was written "
+                      "or changed by something other than harness")
+
+
 def _sorted(keys: Any) -> list:
     """Row keys in order, ``None`` after every value (a seed or backend may be missing)."""
     try:
@@ -193,11 +198,14 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
     suite_of: dict[int, int] = {}
     for cid, (_, model, mparams, dataset, dparams, method, params, seed, backend, bparams, suite, machine) in \
             cells.items():
-        m = labels.get((model, mparams)) or labels.setdefault((model, mparams), label(model, mparams))
-        d = labels.get((dataset, dparams)) or labels.setdefault((dataset, dparams), label(dataset, dparams))
-        p = texts[params] if params in texts else texts.setdefault(params, text(params))
-        if backend is not None:
+        try:
+            m = labels.get((model, mparams)) or labels.setdefault((model, mparams), label(model, mparams))
+            d = labels.get((dataset, dparams)) or labels.setdefault((dataset, dparams), label(dataset, dparams))
+            p = texts[params] if params in texts else texts.setdefault(params, text(params))
             bp = texts[bparams] if bparams in texts else texts.setdefault(bparams, text(bparams))
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise _not_harness(f"cell {cid}: its parameters", exc) from None
+        if backend is not None:
             place[cid] = (0, (m, d, method, p, seed, backend, bp, machine[:SHORT]))
         else:
             place[cid] = (1, (m, d, method, p, seed, machine[:SHORT]))
@@ -211,8 +219,11 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
             text = layout[cid]
             if text not in parsed:  # a layout seen before has no new column to place
                 # "metric US params null?" (params is JSON, so its last character is "}"), RS between
-                parts = [(p.split("\x1f", 1)) for p in text.split("\x1e")] if text else []
-                cols = [(once(column_name, m, rest[:-1]), rest[-1] == "0") for m, rest in parts]
+                try:
+                    parts = [(p.split("\x1f", 1)) for p in text.split("\x1e")] if text else []
+                    cols = [(once(column_name, m, rest[:-1]), rest[-1] == "0") for m, rest in parts]
+                except (ValueError, TypeError, AttributeError) as exc:
+                    raise _not_harness(f"cell {cid}: its measurements' parameters", exc) from None
                 for col, _ in cols:
                     if col not in order:
                         order[col] = (suite_of[cid], len(order))
@@ -224,7 +235,10 @@ def widen(cells: dict[int, Any], measurements: list[tuple], layout: dict[int, st
     for cid, metric, value, mparams, flag in measurements:
         col = names.get((metric, mparams))
         if col is None:
-            col = names[(metric, mparams)] = column_name(metric, mparams)
+            try:
+                col = names[(metric, mparams)] = column_name(metric, mparams)
+            except (ValueError, TypeError, AttributeError) as exc:
+                raise _not_harness(f"cell {cid}: measurement {metric!r}'s parameters", exc) from None
         if col not in order:
             order[col] = (suite_of[cid], len(order))
         if cid != last:  # measurements come cell by cell

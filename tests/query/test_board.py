@@ -161,3 +161,17 @@ def test_compare_refuses_a_value_that_is_no_number(tmp_path, harness_cli):
     bad = harness_cli("compare", "previous", "latest", "--db", path)
     assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
     assert str(path) in bad.stderr and "measurement 'p50_ms' holds 'fast', which is no number" in bad.stderr
+
+
+def test_identity_parameters_that_are_not_json_are_a_clear_error(tmp_path, harness_cli):
+    import sqlite3
+
+    path = _mixed_store(tmp_path)
+    conn = sqlite3.connect(path)
+    conn.execute("UPDATE cells SET method_params = '{not json' WHERE id = (SELECT min(id) FROM cells)")
+    conn.commit()
+    conn.close()
+    for args in ([], ["--format", "json"], ["--pareto", "top1:max,gzip_bytes:min"]):
+        bad = harness_cli("leaderboard", "--db", path, *args)
+        assert bad.returncode == 2 and "Traceback" not in bad.stderr, bad.stderr
+        assert "its parameters are not the JSON harness writes" in bad.stderr and str(path) in bad.stderr
