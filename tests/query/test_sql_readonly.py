@@ -130,8 +130,11 @@ def _wait_until_open(pid, path, limit_s=120):
 @pytest.mark.skipif(not os.path.isdir("/proc/self/fd"), reason="watches the child's open files in /proc")
 def test_ctrl_c_stops_a_running_query_with_a_message(db, tmp_path):
     env = dict(os.environ, HARNESS_CACHE_DIR=str(tmp_path / "cache"))
+    # As from a terminal: SIGINT at its default, whatever this test process inherited (a child started with
+    # SIGINT ignored, as under nohup, rightly keeps ignoring Ctrl-C; something in the test run leaves it so).
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "sql", RUNAWAY, "--db", str(db), "--timeout", "0"],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     try:
         _wait_until_open(proc.pid, db)  # start-up done: the query runs
         time.sleep(0.5)
