@@ -1,5 +1,6 @@
 """harness report rendered by headless Chromium; harness serve queried over HTTP."""
 
+import contextlib
 import json
 import os
 import re
@@ -186,12 +187,11 @@ def _get(url: str):
         return json.loads(resp.read())
 
 
-def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_path):
-    pytest.importorskip("datasette", reason="datasette is the [serve] extra; .ci/run installs it")
+@contextlib.contextmanager
+def _serving(db, tmp_path, env=None):
+    """``harness serve`` on a free port, its output in a file (datasette logs a long traceback per refused
+    query, which would fill a pipe nobody reads and block the server); yields its base URL once it answers."""
     port = _free_port()
-    env = dict(os.environ, HARNESS_QUERY_TIMEOUT_S="1.5")  # the limit datasette's queries run under too
-    # Its output goes to a file: datasette logs a long traceback per refused query, which would fill
-    # a pipe nobody reads and block the server.
     log = (tmp_path / "serve.log").open("wb")
     proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--db", str(db), "--port", str(port)],
                             stdout=log, stderr=subprocess.STDOUT, env=env)
@@ -206,6 +206,17 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
                 assert proc.poll() is None, (tmp_path / "serve.log").read_text()
                 assert time.monotonic() < deadline, "datasette did not start"
                 time.sleep(0.3)
+        yield base
+    finally:
+        proc.terminate()
+        proc.wait(timeout=30)
+        log.close()
+
+
+def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_path):
+    pytest.importorskip("datasette", reason="datasette is the [serve] extra; .ci/run installs it")
+    env = dict(os.environ, HARNESS_QUERY_TIMEOUT_S="1.5")  # the limit datasette's queries run under too
+    with _serving(db, tmp_path, env) as base:
         runs = _get(f"{base}/leaderboard/runs.json?_shape=array")
         assert [r["tag"] for r in runs] == ["nightly"] * 3
         databases = _get(f"{base}/-/databases.json")
@@ -240,10 +251,6 @@ def test_serve_answers_json_read_only_with_canned_queries_and_metadata(db, tmp_p
             urllib.request.urlopen(f"{base}/leaderboard.json?sql={runaway}", timeout=60)
         assert stopped.value.code == 400 and "time limit" in stopped.value.read().decode().lower()
         assert _get(f"{base}/leaderboard/runs.json?_shape=array") == runs
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
     with pytest.raises((urllib.error.URLError, ConnectionError)):
         urllib.request.urlopen(f"{base}/-/versions.json", timeout=2)
 
@@ -259,21 +266,7 @@ def test_serve_pages_long_answers_and_refuses_writes_cleanly_on_a_generated_stor
 
     db = tmp_path / "leaderboard.db"
     generate(db, artifacts=40, full_runs=12)
-    port = _free_port()
-    log = (tmp_path / "serve.log").open("wb")
-    proc = subprocess.Popen([sys.executable, "-m", "harness.cli", "serve", "--db", str(db), "--port", str(port)],
-                            stdout=log, stderr=subprocess.STDOUT)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        deadline = time.monotonic() + 60
-        while True:
-            try:
-                _get(f"{base}/-/versions.json")
-                break
-            except (urllib.error.URLError, ConnectionError):
-                assert proc.poll() is None, (tmp_path / "serve.log").read_text()
-                assert time.monotonic() < deadline, "datasette did not start"
-                time.sleep(0.3)
+    with _serving(db, tmp_path) as base:
         # Every metric row of run 12 against run 11 (threshold -1): more rows than one page holds.
         query = f"{base}/leaderboard/regressions.json?base=11&new=12&threshold=-1&_shape=array"
         first, second = _get(query), _get(query + "&page=2")
@@ -295,7 +288,3 @@ def test_serve_pages_long_answers_and_refuses_writes_cleanly_on_a_generated_stor
             body = refused.value.read().decode()
             assert refused.value.code == 405 and "read-only" in body and "Traceback" not in body, (path, body)
             assert refused.value.headers["Allow"] == "GET, HEAD, OPTIONS"
-    finally:
-        proc.terminate()
-        proc.wait(timeout=30)
-        log.close()
