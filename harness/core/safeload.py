@@ -15,6 +15,16 @@ names allowlisted one by one through ``torch.serialization.safe_globals``, and o
 - its module is not one whose modules execute code they carry (``torch.fx``, ``torch.jit``,
   ``torch.export``, ``torch.package``, ``torch._dynamo``: a ``GraphModule`` compiles Python source).
 
+Two more kinds of name appear in the modules Hugging Face ``transformers`` (5.x, with its ``kernels``
+dependency) builds, and both are admitted without widening what a file can run:
+
+- members of an ``enum.Enum`` from an imported module (``PreTrainedModel._kernels_mode`` holds a
+  ``kernels`` ``Mode``): the unpickler calls the enum class with a value, which looks the member up;
+- ``kernels``' function that rebuilds a wrapped-function module (``_kernel_funcs`` of an attention
+  layer) from a module and attribute name is never called. :data:`REBUILDERS` maps its name to
+  :func:`fresh_module_like`, which imports nothing the policy does not, and returns a new instance
+  of the class of an ``nn.Module`` object the named (imported or trusted) module already holds.
+
 What such a file can do is build admitted classes from data (numbers, strings, tensors) and set
 their attributes: the classes' own code runs, none of the file's. The globals are read from the
 pickle's opcodes first (``torch.serialization.get_unsafe_globals_in_checkpoint``, which executes
@@ -41,7 +51,10 @@ DATA_CLASSES = ("transformers.configuration_utils.PretrainedConfig",
                 "transformers.configuration_utils.PreTrainedConfig",
                 "transformers.generation.configuration_utils.GenerationConfig",
                 # torch.nn.utils.prune's forward pre-hooks: a mask recipe (amount, dim), no code of their own.
-                "torch.nn.utils.prune.BasePruningMethod")
+                "torch.nn.utils.prune.BasePruningMethod",
+                # An enum member is rebuilt by calling its class with the value: a lookup among the
+                # members the class's own module defined.
+                "enum.Enum")
 
 #: torch's handle of a C++ (torchbind) object, as quantized modules hold their packed weights: the
 #: file gives it data, the registered C++ class's own ``__setstate__`` rebuilds it.
@@ -104,6 +117,34 @@ def _resolve(full: str) -> tuple[Any, str]:
 TENSOR_FUNCTION_MODULES = ("torch._C._nn.", "torch.nn.functional.", "torch._C._VariableFunctions.")
 
 
+_REBUILD_REFUSED = "the file asks to rebuild"
+
+
+def fresh_module_like(module_name: str, attribute: str) -> Any:
+    """A new instance of the class of the ``nn.Module`` object ``module_name.attribute``.
+
+    Stands in for ``kernels``' ``_rebuild_kernel_func``, which imports any module a file names. Here
+    the module must be imported already or lie under a trusted package (as for classes), and the
+    attribute must be an ``nn.Module`` (its class, created by the module's own code, is built with no
+    arguments). The class is admitted for the pickle's following BUILD, which sets its attributes.
+    """
+    import torch
+
+    obj, where = _resolve(f"{module_name}.{attribute}")
+    if obj is None or not isinstance(obj, torch.nn.Module) or _blocked(type(obj).__module__):
+        why = where if obj is None else f"a {type(obj).__name__}, not a torch.nn.Module"
+        raise torch.serialization.pickle.UnpicklingError(f"{_REBUILD_REFUSED} {module_name}.{attribute}, "
+                                                         f"which is refused: {why}")
+    cls = type(obj)
+    torch.serialization.add_safe_globals([(cls, f"{cls.__module__}.{cls.__qualname__}")])
+    return cls()
+
+
+#: Functions a file may name that rebuild an object from names: each is replaced, while the file is
+#: read, by the harness's restricted equivalent (the original is never called).
+REBUILDERS = {"kernels._internals.layer.layer._rebuild_kernel_func": fresh_module_like}
+
+
 def _is_data_class(cls: type) -> bool:
     return any(f"{b.__module__}.{b.__qualname__}" in DATA_CLASSES for b in cls.__mro__)
 
@@ -112,6 +153,8 @@ def admit(full: str) -> tuple[Any, str]:
     """``(class, "")`` when a file may name the global ``full``; else ``(None, why not)``."""
     import torch
 
+    if full in REBUILDERS:
+        return REBUILDERS[full], ""
     obj, where = _resolve(full)
     if obj is None:
         return None, where
@@ -169,11 +212,16 @@ def load_module(path: str | Path, *, what: str, instead: str) -> Any:
     if refused:
         raise UnsafeFile(f"{what} {path} names {', '.join(refused)}: loading it would run code the file "
                          f"chooses, so it is refused; {instead}", file=str(path))
+    # fresh_module_like admits the classes it builds while the file is read; none outlives the load.
+    before = torch.serialization.get_safe_globals()
     try:
         with torch.serialization.safe_globals(allowed):
             obj = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - as above: a damaged file fails in any of torch's readers
         raise UnsafeFile(f"{what} {path}: cannot be loaded ({_reason(exc)}); {instead}", file=str(path)) from None
+    finally:
+        torch.serialization.clear_safe_globals()
+        torch.serialization.add_safe_globals(before)
     if not isinstance(obj, torch.nn.Module):
         raise UnsafeFile(f"{what} {path} holds a {type(obj).__name__}, not a torch.nn.Module; {instead}",
                          file=str(path))
@@ -203,6 +251,8 @@ def _reason(exc: BaseException) -> str:
         return "the file ends early: truncated or empty"
     if "zip archive" in whole or "central directory" in whole or "invalid load key" in whole:
         return "not a torch zip file: truncated, empty or of another format"
+    if _REBUILD_REFUSED in whole:
+        return _REBUILD_REFUSED + whole.split(_REBUILD_REFUSED, 1)[1].splitlines()[0]
     if "Weights only load failed" in whole:
         names = [line.split("GLOBAL", 1)[1].split()[0] for line in whole.splitlines() if "GLOBAL" in line][:1]
         held = f" (it names {names[0]})" if names else ""

@@ -138,3 +138,74 @@ def test_trusting_a_plugin_never_trusts_the_standard_library():
     trust_package("types")  # a plugin object whose class lives in the standard library
     trust_package("os.path")
     assert "types" not in TRUSTED_PACKAGES and "os" not in TRUSTED_PACKAGES
+
+
+class _Colour(__import__("enum").Flag):
+    RED = 1
+    BLUE = 2
+
+
+class _WithEnum(__import__("torch").nn.Module):
+    def __init__(self):
+        super().__init__()
+        self.lin = __import__("torch").nn.Linear(2, 2)
+        self.mode = _Colour.BLUE
+
+
+def test_an_enum_member_attribute_loads_back_as_the_same_member(tmp_path):
+    """transformers 5 modules keep a kernels ``Mode`` flag (``_kernels_mode``) as an attribute."""
+    import torch
+
+    torch.save(_WithEnum(), tmp_path / "e.pt")
+    back = load_module(tmp_path / "e.pt", what="module", instead="x")
+    assert back.mode is _Colour.BLUE
+
+
+def test_a_hugging_face_llama_with_kernel_function_modules_loads_back_the_same(tmp_path):
+    """transformers 5 attention layers hold ``_kernel_funcs``: modules pickled as a call of kernels'
+    ``_rebuild_kernel_func``, which the loader answers with its own restricted rebuild."""
+    import torch
+
+    transformers = pytest.importorskip("transformers")
+    config = transformers.LlamaConfig(hidden_size=16, num_hidden_layers=1, num_attention_heads=2,
+                                      num_key_value_heads=2, intermediate_size=24, vocab_size=50)
+    torch.manual_seed(0)
+    lm = transformers.LlamaForCausalLM(config).eval()
+    torch.save(lm, tmp_path / "lm.pt")
+    before = torch.serialization.get_safe_globals()
+    back = load_module(tmp_path / "lm.pt", what="module", instead="x").eval()
+    assert set(torch.serialization.get_safe_globals()) == set(before)  # nothing admitted outlives the load
+    ids = torch.randint(0, 50, (1, 7))
+    with torch.no_grad():
+        assert torch.equal(back(ids).logits, lm(ids).logits)
+
+
+class _Rebuild:
+    """Pickles as a call of kernels' rebuild function with names the file chooses."""
+
+    def __init__(self, func, module, attribute):
+        self.args = func, module, attribute
+
+    def __reduce__(self):
+        func, module, attribute = self.args
+        return func, (module, attribute)
+
+
+@pytest.mark.parametrize(("module", "attribute"), [("antigravity", "fly"), ("os", "system"),
+                                                   ("subprocess", "Popen"), ("torch.fx", "GraphModule")])
+def test_the_kernel_rebuild_never_imports_or_builds_what_the_file_names(tmp_path, module, attribute):
+    import sys
+
+    import torch
+
+    layer = pytest.importorskip("kernels._internals.layer.layer")
+    if not hasattr(layer, "_rebuild_kernel_func"):
+        pytest.skip("this kernels version has no _rebuild_kernel_func")
+    wrapper = torch.nn.Module()
+    wrapper.funcs = {"f": _Rebuild(layer._rebuild_kernel_func, module, attribute)}
+    torch.save(wrapper, tmp_path / "r.pt")
+    had = module in sys.modules
+    with pytest.raises(UnsafeFile) as err:
+        load_module(tmp_path / "r.pt", what="module", instead="x")
+    assert f"{module}.{attribute}" in str(err.value) and str(tmp_path / "r.pt") in str(err.value)
+    assert (module in sys.modules) == had
